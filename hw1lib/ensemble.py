@@ -1,0 +1,93 @@
+"""N models of one architecture, stored as stacked tensors and run at once.
+
+`torch.func.stack_module_state` stacks the parameters of N independently
+initialised modules along a new leading dimension; `functional_call` under
+`vmap` then runs all N in one call. Because Adam is elementwise, one
+`torch.optim.Adam` over the stacked tensors, stepped on the *sum* of the N
+per-model losses, updates every model exactly as its own optimizer would.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+def seeded_init(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a module with its initial weights drawn from `seed`, leaving the
+    caller's global RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+class Ensemble:
+    """N copies of one architecture with independent weights.
+
+    params[name]: [N, *shape] leaf tensors with requires_grad. Call with
+    x of shape [N, B, ...] (each model its own batch) or, with
+    shared=True, [B, ...] (one batch for all). Output [N, B, ...].
+    """
+
+    def __init__(self, build: Callable[[], nn.Module], seeds: Sequence[int],
+                 device: torch.device, dtype: torch.dtype = torch.float32):
+        models = [seeded_init(build, s).to(device=device, dtype=dtype) for s in seeds]
+        params, buffers = stack_module_state(models)
+        self.seeds = tuple(seeds)
+        self.device, self.dtype = device, dtype
+        self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        self.buffers = buffers
+        self._base = copy.deepcopy(models[0]).to("meta")
+
+        def call(p, b, x):
+            return functional_call(self._base, (p, b), (x,))
+
+        self._call = call
+        self._per = vmap(call, in_dims=(0, 0, 0))
+        self._shared = vmap(call, in_dims=(0, 0, None))
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        if len(self) == 1:
+            # One model: skip vmap, whose bookkeeping costs more than the
+            # forward pass of a small net at small batch sizes.
+            p = {k: v[0] for k, v in self.params.items()}
+            b = {k: v[0] for k, v in self.buffers.items()}
+            return self._call(p, b, x if shared else x[0]).unsqueeze(0)
+        return (self._shared if shared else self._per)(self.params, self.buffers, x)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def num_params(self) -> int:
+        """Parameters of ONE member."""
+        return sum(v[0].numel() for v in self.params.values())
+
+    def state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's weights, detached copies, as an ordinary state_dict."""
+        out = {k: v[i].detach().clone() for k, v in self.params.items()}
+        out.update({k: v[i].detach().clone() for k, v in self.buffers.items()})
+        return out
+
+    def stacked_state(self) -> dict[str, torch.Tensor]:
+        """All weights stacked [N, ...], detached copies (what the cache stores)."""
+        out = {k: v.detach().clone() for k, v in self.params.items()}
+        out.update({k: v.detach().clone() for k, v in self.buffers.items()})
+        return out
+
+    def load_stacked_state(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k, v in self.params.items():
+                v.copy_(state[k])
+            for k, v in self.buffers.items():
+                v.copy_(state[k])
+
+    def grad_norms(self) -> torch.Tensor:
+        """[N] L2 norm of each member's gradient over all its parameters."""
+        sq = sum(v.grad.pow(2).flatten(1).sum(1) for v in self.params.values() if v.grad is not None)
+        return torch.as_tensor(sq).sqrt()

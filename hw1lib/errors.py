@@ -1,0 +1,25 @@
+"""Errors a user can cause. Each carries one sentence: what went wrong and what to do."""
+
+
+class Hw1libError(Exception):
+    """Base class: a problem with the user's input, data or machine, not a bug."""
+
+
+class ConfigError(Hw1libError, ValueError):
+    """A profile name or a config key that does not exist."""
+
+
+class DeviceError(Hw1libError, RuntimeError):
+    """A device was asked for that this machine does not have."""
+
+
+class DataError(Hw1libError, RuntimeError):
+    """Data missing, corrupted or impossible to fetch."""
+
+
+class ChecksumError(DataError):
+    """A data file whose SHA-256 does not match the published one."""
+
+
+class TrainingDiverged(Hw1libError, FloatingPointError):
+    """The loss became NaN or infinite."""

@@ -1,0 +1,1 @@
+"""One module per report section: config dataclass, PROFILES, run function."""

@@ -1,0 +1,172 @@
+"""Section 1-1: deep vs shallow nets at equal parameter count.
+
+1-1a fits 1-D functions with MLPs of several depths (full-batch Adam; every
+(function, seed) pair of one depth trains at once as one vmapped ensemble).
+1-1b trains CNNs of several depths on MNIST.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import cache
+from ..config import make_config
+from ..data import load_mnist
+from ..device import resolve_device
+from ..ensemble import Ensemble
+from ..functions import target
+from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
+from ..train import fit_classifier, fit_full_batch
+
+
+# ------------------------------------------------------------------ 1-1a
+@dataclass(frozen=True)
+class FunctionFitConfig:
+    functions: tuple[str, ...] = ("sinc", "sign", "chirp")
+    depths: tuple[int, ...] = (1, 3, 6)   # hidden layers: shallow, medium, deep
+    target_params: int = 571               # the classic choice; matched within 1%
+    n_points: int = 1000                   # evenly spaced on [-1, 1]
+    epochs: int = 20_000                   # full-batch steps
+    lr: float = 1e-3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "auto"
+
+
+FUNCTION_FIT_PROFILES = {
+    "smoke": dict(depths=(1, 3), epochs=30, seeds=(0,), n_points=64),
+    "quick": dict(epochs=2_000, seeds=(0, 1)),
+    "full": dict(),
+}
+
+
+def function_fit_config(profile: str = "quick", **overrides) -> FunctionFitConfig:
+    return make_config(FunctionFitConfig, FUNCTION_FIT_PROFILES, profile, **overrides)
+
+
+def function_fit_models(cfg: FunctionFitConfig) -> list[dict]:
+    """One row per depth: name, hidden widths, parameter count."""
+    rows = []
+    for d in cfg.depths:
+        widths = mlp_widths_for_params(d, cfg.target_params)
+        rows.append(dict(name=f"{d}-hidden", depth=d, widths=widths,
+                         params=count_params(mlp(1, widths, 1))))
+    return rows
+
+
+def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    (depth,) = cfg.depths
+    widths = mlp_widths_for_params(depth, cfg.target_params)
+    F_, S = len(cfg.functions), len(cfg.seeds)
+    members = [(f, s) for f in cfg.functions for s in cfg.seeds]
+    ens = Ensemble(lambda: mlp(1, widths, 1), [s for _, s in members], dev)
+    x = torch.linspace(-1, 1, cfg.n_points, device=dev).unsqueeze(-1)   # [n, 1]
+    y = torch.stack([target(f, x) for f, _ in members])                  # [N, n, 1]
+    loss = fit_full_batch(ens, x.expand(len(members), -1, -1), y, epochs=cfg.epochs,
+                          lr=cfg.lr, progress=progress, desc=f"1-1a depth {depth}")
+    with torch.no_grad():
+        pred = ens(x, shared=True)[..., 0]                                # [N, n]
+    final = loss[-1].reshape(F_, S)
+    summary = {
+        "depth": depth, "widths": list(widths), "params": ens.num_params(),
+        "final_loss_mean": {f: float(final[i].mean()) for i, f in enumerate(cfg.functions)},
+        "final_loss_std": {f: float(final[i].std()) for i, f in enumerate(cfg.functions)},
+    }
+    return cache.Result(
+        arrays={"loss": loss.reshape(-1, F_, S), "pred": pred.cpu().numpy().reshape(F_, S, -1)},
+        summary=summary, weights=ens.stacked_state())
+
+
+def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Result:
+    """Fit every function with every depth and seed.
+
+    Arrays: x [n]; y [F, n]; loss [D, epochs + 1, F, S] (MSE per full-batch
+    step, the last row after the final step); pred [D, F, S, n].
+    """
+    cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+
+    def compute() -> cache.Result:
+        parts = [cache.cached("function_fit_depth", dataclasses.replace(cfg, depths=(d,)),
+                              lambda d=d: _fit_one_depth(dataclasses.replace(cfg, depths=(d,)), progress))
+                 for d in cfg.depths]
+        x = torch.linspace(-1, 1, cfg.n_points)
+        arrays = {
+            "x": x.numpy(),
+            "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
+            "loss": np.stack([p.arrays["loss"] for p in parts]),
+            "pred": np.stack([p.arrays["pred"] for p in parts]),
+        }
+        summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("function_fit", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-1b
+@dataclass(frozen=True)
+class MnistModelsConfig:
+    depths: tuple[int, ...] = (1, 2, 4)   # conv blocks: shallow, medium, deep
+    target_params: int = 10_000
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    seeds: tuple[int, ...] = (0, 1)
+    train_subset: int | None = None       # first n training images; None = all 60,000
+    test_subset: int | None = None        # first n test images; None = all 10,000
+    device: str = "auto"
+
+
+MNIST_MODELS_PROFILES = {
+    "smoke": dict(depths=(1, 2), epochs=1, seeds=(0,), train_subset=512, test_subset=512),
+    "quick": dict(epochs=3, seeds=(0,), train_subset=10_000),
+    "full": dict(),
+}
+
+
+def mnist_models_config(profile: str = "quick", **overrides) -> MnistModelsConfig:
+    return make_config(MnistModelsConfig, MNIST_MODELS_PROFILES, profile, **overrides)
+
+
+def mnist_models(cfg: MnistModelsConfig) -> list[dict]:
+    rows = []
+    for d in cfg.depths:
+        spec = cnn_for_params(d, cfg.target_params)
+        model = spec.build()
+        rows.append(dict(name=f"CNN-{d}", depth=d, layers=describe(model), params=count_params(model)))
+    return rows
+
+
+def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    (depth,) = cfg.depths
+    spec = cnn_for_params(depth, cfg.target_params)
+    data = load_mnist(dev)
+    ens = Ensemble(spec.build, cfg.seeds, dev)
+    hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test.subset(cfg.test_subset),
+                          epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                          progress=progress, desc=f"1-1b CNN-{depth}")
+    summary = {"depth": depth, "params": ens.num_params(), "channels": list(spec.channels),
+               "hidden": spec.hidden}
+    for k, v in hist.items():
+        summary[f"final_{k}_mean"] = float(v[-1].mean())
+        summary[f"final_{k}_std"] = float(v[-1].std())
+    return cache.Result(hist, summary, weights=ens.stacked_state())
+
+
+def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Result:
+    """Train every depth with every seed. Arrays: train_loss, train_acc,
+    test_loss, test_acc, each [D, epochs + 1, S] (row 0 = at initialisation)."""
+    cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+
+    def compute() -> cache.Result:
+        parts = [cache.cached("mnist_cnn_depth", dataclasses.replace(cfg, depths=(d,)),
+                              lambda d=d: _train_one_depth(dataclasses.replace(cfg, depths=(d,)), progress))
+                 for d in cfg.depths]
+        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("mnist_models", cfg, compute)

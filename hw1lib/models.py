@@ -1,0 +1,151 @@
+"""Model builders and parameter matching.
+
+Models of different depth are compared at (almost) the same number of
+parameters, so the helpers here solve for layer widths that hit a target
+count within a relative tolerance (1% by default).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- MLP
+def mlp(in_dim: int, widths: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Fully connected ReLU net: in_dim -> widths[0] -> ... -> out_dim.
+
+    Input [B, in_dim] (or [B, 1, 28, 28], flattened), output [B, out_dim].
+    """
+    layers: list[nn.Module] = [nn.Flatten()]
+    d = in_dim
+    for w in widths:
+        layers += [nn.Linear(d, w), nn.ReLU()]
+        d = w
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def mlp_param_count(in_dim: int, widths: tuple[int, ...], out_dim: int) -> int:
+    dims = (in_dim, *widths, out_dim)
+    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def _check(target: int, count: int, rtol: float, what: str) -> None:
+    if abs(count - target) > rtol * target:
+        raise ConfigError(
+            f"No {what} has {target} parameters within {rtol:.0%} (best: {count}); "
+            "choose a larger target or fewer layers."
+        )
+
+
+def mlp_widths_for_params(depth: int, target: int, in_dim: int = 1, out_dim: int = 1,
+                          rtol: float = 0.01) -> tuple[int, ...]:
+    """Hidden widths of a `depth`-hidden-layer MLP with ~`target` parameters.
+
+    All hidden layers share one width w except the first, whose width a is
+    solved for exactly (the count is linear in a); among the solutions within
+    `rtol`, the one with a closest to w (the most uniform net) wins.
+    """
+    if depth < 1:
+        raise ConfigError(f"depth must be >= 1, got {depth}.")
+    best: tuple[float, int, tuple[int, ...]] | None = None
+    for w in range(1, target + 1):
+        if depth == 1:
+            cands = [(w,)]
+        else:
+            # count(a) = c1 * a + c0 for widths (a, w, ..., w)
+            c0 = mlp_param_count(0, (0, *[w] * (depth - 1)), out_dim)
+            c1 = in_dim + 1 + w
+            a = max(1, round((target - c0) / c1))
+            cands = [(a, *[w] * (depth - 1))]
+        for widths in cands:
+            n = mlp_param_count(in_dim, widths, out_dim)
+            err = abs(n - target) / target
+            score = (err > rtol, abs(widths[0] - widths[-1]), err)
+            if best is None or score < best[0]:
+                best = (score, n, widths)
+        if mlp_param_count(in_dim, (1, *[w] * (depth - 1)), out_dim) > target * (1 + rtol):
+            break
+    assert best is not None
+    _check(target, best[1], rtol, f"{depth}-hidden-layer MLP")
+    return best[2]
+
+
+# ---------------------------------------------------------------- CNN
+@dataclass(frozen=True)
+class CNNSpec:
+    """Conv blocks of `channels` (3x3, ReLU), pooled to 7x7, then a ReLU
+    dense layer of `hidden` units and 10 outputs. Input [B, 1, 28, 28]."""
+    channels: tuple[int, ...]
+    hidden: int
+    n_classes: int = 10
+
+    def build(self) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        c_in = 1
+        depth = len(self.channels)
+        for i, c in enumerate(self.channels):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU()]
+            # Pool 28 -> 7 in total: twice by 2 after the first two blocks, or
+            # once by 4 when there is a single block.
+            if depth == 1:
+                layers.append(nn.MaxPool2d(4))
+            elif i < 2:
+                layers.append(nn.MaxPool2d(2))
+            c_in = c
+        layers += [nn.Flatten(), nn.Linear(c_in * 49, self.hidden), nn.ReLU(),
+                   nn.Linear(self.hidden, self.n_classes)]
+        return nn.Sequential(*layers)
+
+    def param_count(self) -> int:
+        n, c_in = 0, 1
+        for c in self.channels:
+            n += c_in * c * 9 + c
+            c_in = c
+        return n + (c_in * 49 + 1) * self.hidden + (self.hidden + 1) * self.n_classes
+
+
+def cnn_for_params(depth: int, target: int, min_hidden: int = 16, rtol: float = 0.01) -> CNNSpec:
+    """A `depth`-block CNN with ~`target` parameters.
+
+    Channel width c is shared by all blocks; the dense width h is solved
+    for exactly. The widest c that still leaves h >= `min_hidden` wins, so
+    the convolutions hold as much of the budget as the head allows.
+    """
+    if depth < 1:
+        raise ConfigError(f"depth must be >= 1, got {depth}.")
+    best = None
+    for c in range(1, 257):
+        conv = CNNSpec((c,) * depth, 0).param_count() - 10
+        h = round((target - conv - 10) / (49 * c + 1 + 10))
+        if h < min_hidden:
+            break
+        spec = CNNSpec((c,) * depth, h)
+        if abs(spec.param_count() - target) <= rtol * target:
+            best = spec
+    if best is None:
+        raise ConfigError(
+            f"No {depth}-block CNN has {target} parameters within {rtol:.0%} with a dense "
+            f"layer of at least {min_hidden} units; choose a larger target."
+        )
+    return best
+
+
+def describe(model: nn.Module) -> str:
+    """Layer widths as a compact string, e.g. 'Linear 1-190-1' or 'Conv 1-8-8 | Dense 392-32-10'."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    parts = []
+    if convs:
+        parts.append("Conv " + "-".join(str(x) for x in [convs[0].in_channels] + [c.out_channels for c in convs]))
+    if linears:
+        parts.append("Dense " + "-".join(str(x) for x in [linears[0].in_features] + [l.out_features for l in linears]))
+    return " | ".join(parts)

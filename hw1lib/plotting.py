@@ -1,0 +1,74 @@
+"""One figure style for the whole report.
+
+Plot helpers take `ax=` and return it; `save_figure` writes a PNG (for the
+README) and a PDF (vector) copy. Colours are fixed per model index so the
+same model has the same colour in every figure of a section.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .paths import figures_dir
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 130,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+}
+
+
+def use_style() -> None:
+    matplotlib.rcParams.update(STYLE)
+
+
+def color(i: int) -> str:
+    return COLORS[i % len(COLORS)]
+
+
+def save_figure(fig: plt.Figure, name: str, profile: str) -> Path:
+    """Write `<name>.png` and `<name>.pdf` to the figures directory of `profile`
+    (`figures/` for full, `build/figures/<profile>/` otherwise). Returns the PNG path."""
+    out = figures_dir(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}.png"
+    # Fixed metadata keeps regenerated vector files byte-stable across runs.
+    fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    return png
+
+
+def mean_spread(ax: plt.Axes, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,
+                log: bool = False) -> plt.Axes:
+    """Mean of `runs` [len(x), S] as a line, min-max over the S runs as a band.
+
+    With log=True the mean is geometric (the right centre for losses on a log axis).
+    """
+    runs = np.asarray(runs, dtype=float)
+    centre = np.exp(np.log(runs).mean(1)) if log else runs.mean(1)
+    ax.plot(x, centre, color=color, label=label, lw=1.4)
+    if runs.shape[1] > 1:
+        ax.fill_between(x, runs.min(1), runs.max(1), color=color, alpha=0.2, lw=0)
+    if log:
+        ax.set_yscale("log")
+    return ax
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A plain-text table (deterministic, so nbval can compare it)."""
+    cells = [[str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

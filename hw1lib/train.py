@@ -1,0 +1,151 @@
+"""Training loops on device-resident tensors.
+
+Batches are index slices of a per-model random permutation; there is no
+DataLoader and no per-sample transform in the hot loop. Evaluation runs
+over whole splits in large chunks under `torch.inference_mode()`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import Split
+from .ensemble import Ensemble
+from .errors import TrainingDiverged
+
+
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The generator that orders a run's batches; derived from, but not equal
+    to, the seed used for its initial weights."""
+    state = int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
+    return torch.Generator().manual_seed(state)
+
+
+def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch") -> None:
+    """losses [T, N]: raise naming the first non-finite row, if any."""
+    bad = ~torch.isfinite(losses)
+    if bad.any():
+        row, model = (int(i) for i in bad.nonzero()[0])
+        raise TrainingDiverged(
+            f"Training diverged: the loss became {losses[row, model].item()} in {what} "
+            f"{first_epoch + row} (model {model}); lower the learning rate or check the data."
+        )
+
+
+@torch.inference_mode()
+def evaluate(ens: Ensemble, split: Split, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy and accuracy of every member over the whole split.
+
+    Returns (loss [N], accuracy [N]) as float64 numpy arrays.
+    """
+    n = len(split)
+    loss = torch.zeros(len(ens), dtype=torch.float64, device=split.x.device)
+    correct = torch.zeros(len(ens), dtype=torch.float64, device=split.x.device)
+    for s in range(0, n, chunk):
+        x, y = split.x[s:s + chunk], split.y[s:s + chunk]
+        out = ens(x, shared=True)  # [N, b, C]
+        loss += F.cross_entropy(out.transpose(1, 2), y.expand(len(ens), -1), reduction="none").sum(1)
+        correct += (out.argmax(-1) == y).sum(1)
+    return (loss / n).cpu().numpy(), (correct / n).cpu().numpy()
+
+
+def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_size: int,
+                gens: list[torch.Generator], max_steps: int | None = None,
+                grad_norms: list | None = None) -> torch.Tensor:
+    """One epoch of minibatch steps (or its first `max_steps`).
+
+    Every member draws its own permutation from its generator; batches are
+    slices of it, gathered from the device-resident tensors. The last batch
+    may be smaller, as with DataLoader(drop_last=False). Returns the
+    per-step training loss [steps, N] (on the device, not synchronised);
+    appends each step's per-member gradient norm [N] to `grad_norms` if given.
+    """
+    n, N = len(train), len(ens)
+    perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(train.x.device)
+    steps = math.ceil(n / batch_size) if max_steps is None else min(max_steps, math.ceil(n / batch_size))
+    losses = torch.zeros(steps, N, device=train.x.device)
+    for s in range(steps):
+        idx = perm[:, s * batch_size:(s + 1) * batch_size]  # [N, B]
+        out = ens(train.x[idx])  # [N, B, C]
+        loss = F.cross_entropy(out.transpose(1, 2), train.y[idx], reduction="none").mean(1)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # members are independent: d(sum)/d(theta_i) = dL_i/d(theta_i)
+        if grad_norms is not None:
+            grad_norms.append(ens.grad_norms().detach())
+        opt.step()
+        losses[s] = loss.detach()
+    return losses
+
+
+def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
+                   batch_size: int, lr: float, record_steps: bool = False,
+                   progress: bool = True, desc: str = "train") -> dict[str, np.ndarray]:
+    """Train every member with Adam and cross-entropy on `train`.
+
+    Each member shuffles with its own generator (from its seed). After every
+    epoch (and before the first) all members are evaluated on the whole of
+    `train` and `test`. Returns numpy arrays:
+      train_loss, train_acc, test_loss, test_acc: [epochs + 1, N]
+      step_loss, grad_norm: [steps, N] (when record_steps)
+    """
+    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    gens = [shuffle_generator(s) for s in ens.seeds]
+    splits = {"train": train} | ({"test": test} if test is not None else {})
+    hist: dict[str, list] = {f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}
+    step_loss: list[torch.Tensor] = []
+    grad_norm: list[torch.Tensor] | None = [] if record_steps else None
+
+    def log_eval():
+        for k, split in splits.items():
+            loss, acc = evaluate(ens, split)
+            hist[f"{k}_loss"].append(loss)
+            hist[f"{k}_acc"].append(acc)
+
+    log_eval()
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        losses = train_epoch(ens, opt, train, batch_size, gens, grad_norms=grad_norm)
+        _raise_diverged(losses.sum(0, keepdim=True), epoch)
+        step_loss.append(losses)
+        log_eval()
+        bar.set_postfix(train_loss=f"{hist['train_loss'][-1].mean():.4f}",
+                        train_acc=f"{hist['train_acc'][-1].mean():.4f}")
+    result = {k: np.stack(v) for k, v in hist.items()}
+    if record_steps:
+        result["step_loss"] = torch.cat(step_loss).cpu().numpy()
+        result["grad_norm"] = torch.stack(grad_norm).cpu().numpy()
+    return result
+
+
+def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+                   progress: bool = True, desc: str = "fit", check_every: int = 200) -> np.ndarray:
+    """Full-batch Adam on mean squared error, each member on its own data.
+
+    x, y: [N, n, d]. One epoch is one step on the whole set. Returns the
+    training loss of every epoch, measured before that epoch's step,
+    [epochs, N]; the loss of the final weights is appended as row `epochs`
+    so the array is [epochs + 1, N].
+    """
+    N = len(ens)
+    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    losses = torch.empty(epochs + 1, N, dtype=x.dtype, device=x.device)
+    bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
+    for e in range(epochs):
+        loss = (ens(x) - y).pow(2).mean(dim=(1, 2))
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        losses[e] = loss.detach()
+        if (e + 1) % check_every == 0 or e + 1 == epochs:
+            start = max(0, e + 1 - check_every)
+            _raise_diverged(losses[start:e + 1], start + 1)
+            bar.update(e + 1 - bar.n)
+            bar.set_postfix(loss=f"{losses[e].mean().item():.2e}")
+    bar.close()
+    with torch.no_grad():
+        losses[epochs] = (ens(x) - y).pow(2).mean(dim=(1, 2))
+    return losses.cpu().numpy()

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+
+from hw1lib.data import Split
+from hw1lib.ensemble import Ensemble
+from hw1lib.errors import TrainingDiverged
+from hw1lib.functions import target
+from hw1lib.models import cnn_for_params, mlp
+from hw1lib.train import evaluate, fit_classifier, fit_full_batch
+
+CPU = torch.device("cpu")
+
+
+def _small(mnist, n=512):
+    return mnist.train.subset(n), mnist.test.subset(256)
+
+
+def _fit_sinc(seeds, epochs=300, dtype=torch.float32, lr=1e-2):
+    ens = Ensemble(lambda: mlp(1, (16, 16), 1), seeds, CPU, dtype=dtype)
+    x = torch.linspace(-1, 1, 128, dtype=dtype).unsqueeze(-1)
+    y = target("sinc", x)
+    N = len(seeds)
+    loss = fit_full_batch(ens, x.expand(N, -1, -1), y.expand(N, -1, -1), epochs=epochs, lr=lr,
+                          progress=False)
+    return ens, loss
+
+
+def test_full_batch_loss_decreases():
+    _, loss = _fit_sinc([0, 1], epochs=500)
+    assert loss.shape == (501, 2)
+    assert np.all(loss[-1] < 0.2 * loss[0])
+
+
+def test_classifier_loss_decreases_and_is_measured_on_whole_sets(mnist):
+    train, test = _small(mnist)
+    ens = Ensemble(cnn_for_params(1, 10_000).build, [0], CPU)
+    h = fit_classifier(ens, train, test, epochs=3, batch_size=64, lr=3e-3, progress=False)
+    assert h["train_loss"].shape == (4, 1) and h["test_acc"].shape == (4, 1)
+    assert h["train_loss"][-1, 0] < 0.5 * h["train_loss"][0, 0]
+    assert h["train_acc"][-1, 0] > 0.5  # chance is 0.1
+    # the recorded numbers are whole-split evaluations, not last-batch numbers
+    loss, acc = evaluate(ens, train)
+    assert np.allclose(loss, h["train_loss"][-1]) and np.allclose(acc, h["train_acc"][-1])
+
+
+def test_same_seed_gives_identical_histories(mnist):
+    train, test = _small(mnist, 256)
+    runs = []
+    for _ in range(2):
+        ens = Ensemble(cnn_for_params(2, 10_000).build, [7], CPU)
+        runs.append(fit_classifier(ens, train, test, epochs=2, batch_size=32, lr=1e-3,
+                                   record_steps=True, progress=False))
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+    a = _fit_sinc([3], epochs=50)[1]
+    b = _fit_sinc([3], epochs=50)[1]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_different_seeds_differ(mnist):
+    _, loss = _fit_sinc([0, 1], epochs=20)
+    assert not np.allclose(loss[:, 0], loss[:, 1])
+
+
+def test_ensemble_equals_runs_one_by_one_full_batch():
+    seeds = [0, 1, 2]
+    ens, together = _fit_sinc(seeds, epochs=200, dtype=torch.float64)
+    for i, s in enumerate(seeds):
+        single, alone = _fit_sinc([s], epochs=200, dtype=torch.float64)
+        np.testing.assert_allclose(together[:, i], alone[:, 0], rtol=1e-9, atol=1e-12)
+        for k, v in single.state_dict(0).items():
+            torch.testing.assert_close(ens.state_dict(i)[k], v, rtol=1e-9, atol=1e-12)
+
+
+def test_ensemble_equals_runs_one_by_one_minibatch(mnist):
+    train, test = _small(mnist, 256)
+    build = cnn_for_params(2, 10_000).build
+    seeds = [0, 5]
+    together = fit_classifier(Ensemble(build, seeds, CPU), train, test, epochs=1, batch_size=32,
+                              lr=1e-3, record_steps=True, progress=False)
+    for i, s in enumerate(seeds):
+        alone = fit_classifier(Ensemble(build, [s], CPU), train, test, epochs=1, batch_size=32,
+                               lr=1e-3, record_steps=True, progress=False)
+        for k in alone:
+            np.testing.assert_allclose(together[k][:, i], alone[k][:, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_evaluate_matches_plain_module(mnist):
+    """Oracle: the member's weights loaded into an ordinary nn.Module."""
+    build = cnn_for_params(2, 10_000).build
+    ens = Ensemble(build, [0, 1], CPU)
+    split = mnist.test.subset(300)
+    loss, acc = evaluate(ens, split, chunk=128)
+    for i in range(2):
+        model = build()
+        model.load_state_dict(ens.state_dict(i))
+        with torch.no_grad():
+            out = model(split.x)
+        ref_loss = torch.nn.functional.cross_entropy(out, split.y).item()
+        ref_acc = (out.argmax(1) == split.y).double().mean().item()
+        assert loss[i] == pytest.approx(ref_loss, rel=1e-5) and acc[i] == pytest.approx(ref_acc)
+
+
+def test_seeded_init_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    Ensemble(lambda: mlp(1, (4,), 1), [0, 1], CPU)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_nan_loss_stops_with_the_epoch_named():
+    ens = Ensemble(lambda: mlp(1, (4,), 1), [0], CPU)
+    x = torch.linspace(-1, 1, 16).view(1, -1, 1)
+    y = torch.zeros_like(x)
+    y[0, 3] = float("nan")
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 1 .*lower the learning rate"):
+        fit_full_batch(ens, x, y, epochs=10, lr=1e-3, progress=False, check_every=5)
+
+
+def test_diverging_classifier_names_epoch(mnist):
+    train = Split(mnist.train.x[:64].clone(), mnist.train.y[:64])
+    train.x[5] = float("inf")
+    ens = Ensemble(lambda: mlp(784, (8,), 10), [0], CPU)
+    with pytest.raises(TrainingDiverged, match="in epoch 1 "):
+        fit_classifier(ens, train, None, epochs=2, batch_size=64, lr=1e-3, progress=False)
