@@ -49,8 +49,38 @@ class Ensemble:
         self._per = vmap(call, in_dims=(0, 0, 0))
         self._shared = vmap(call, in_dims=(0, 0, None))
 
+    @classmethod
+    def from_stacked(cls, build: Callable[[], nn.Module], state: dict[str, torch.Tensor],
+                     device: torch.device) -> "Ensemble":
+        """An ensemble holding given stacked weights [N, ...] (e.g. points of a
+        loss-surface grid, or a cached run). Its seeds are -1 (not trained here)."""
+        n = len(next(iter(state.values())))
+        ens = cls(build, [0], device, dtype=next(iter(state.values())).dtype)
+        ens.seeds = (-1,) * n
+        ens.params = {k: state[k].to(device).detach().clone().requires_grad_(True) for k in ens.params}
+        ens.buffers = {k: state[k].to(device).detach().clone() for k in ens.buffers}
+        return ens
+
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def flat_params(self) -> torch.Tensor:
+        """All members' parameters flattened, [N, P], detached copy, in params order."""
+        return torch.cat([v.detach().flatten(1) for v in self.params.values()], 1)
+
+    def param_slices(self) -> dict[str, slice]:
+        """Where each named parameter lies in a flat vector of `flat_params`."""
+        out, start = {}, 0
+        for k, v in self.params.items():
+            n = v[0].numel()
+            out[k] = slice(start, start + n)
+            start += n
+        return out
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inverse of `flat_params`: [N, P] -> {name: [N, *shape]}."""
+        return {k: flat[:, s].reshape(len(flat), *self.params[k].shape[1:])
+                for k, s in self.param_slices().items()}
 
     def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         if len(self) == 1:

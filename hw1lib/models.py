@@ -19,15 +19,20 @@ def count_params(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------- MLP
-def mlp(in_dim: int, widths: tuple[int, ...], out_dim: int) -> nn.Sequential:
-    """Fully connected ReLU net: in_dim -> widths[0] -> ... -> out_dim.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(in_dim: int, widths: tuple[int, ...], out_dim: int, activation: str = "relu") -> nn.Sequential:
+    """Fully connected net: in_dim -> widths[0] -> ... -> out_dim, ReLU (or tanh) between.
 
     Input [B, in_dim] (or [B, 1, 28, 28], flattened), output [B, out_dim].
     """
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"Unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
     layers: list[nn.Module] = [nn.Flatten()]
     d = in_dim
     for w in widths:
-        layers += [nn.Linear(d, w), nn.ReLU()]
+        layers += [nn.Linear(d, w), ACTIVATIONS[activation]()]
         d = w
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)

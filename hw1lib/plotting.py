@@ -18,6 +18,7 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 
 STYLE = {
     "figure.dpi": 100,
+    "figure.constrained_layout.use": True,
     "savefig.dpi": 130,
     "axes.grid": True,
     "grid.alpha": 0.3,

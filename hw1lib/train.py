@@ -25,6 +25,13 @@ def shuffle_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(state)
 
 
+def make_adam(ens: Ensemble, lr: float) -> torch.optim.Adam:
+    """torch.optim.Adam over the stacked parameters. Adam is elementwise, so each
+    member is updated exactly as by its own optimizer. (fused=True saves only
+    ~3% here and is not bitwise equal to the default; not worth the drift.)"""
+    return torch.optim.Adam(ens.parameters(), lr=lr)
+
+
 def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch") -> None:
     """losses [T, N]: raise naming the first non-finite row, if any."""
     bad = ~torch.isfinite(losses)
@@ -53,6 +60,12 @@ def evaluate(ens: Ensemble, split: Split, chunk: int = 4096) -> tuple[np.ndarray
     return (loss / n).cpu().numpy(), (correct / n).cpu().numpy()
 
 
+def gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """t[idx] for a 2-D index [N, B] -> [N, B, *t.shape[1:]], via index_select on a
+    flat view (about 3x faster on CPU than advanced indexing)."""
+    return t.reshape(len(t), -1).index_select(0, idx.flatten()).view(*idx.shape, *t.shape[1:])
+
+
 def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_size: int,
                 gens: list[torch.Generator], max_steps: int | None = None,
                 grad_norms: list | None = None) -> torch.Tensor:
@@ -70,8 +83,9 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
     losses = torch.zeros(steps, N, device=train.x.device)
     for s in range(steps):
         idx = perm[:, s * batch_size:(s + 1) * batch_size]  # [N, B]
-        out = ens(train.x[idx])  # [N, B, C]
-        loss = F.cross_entropy(out.transpose(1, 2), train.y[idx], reduction="none").mean(1)
+        x, y = gather(train.x, idx), gather(train.y, idx)    # [N, B, ...], [N, B]
+        out = ens(x)  # [N, B, C]
+        loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(idx.shape).mean(1)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # members are independent: d(sum)/d(theta_i) = dL_i/d(theta_i)
         if grad_norms is not None:
@@ -83,7 +97,8 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
 
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
                    batch_size: int, lr: float, record_steps: bool = False,
-                   progress: bool = True, desc: str = "train") -> dict[str, np.ndarray]:
+                   snapshot_every: int = 0, progress: bool = True,
+                   desc: str = "train") -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
 
     Each member shuffles with its own generator (from its seed). After every
@@ -91,8 +106,11 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     `train` and `test`. Returns numpy arrays:
       train_loss, train_acc, test_loss, test_acc: [epochs + 1, N]
       step_loss, grad_norm: [steps, N] (when record_steps)
+      snapshots [K, N, P], snapshot_epochs [K] (when snapshot_every > 0):
+        the flattened weights at epoch 0 and every `snapshot_every` epochs.
     """
     opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    snaps, snap_epochs = [], []
     gens = [shuffle_generator(s) for s in ens.seeds]
     splits = {"train": train} | ({"test": test} if test is not None else {})
     hist: dict[str, list] = {f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}
@@ -105,39 +123,53 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
             hist[f"{k}_loss"].append(loss)
             hist[f"{k}_acc"].append(acc)
 
+    def snapshot(epoch):
+        if snapshot_every and epoch % snapshot_every == 0:
+            snaps.append(ens.flat_params().cpu())
+            snap_epochs.append(epoch)
+
     log_eval()
+    snapshot(0)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         losses = train_epoch(ens, opt, train, batch_size, gens, grad_norms=grad_norm)
         _raise_diverged(losses.sum(0, keepdim=True), epoch)
         step_loss.append(losses)
         log_eval()
+        snapshot(epoch)
         bar.set_postfix(train_loss=f"{hist['train_loss'][-1].mean():.4f}",
                         train_acc=f"{hist['train_acc'][-1].mean():.4f}")
     result = {k: np.stack(v) for k, v in hist.items()}
     if record_steps:
         result["step_loss"] = torch.cat(step_loss).cpu().numpy()
         result["grad_norm"] = torch.stack(grad_norm).cpu().numpy()
+    if snapshot_every:
+        result["snapshots"] = torch.stack(snaps).numpy()
+        result["snapshot_epochs"] = np.array(snap_epochs)
     return result
 
 
 def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
-                   progress: bool = True, desc: str = "fit", check_every: int = 200) -> np.ndarray:
+                   progress: bool = True, desc: str = "fit", check_every: int = 200,
+                   grad_norms: list | None = None) -> np.ndarray:
     """Full-batch Adam on mean squared error, each member on its own data.
 
     x, y: [N, n, d]. One epoch is one step on the whole set. Returns the
     training loss of every epoch, measured before that epoch's step,
     [epochs, N]; the loss of the final weights is appended as row `epochs`
-    so the array is [epochs + 1, N].
+    so the array is [epochs + 1, N]. If `grad_norms` is a list, each
+    step's per-member gradient norm [N] (of the same loss) is appended.
     """
     N = len(ens)
-    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    opt = make_adam(ens, lr)
     losses = torch.empty(epochs + 1, N, dtype=x.dtype, device=x.device)
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
     for e in range(epochs):
         loss = (ens(x) - y).pow(2).mean(dim=(1, 2))
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
+        if grad_norms is not None:
+            grad_norms.append(ens.grad_norms().detach())
         opt.step()
         losses[e] = loss.detach()
         if (e + 1) % check_every == 0 or e + 1 == epochs:

@@ -22,6 +22,16 @@ from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for
 from ..train import fit_classifier, fit_full_batch
 
 
+def _per_depth(experiment: str, cfg, train_one, progress: bool) -> list[cache.Result]:
+    """One cache entry per depth, so an interrupted report resumes at the
+    depth it was training rather than from scratch."""
+    out = []
+    for d in cfg.depths:
+        one = dataclasses.replace(cfg, depths=(d,))
+        out.append(cache.cached(experiment, one, lambda one=one: train_one(one, progress)))
+    return out
+
+
 # ------------------------------------------------------------------ 1-1a
 @dataclass(frozen=True)
 class FunctionFitConfig:
@@ -37,7 +47,7 @@ class FunctionFitConfig:
 
 FUNCTION_FIT_PROFILES = {
     "smoke": dict(depths=(1, 3), epochs=30, seeds=(0,), n_points=64),
-    "quick": dict(epochs=2_000, seeds=(0, 1)),
+    "quick": dict(epochs=5_000, seeds=(0, 1)),
     "full": dict(),
 }
 
@@ -89,9 +99,7 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
 
     def compute() -> cache.Result:
-        parts = [cache.cached("function_fit_depth", dataclasses.replace(cfg, depths=(d,)),
-                              lambda d=d: _fit_one_depth(dataclasses.replace(cfg, depths=(d,)), progress))
-                 for d in cfg.depths]
+        parts = _per_depth("function_fit_depth", cfg, _fit_one_depth, progress)
         x = torch.linspace(-1, 1, cfg.n_points)
         arrays = {
             "x": x.numpy(),
@@ -121,7 +129,7 @@ class MnistModelsConfig:
 
 MNIST_MODELS_PROFILES = {
     "smoke": dict(depths=(1, 2), epochs=1, seeds=(0,), train_subset=512, test_subset=512),
-    "quick": dict(epochs=3, seeds=(0,), train_subset=10_000),
+    "quick": dict(epochs=3, seeds=(0,), train_subset=20_000),
     "full": dict(),
 }
 
@@ -162,9 +170,7 @@ def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Res
     cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
 
     def compute() -> cache.Result:
-        parts = [cache.cached("mnist_cnn_depth", dataclasses.replace(cfg, depths=(d,)),
-                              lambda d=d: _train_one_depth(dataclasses.replace(cfg, depths=(d,)), progress))
-                 for d in cfg.depths]
+        parts = _per_depth("mnist_cnn_depth", cfg, _train_one_depth, progress)
         arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)

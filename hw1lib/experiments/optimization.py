@@ -1,0 +1,279 @@
+"""Section 1-2: optimization.
+
+1-2a  8 runs of one MNIST DNN trained together; weight snapshots for one PCA.
+1-2b  gradient norm and loss per iteration (a 1-D function and MNIST).
+1-2c  100 small float64 nets driven to near-zero-gradient points; full Hessian.
+1-2d  loss surface around a trained 1-2a model: random filter-normalised
+      directions and the PCA plane of its trajectory.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import vmap
+
+from .. import cache
+from ..analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
+from ..config import make_config
+from ..critical import hessian_spectrum, minimize_grad_norm
+from ..curvature import FlatLoss, minimal_ratio
+from ..data import load_mnist
+from ..device import resolve_device
+from ..ensemble import Ensemble
+from ..functions import target
+from ..models import mlp, mlp_widths_for_params
+from ..train import fit_classifier, fit_full_batch
+
+
+def _resolved(cfg):
+    return dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+
+
+# ------------------------------------------------------------------ 1-2a
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    hidden: tuple[int, ...] = (32, 32)   # DNN 784 -> hidden -> 10
+    runs: int = 8                        # seeds 0 .. runs-1, trained together
+    epochs: int = 24
+    snapshot_every: int = 3              # epochs between weight snapshots (epoch 0 included)
+    batch_size: int = 128
+    lr: float = 1e-3
+    train_subset: int | None = None      # first n training images; None = all 60,000
+    device: str = "auto"
+
+
+TRAJECTORY_PROFILES = {
+    "smoke": dict(hidden=(8,), runs=2, epochs=2, snapshot_every=1, train_subset=512),
+    "quick": dict(epochs=8, snapshot_every=1, train_subset=10_000),
+    "full": dict(),
+}
+
+
+def trajectory_config(profile: str = "quick", **overrides) -> TrajectoryConfig:
+    return make_config(TrajectoryConfig, TRAJECTORY_PROFILES, profile, **overrides)
+
+
+def _dnn(cfg):
+    return lambda: mlp(784, cfg.hidden, 10)
+
+
+def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result:
+    """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
+    [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
+    of the first layer's weight in a flat vector."""
+    cfg = _resolved(cfg)
+
+    def compute():
+        dev = torch.device(cfg.device)
+        data = load_mnist(dev)
+        ens = Ensemble(_dnn(cfg), list(range(cfg.runs)), dev)
+        hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
+                              batch_size=cfg.batch_size, lr=cfg.lr, snapshot_every=cfg.snapshot_every,
+                              progress=progress, desc="1-2a 8 runs")
+        first = ens.param_slices()["1.weight"]
+        hist["first_layer"] = np.array([first.start, first.stop])
+        summary = {"params": ens.num_params(), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
+                   "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
+                   "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
+        return cache.Result(hist, summary, weights=ens.stacked_state())
+
+    return cache.cached("trajectory", cfg, compute)
+
+
+def trajectory_pca(result: cache.Result, layer: bool = False) -> dict[str, np.ndarray]:
+    """ONE PCA over the snapshots of all runs together (whole model, or the
+    first layer only). Returns coords [K, runs, 2] and explained [2]."""
+    snaps = result.arrays["snapshots"]                          # [K, R, P]
+    if layer:
+        a, b = result.arrays["first_layer"]
+        snaps = snaps[..., a:b]
+    K, R, P = snaps.shape
+    coords, _, explained = pca_2d(snaps.reshape(K * R, P))
+    return {"coords": coords.reshape(K, R, 2), "explained": explained}
+
+
+# ------------------------------------------------------------------ 1-2b
+@dataclass(frozen=True)
+class GradNormConfig:
+    function: str = "sinc"
+    function_depth: int = 1              # hidden layers, ~571 parameters as in 1-1a (the best sinc fit there)
+    function_epochs: int = 5_000         # full-batch steps = iterations
+    function_lr: float = 1e-3
+    n_points: int = 1000
+    mnist_hidden: tuple[int, ...] = (32, 32)
+    mnist_epochs: int = 5
+    mnist_batch_size: int = 128
+    mnist_lr: float = 1e-3
+    train_subset: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+
+GRAD_NORM_PROFILES = {
+    "smoke": dict(function_epochs=50, n_points=64, mnist_hidden=(8,), mnist_epochs=1, train_subset=512),
+    "quick": dict(function_epochs=3_000, mnist_epochs=2, train_subset=20_000),
+    "full": dict(),
+}
+
+
+def grad_norm_config(profile: str = "quick", **overrides) -> GradNormConfig:
+    return make_config(GradNormConfig, GRAD_NORM_PROFILES, profile, **overrides)
+
+
+def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
+    """Arrays: function_loss, function_grad_norm [iterations] (full-batch,
+    the loss and the L2 norm of the gradient over all parameters at the same
+    step); mnist_loss, mnist_grad_norm [iterations] (minibatch, same step)."""
+    cfg = _resolved(cfg)
+
+    def compute():
+        dev = torch.device(cfg.device)
+        widths = mlp_widths_for_params(cfg.function_depth, 571)
+        ens = Ensemble(lambda: mlp(1, widths, 1), [cfg.seed], dev)
+        x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1)
+        gn: list = []
+        loss = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs,
+                              lr=cfg.function_lr, grad_norms=gn, progress=progress, desc="1-2b function")
+        data = load_mnist(dev)
+        ens2 = Ensemble(lambda: mlp(784, cfg.mnist_hidden, 10), [cfg.seed], dev)
+        h = fit_classifier(ens2, data.train.subset(cfg.train_subset), None, epochs=cfg.mnist_epochs,
+                           batch_size=cfg.mnist_batch_size, lr=cfg.mnist_lr, record_steps=True,
+                           progress=progress, desc="1-2b MNIST")
+        arrays = {"function_loss": loss[:-1, 0], "function_grad_norm": torch.stack(gn)[:, 0].cpu().numpy(),
+                  "mnist_loss": h["step_loss"][:, 0], "mnist_grad_norm": h["grad_norm"][:, 0]}
+        summary = {k + "_final": float(v[-1]) for k, v in arrays.items()}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("grad_norm", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-2c
+@dataclass(frozen=True)
+class CriticalConfig:
+    function: str = "sinc"
+    widths: tuple[int, ...] = (10, 10)   # 1 -> 10 -> 10 -> 1: 141 parameters
+    activation: str = "tanh"             # smooth, so the Hessian exists everywhere
+    n_points: int = 256                  # the full training set, evenly spaced on [-1, 1]; more
+                                         # points than parameters, so minima are not flat by construction
+    runs: int = 100                      # seeds 0 .. runs-1, trained together
+    phase1_epochs: int = 5_000           # full-batch Adam on the loss
+    phase1_lr: float = 1e-2
+    grad_tol: float = 1e-4               # stop when the TRUE ||grad L|| < grad_tol
+    max_iters: int = 200                 # phase-2 Levenberg-Marquardt iterations at most
+    device: str = "cpu"                  # float64 small dense linear algebra: CPU is right
+
+
+CRITICAL_PROFILES = {
+    "smoke": dict(runs=4, phase1_epochs=50, max_iters=5),
+    "quick": dict(runs=100, phase1_epochs=3_000, max_iters=50),
+    "full": dict(),
+}
+
+
+def critical_config(profile: str = "quick", **overrides) -> CriticalConfig:
+    return make_config(CriticalConfig, CRITICAL_PROFILES, profile, **overrides)
+
+
+def critical_problem(cfg: CriticalConfig):
+    """(build, x [n, 1], y [n, 1], FlatLoss) of the 1-2c task, float64."""
+    dev = torch.device(cfg.device)
+    build = lambda: mlp(1, cfg.widths, 1, activation=cfg.activation)
+    x = torch.linspace(-1, 1, cfg.n_points, dtype=torch.float64, device=dev).unsqueeze(1)
+    y = target(cfg.function, x)
+    f = FlatLoss(build().double().to(dev), nn.functional.mse_loss, x, y)
+    return build, x, y, f
+
+
+def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
+    """Arrays (one entry per run): phase1_loss [epochs + 1, R]; loss [R] (final
+    loss of the original objective), grad_norm [R] (true, full-batch), reached
+    [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
+    [R, P]; trace [iters + 1, R] (||grad L|| during phase 2)."""
+    cfg = _resolved(cfg)
+
+    def compute():
+        build, x, y, f = critical_problem(cfg)
+        R = cfg.runs
+        ens = Ensemble(build, list(range(R)), x.device, dtype=torch.float64)
+        phase1 = fit_full_batch(ens, x.expand(R, -1, -1), y.expand(R, -1, -1), epochs=cfg.phase1_epochs,
+                                lr=cfg.phase1_lr, progress=progress, desc="1-2c phase 1: L")
+        out = minimize_grad_norm(f, ens.flat_params(), tol=cfg.grad_tol, max_iters=cfg.max_iters,
+                                 progress=progress)
+        theta = out["theta"]
+        eig = hessian_spectrum(f, theta)
+        arrays = {"phase1_loss": phase1, "loss": vmap(f)(theta).cpu().numpy(),
+                  "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
+                  "minimal_ratio": np.array([minimal_ratio(e) for e in eig.cpu().numpy()]),
+                  "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
+        summary = {"params": f.num_params, "runs": R, "reached": int(out["reached"].sum()),
+                   "grad_tol": cfg.grad_tol}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("critical", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-2d
+@dataclass(frozen=True)
+class SurfaceConfig:
+    trajectory: TrajectoryConfig = TrajectoryConfig()   # the trained runs to look around (cached)
+    run: int = 0                         # which of them
+    grid: int = 31                       # points per axis
+    span: float = 1.0                    # random plane: coefficients in [-span, span]
+    margin: float = 0.25                 # PCA plane: extra room around the trajectory
+    eval_subset: int = 10_000            # first n training images the loss is measured on
+    direction_seed: int = 0
+    device: str = "auto"
+
+
+SURFACE_PROFILES = {
+    "smoke": dict(trajectory=trajectory_config("smoke"), grid=5, eval_subset=256),
+    "quick": dict(trajectory=trajectory_config("quick"), grid=15, eval_subset=2_000),
+    "full": dict(),
+}
+
+
+def surface_config(profile: str = "quick", **overrides) -> SurfaceConfig:
+    return make_config(SurfaceConfig, SURFACE_PROFILES, profile, **overrides)
+
+
+def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
+    """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
+    [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
+    path_loss [K]; explained [2]."""
+    cfg = dataclasses.replace(_resolved(cfg), trajectory=_resolved(cfg.trajectory))
+
+    def compute():
+        dev = torch.device(cfg.device)
+        traj = run_trajectory(cfg.trajectory, progress=progress)
+        build = _dnn(cfg.trajectory)
+        template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
+        centre = template.flat_params()[cfg.run]                       # [P], final weights
+        split = load_mnist(dev).train.subset(cfg.eval_subset)
+        g = torch.Generator().manual_seed(cfg.direction_seed)
+        d1 = filter_normalized_direction(template, cfg.run, g)
+        d2 = filter_normalized_direction(template, cfg.run, g)
+        a = b = np.linspace(-cfg.span, cfg.span, cfg.grid)
+        rl, _ = evaluate_points(build, template, plane_grid(centre, d1, d2, a, b), split)
+        # PCA plane of this run's trajectory (Li et al.: PCA of theta_k - theta_final).
+        snaps = torch.as_tensor(traj.arrays["snapshots"][:, cfg.run], device=dev)
+        _, comps, explained = pca_2d((snaps - centre).cpu().numpy())
+        comps = torch.as_tensor(comps, dtype=centre.dtype, device=dev)
+        path = ((snaps - centre) @ comps.T).cpu().numpy()              # [K, 2]
+        lo, hi = path.min(0), path.max(0)
+        pad = cfg.margin * (hi - lo) + 1e-3
+        pa = np.linspace(lo[0] - pad[0], hi[0] + pad[0], cfg.grid)
+        pb = np.linspace(lo[1] - pad[1], hi[1] + pad[1], cfg.grid)
+        pl, _ = evaluate_points(build, template, plane_grid(centre, comps[0], comps[1], pa, pb), split)
+        path_loss, _ = evaluate_points(build, template, snaps, split)
+        arrays = {"random_a": a, "random_b": b, "random_loss": rl.reshape(cfg.grid, cfg.grid),
+                  "pca_a": pa, "pca_b": pb, "pca_loss": pl.reshape(cfg.grid, cfg.grid),
+                  "path": path, "path_loss": path_loss, "explained": explained}
+        summary = {"centre_loss": float(rl.reshape(cfg.grid, cfg.grid)[cfg.grid // 2, cfg.grid // 2]),
+                   "explained": [float(e) for e in explained]}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("surface", cfg, compute)

@@ -1,0 +1,85 @@
+"""Curvature tools against independent oracles."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hw1lib.curvature import FlatLoss, gradient, hessian, hvp, minimal_ratio, top_eigenvalues
+from hw1lib.models import mlp
+
+
+def _flat_loss(seed=0, n=40, widths=(5, 4)):
+    torch.manual_seed(seed)
+    model = mlp(1, widths, 1).double()
+    x = torch.linspace(-1, 1, n, dtype=torch.float64).unsqueeze(1)
+    y = torch.sinc(5 * x)
+    return FlatLoss(model, nn.functional.mse_loss, x, y), model
+
+
+def test_flat_loss_equals_module_loss():
+    f, model = _flat_loss()
+    expected = nn.functional.mse_loss(model(f.x), f.y)
+    assert f(f.theta0).item() == pytest.approx(expected.item(), rel=1e-14)
+    assert f.num_params == sum(p.numel() for p in model.parameters())
+
+
+def test_gradient_matches_autograd():
+    f, model = _flat_loss()
+    nn.functional.mse_loss(model(f.x), f.y).backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    torch.testing.assert_close(gradient(f, f.theta0), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_full_hessian_matches_autograd_functional_hessian():
+    f, _ = _flat_loss()
+    expected = torch.autograd.functional.hessian(f, f.theta0)
+    H = hessian(f, f.theta0)
+    assert H.shape == (f.num_params, f.num_params)
+    torch.testing.assert_close(H, expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(H, H.T, rtol=1e-10, atol=1e-12)
+
+
+def test_full_hessian_matches_finite_differences():
+    f, _ = _flat_loss(seed=1)
+    theta, P, eps = f.theta0, f.num_params, 1e-6
+    fd = torch.empty(P, P, dtype=torch.float64)
+    for i in range(P):
+        e = torch.zeros(P, dtype=torch.float64)
+        e[i] = eps
+        fd[:, i] = (gradient(f, theta + e) - gradient(f, theta - e)) / (2 * eps)
+    torch.testing.assert_close(hessian(f, theta), fd, rtol=1e-5, atol=1e-7)
+
+
+def test_hessian_has_cross_layer_blocks():
+    """A block-diagonal (per-layer) Hessian is a classic mistake; ours is full."""
+    f, _ = _flat_loss()
+    H = hessian(f, f.theta0)
+    first = f.sizes[0]  # first layer's weight
+    assert H[:first, first:].abs().max() > 1e-6
+
+
+def test_hvp_matches_hessian_times_vector():
+    f, _ = _flat_loss(seed=2)
+    v = torch.randn(f.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(hvp(f, f.theta0, v), hessian(f, f.theta0) @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_top_eigenvalues_match_eigvalsh():
+    f, _ = _flat_loss(seed=3)
+    ev = np.linalg.eigvalsh(hessian(f, f.theta0).numpy())
+    top = top_eigenvalues(f, f.theta0, k=3, seed=0, tol=1e-10)
+    np.testing.assert_allclose(top, ev[::-1][:3], rtol=1e-6)
+
+
+def test_top_eigenvalues_are_reproducible_for_a_seed():
+    f, _ = _flat_loss(seed=4)
+    a = top_eigenvalues(f, f.theta0, k=1, seed=5)
+    b = top_eigenvalues(f, f.theta0, k=1, seed=5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_minimal_ratio_hand_cases():
+    assert minimal_ratio([1.0, 2.0, 3.0]) == 1.0
+    assert minimal_ratio([-1.0, 2.0, 0.0, 3.0]) == 0.5  # zero is not positive
+    assert minimal_ratio([1e-12, 1.0], tol=1e-9) == 0.5
+    assert minimal_ratio(np.linalg.eigvalsh(np.diag([-2.0, 1.0, 4.0]))) == pytest.approx(2 / 3)

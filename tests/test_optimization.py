@@ -1,0 +1,106 @@
+"""Section 1-2 tools against oracles: PCA vs numpy SVD, the critical-point
+search vs the true gradient, the Hessian spectrum vs numpy.linalg.eigvalsh,
+loss-surface points vs ordinary module evaluation."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hw1lib.analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
+from hw1lib.critical import hessian_spectrum, minimize_grad_norm
+from hw1lib.curvature import FlatLoss, gradient
+from hw1lib.ensemble import Ensemble
+from hw1lib.models import mlp
+from hw1lib.train import fit_classifier
+
+CPU = torch.device("cpu")
+
+
+def test_pca_matches_numpy_svd():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 7)) @ np.diag([5, 3, 1, 0.5, 0.2, 0.1, 0.05])
+    coords, comps, explained = pca_2d(X)
+    Xc = X - X.mean(0)
+    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    for k in range(2):  # components are defined up to sign
+        sign = np.sign(comps[k] @ Vt[k])
+        np.testing.assert_allclose(sign * comps[k], Vt[k], atol=1e-10)
+        np.testing.assert_allclose(sign * coords[:, k], U[:, k] * S[k], atol=1e-8)
+    np.testing.assert_allclose(explained, S[:2] ** 2 / (S ** 2).sum(), rtol=1e-10)
+
+
+def test_snapshots_are_the_weights_at_those_epochs(mnist):
+    build = lambda: mlp(784, (8,), 10)
+    ens = Ensemble(build, [0, 1], CPU)
+    start = ens.flat_params()
+    h = fit_classifier(ens, mnist.train.subset(256), None, epochs=2, batch_size=64, lr=1e-3,
+                       snapshot_every=1, progress=False)
+    assert h["snapshots"].shape == (3, 2, ens.flat_params().shape[1])
+    np.testing.assert_array_equal(h["snapshot_epochs"], [0, 1, 2])
+    np.testing.assert_array_equal(h["snapshots"][0], start.numpy())
+    np.testing.assert_array_equal(h["snapshots"][-1], ens.flat_params().numpy())
+    # flat layout round-trips through the named parameters
+    for k, v in ens.unflatten(ens.flat_params()).items():
+        torch.testing.assert_close(v, ens.params[k].detach())
+
+
+def test_filter_normalized_direction():
+    ens = Ensemble(lambda: mlp(3, (5,), 2), [0], CPU)
+    d = filter_normalized_direction(ens, 0, torch.Generator().manual_seed(0))
+    parts = ens.unflatten(d.unsqueeze(0))
+    for k, p in ens.params.items():
+        if p.dim() == 2:  # a bias: [N, out]
+            assert torch.all(parts[k] == 0)
+        else:
+            torch.testing.assert_close(parts[k][0].norm(dim=1), p[0].detach().norm(dim=1))
+
+
+def test_surface_points_match_plain_module(mnist):
+    build = lambda: mlp(784, (6,), 10)
+    ens = Ensemble(build, [0], CPU)
+    centre = ens.flat_params()[0]
+    g = torch.Generator().manual_seed(1)
+    d1 = filter_normalized_direction(ens, 0, g)
+    d2 = filter_normalized_direction(ens, 0, g)
+    a, b = np.linspace(-1, 1, 3), np.linspace(-0.5, 0.5, 2)
+    thetas = plane_grid(centre, d1, d2, a, b)
+    assert thetas.shape == (6, centre.numel())
+    split = mnist.test.subset(200)
+    loss, _ = evaluate_points(build, ens, thetas, split, group=4)
+    # oracle: point (a=1, b=-0.5) is row 0 * 3 + 2, evaluated with an ordinary module
+    model = build()
+    theta = centre + 1.0 * d1 - 0.5 * d2
+    torch.nn.utils.vector_to_parameters(theta, model.parameters())
+    with torch.no_grad():
+        ref = nn.functional.cross_entropy(model(split.x), split.y).item()
+    assert loss[2] == pytest.approx(ref, rel=1e-5)
+
+
+def _tiny_problem(seed=0):
+    torch.manual_seed(seed)
+    build = lambda: mlp(1, (4,), 1, activation="tanh")
+    x = torch.linspace(-1, 1, 12, dtype=torch.float64).unsqueeze(1)
+    y = torch.sin(2 * x)
+    return build, FlatLoss(build().double(), nn.functional.mse_loss, x, y)
+
+
+def test_grad_norm_phase_reaches_tolerance_of_the_true_gradient():
+    build, f = _tiny_problem()
+    ens = Ensemble(build, [0, 1, 2], CPU, dtype=torch.float64)
+    out = minimize_grad_norm(f, ens.flat_params(), tol=1e-8, max_iters=200)
+    assert out["reached"].all()
+    for i in range(3):  # the reported norm is the true full-batch gradient of L
+        true = gradient(f, out["theta"][i]).norm().item()
+        assert true == pytest.approx(out["grad_norm"][i].item(), rel=1e-6) and true < 1e-8
+    assert (out["trace"][-1] <= out["trace"][0]).all()  # the phase actually ran and descended
+    assert out["trace"].shape[0] > 2
+
+
+def test_hessian_spectrum_matches_eigvalsh_of_autograd_hessian():
+    build, f = _tiny_problem(1)
+    ens = Ensemble(build, [0, 1], CPU, dtype=torch.float64)
+    theta = ens.flat_params()
+    ev = hessian_spectrum(f, theta)
+    for i in range(2):
+        H = torch.autograd.functional.hessian(f, theta[i]).numpy()
+        np.testing.assert_allclose(ev[i].numpy(), np.linalg.eigvalsh(H), atol=1e-10)
