@@ -64,6 +64,11 @@ class Ensemble:
     def __len__(self) -> int:
         return len(self.seeds)
 
+    @property
+    def base(self) -> nn.Module:
+        """The architecture, on the meta device (no weights): for functional_call."""
+        return self._base
+
     def flat_params(self) -> torch.Tensor:
         """All members' parameters flattened, [N, P], detached copy, in params order."""
         return torch.cat([v.detach().flatten(1) for v in self.params.values()], 1)

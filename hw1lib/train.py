@@ -97,14 +97,15 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
 
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
                    batch_size: int, lr: float, record_steps: bool = False,
-                   snapshot_every: int = 0, progress: bool = True,
+                   snapshot_every: int = 0, eval_every: int = 1, progress: bool = True,
                    desc: str = "train") -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
 
     Each member shuffles with its own generator (from its seed). After every
-    epoch (and before the first) all members are evaluated on the whole of
-    `train` and `test`. Returns numpy arrays:
-      train_loss, train_acc, test_loss, test_acc: [epochs + 1, N]
+    `eval_every` epochs, before the first and after the last, all members are
+    evaluated on the whole of `train` and `test`. Returns numpy arrays:
+      train_loss, train_acc, test_loss, test_acc: [E, N] at eval_epochs [E]
+        (with eval_every=1, E = epochs + 1 and row e is epoch e)
       step_loss, grad_norm: [steps, N] (when record_steps)
       snapshots [K, N, P], snapshot_epochs [K] (when snapshot_every > 0):
         the flattened weights at epoch 0 and every `snapshot_every` epochs.
@@ -114,10 +115,14 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     gens = [shuffle_generator(s) for s in ens.seeds]
     splits = {"train": train} | ({"test": test} if test is not None else {})
     hist: dict[str, list] = {f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}
+    eval_epochs: list[int] = []
     step_loss: list[torch.Tensor] = []
     grad_norm: list[torch.Tensor] | None = [] if record_steps else None
 
-    def log_eval():
+    def log_eval(epoch):
+        if epoch % eval_every and epoch != epochs:
+            return
+        eval_epochs.append(epoch)
         for k, split in splits.items():
             loss, acc = evaluate(ens, split)
             hist[f"{k}_loss"].append(loss)
@@ -128,18 +133,19 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
             snaps.append(ens.flat_params().cpu())
             snap_epochs.append(epoch)
 
-    log_eval()
+    log_eval(0)
     snapshot(0)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         losses = train_epoch(ens, opt, train, batch_size, gens, grad_norms=grad_norm)
         _raise_diverged(losses.sum(0, keepdim=True), epoch)
         step_loss.append(losses)
-        log_eval()
+        log_eval(epoch)
         snapshot(epoch)
-        bar.set_postfix(train_loss=f"{hist['train_loss'][-1].mean():.4f}",
+        bar.set_postfix(step_loss=f"{losses[-1].mean().item():.4f}",
                         train_acc=f"{hist['train_acc'][-1].mean():.4f}")
     result = {k: np.stack(v) for k, v in hist.items()}
+    result["eval_epochs"] = np.array(eval_epochs)
     if record_steps:
         result["step_loss"] = torch.cat(step_loss).cpu().numpy()
         result["grad_norm"] = torch.stack(grad_norm).cpu().numpy()

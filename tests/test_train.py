@@ -82,7 +82,8 @@ def test_ensemble_equals_runs_one_by_one_minibatch(mnist):
     for i, s in enumerate(seeds):
         alone = fit_classifier(Ensemble(build, [s], CPU), train, test, epochs=1, batch_size=32,
                                lr=1e-3, record_steps=True, progress=False)
-        for k in alone:
+        np.testing.assert_array_equal(together["eval_epochs"], alone["eval_epochs"])
+        for k in set(alone) - {"eval_epochs"}:
             np.testing.assert_allclose(together[k][:, i], alone[k][:, 0], rtol=1e-4, atol=1e-5)
 
 
@@ -108,6 +109,14 @@ def test_seeded_init_leaves_global_rng_alone():
     torch.manual_seed(123)
     Ensemble(lambda: mlp(1, (4,), 1), [0, 1], CPU)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_eval_every_evaluates_first_every_kth_and_last_epoch(mnist):
+    ens = Ensemble(lambda: mlp(784, (8,), 10), [0], CPU)
+    h = fit_classifier(ens, mnist.train.subset(128), mnist.test.subset(64), epochs=5, batch_size=64,
+                       lr=1e-3, eval_every=2, progress=False)
+    np.testing.assert_array_equal(h["eval_epochs"], [0, 2, 4, 5])
+    assert h["train_loss"].shape == (4, 1) and h["test_acc"].shape == (4, 1)
 
 
 def test_nan_loss_stops_with_the_epoch_named():

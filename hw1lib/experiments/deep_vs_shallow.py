@@ -15,21 +15,11 @@ import torch
 from .. import cache
 from ..config import make_config
 from ..data import load_mnist
-from ..device import resolve_device
 from ..ensemble import Ensemble
 from ..functions import target
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
-
-
-def _per_depth(experiment: str, cfg, train_one, progress: bool) -> list[cache.Result]:
-    """One cache entry per depth, so an interrupted report resumes at the
-    depth it was training rather than from scratch."""
-    out = []
-    for d in cfg.depths:
-        one = dataclasses.replace(cfg, depths=(d,))
-        out.append(cache.cached(experiment, one, lambda one=one: train_one(one, progress)))
-    return out
+from . import per_unit, resolved
 
 
 # ------------------------------------------------------------------ 1-1a
@@ -96,10 +86,10 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
     Arrays: x [n]; y [F, n]; loss [D, epochs + 1, F, S] (MSE per full-batch
     step, the last row after the final step); pred [D, F, S, n].
     """
-    cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+    cfg = resolved(cfg)
 
     def compute() -> cache.Result:
-        parts = _per_depth("function_fit_depth", cfg, _fit_one_depth, progress)
+        parts = per_unit("function_fit_depth", cfg, "depths", _fit_one_depth, progress)
         x = torch.linspace(-1, 1, cfg.n_points)
         arrays = {
             "x": x.numpy(),
@@ -167,10 +157,10 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
 def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Result:
     """Train every depth with every seed. Arrays: train_loss, train_acc,
     test_loss, test_acc, each [D, epochs + 1, S] (row 0 = at initialisation)."""
-    cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+    cfg = resolved(cfg)
 
     def compute() -> cache.Result:
-        parts = _per_depth("mnist_cnn_depth", cfg, _train_one_depth, progress)
+        parts = per_unit("mnist_cnn_depth", cfg, "depths", _train_one_depth, progress)
         arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)

@@ -22,15 +22,11 @@ from ..config import make_config
 from ..critical import hessian_spectrum, minimize_grad_norm
 from ..curvature import FlatLoss, minimal_ratio
 from ..data import load_mnist
-from ..device import resolve_device
 from ..ensemble import Ensemble
 from ..functions import target
 from ..models import mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
-
-
-def _resolved(cfg):
-    return dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
+from . import resolved
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -65,7 +61,7 @@ def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result
     """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
     [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
     of the first layer's weight in a flat vector."""
-    cfg = _resolved(cfg)
+    cfg = resolved(cfg)
 
     def compute():
         dev = torch.device(cfg.device)
@@ -128,7 +124,7 @@ def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
     """Arrays: function_loss, function_grad_norm [iterations] (full-batch,
     the loss and the L2 norm of the gradient over all parameters at the same
     step); mnist_loss, mnist_grad_norm [iterations] (minibatch, same step)."""
-    cfg = _resolved(cfg)
+    cfg = resolved(cfg)
 
     def compute():
         dev = torch.device(cfg.device)
@@ -193,7 +189,7 @@ def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
     loss of the original objective), grad_norm [R] (true, full-batch), reached
     [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
     [R, P]; trace [iters + 1, R] (||grad L|| during phase 2)."""
-    cfg = _resolved(cfg)
+    cfg = resolved(cfg)
 
     def compute():
         build, x, y, f = critical_problem(cfg)
@@ -244,7 +240,7 @@ def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
     """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
     [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
     path_loss [K]; explained [2]."""
-    cfg = dataclasses.replace(_resolved(cfg), trajectory=_resolved(cfg.trajectory))
+    cfg = dataclasses.replace(resolved(cfg), trajectory=resolved(cfg.trajectory))
 
     def compute():
         dev = torch.device(cfg.device)

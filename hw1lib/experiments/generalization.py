@@ -1,0 +1,312 @@
+"""Section 1-3: generalization.
+
+1-3a  random labels: the same MLP on true and on random labels.
+1-3b  number of parameters vs generalization: a width sweep, several seeds.
+1-3c  flatness by interpolation between two trained models.
+1-3d  sensitivity (input-Jacobian norm) vs batch size.
+1-3e  epsilon-sharpness and top Hessian eigenvalue vs batch size (1-3d's models).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import cache
+from ..analysis import evaluate_points
+from ..config import make_config
+from ..curvature import FlatLoss, top_eigenvalues
+from ..data import Split, load_mnist
+from ..ensemble import Ensemble
+from ..generalization import ensemble_loss_fn, epsilon_sharpness, interpolate_flat, random_labels, sensitivity
+from ..models import mlp
+from ..train import fit_classifier
+from . import per_unit, resolved
+
+
+def _mlp(hidden):
+    return lambda: mlp(784, tuple(hidden), 10)
+
+
+# ------------------------------------------------------------------ 1-3a
+@dataclass(frozen=True)
+class RandomLabelsConfig:
+    hidden: tuple[int, ...] = (512, 512)  # 669,706 parameters: enough to memorise
+    train_subset: int = 10_000            # the first n training images (a fixed subset)
+    test_subset: int | None = None        # first n test images; None = all 10,000
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 1e-3
+    label_seed: int = 0                   # the one-time relabelling
+    seed: int = 0
+    device: str = "auto"
+
+
+RANDOM_LABELS_PROFILES = {
+    "smoke": dict(hidden=(32,), train_subset=256, epochs=2),
+    "quick": dict(train_subset=1_000, test_subset=2_000, epochs=25),
+    "full": dict(),
+}
+
+
+def random_labels_config(profile: str = "quick", **overrides) -> RandomLabelsConfig:
+    return make_config(RandomLabelsConfig, RANDOM_LABELS_PROFILES, profile, **overrides)
+
+
+def run_random_labels(cfg: RandomLabelsConfig, progress: bool = True) -> cache.Result:
+    """Arrays: {random,true}_{train,test}_{loss,acc} [epochs + 1]. The random
+    run's train metrics are against its random labels; test labels stay true."""
+    cfg = resolved(cfg)
+
+    def compute():
+        dev = torch.device(cfg.device)
+        data = load_mnist(dev)
+        train = data.train.subset(cfg.train_subset)
+        arrays, summary = {}, {}
+        for kind, y in (("random", random_labels(train.y, cfg.label_seed)), ("true", train.y)):
+            ens = Ensemble(_mlp(cfg.hidden), [cfg.seed], dev)
+            h = fit_classifier(ens, Split(train.x, y), data.test.subset(cfg.test_subset), epochs=cfg.epochs,
+                               batch_size=cfg.batch_size,
+                               lr=cfg.lr, progress=progress, desc=f"1-3a {kind} labels")
+            for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+                arrays[f"{kind}_{k}"] = h[k][:, 0]
+                summary[f"{kind}_final_{k}"] = float(h[k][-1, 0])
+            summary["params"] = ens.num_params()
+        summary["agreement_random_vs_true"] = float((random_labels(train.y, cfg.label_seed) == train.y)
+                                                    .float().mean())
+        return cache.Result(arrays, summary)
+
+    return cache.cached("random_labels", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-3b
+@dataclass(frozen=True)
+class ParamsSweepConfig:
+    widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # 784-w-10 MLPs
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    train_subset: int | None = None
+    device: str = "auto"
+
+
+PARAMS_SWEEP_PROFILES = {
+    "smoke": dict(widths=(2, 8), seeds=(0,), epochs=1, train_subset=256),
+    "quick": dict(widths=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), seeds=(0,), epochs=2, train_subset=5_000),
+    "full": dict(),
+}
+
+
+def params_sweep_config(profile: str = "quick", **overrides) -> ParamsSweepConfig:
+    return make_config(ParamsSweepConfig, PARAMS_SWEEP_PROFILES, profile, **overrides)
+
+
+def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    (w,) = cfg.widths
+    data = load_mnist(dev)
+    ens = Ensemble(_mlp((w,)), cfg.seeds, dev)
+    h = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
+                       desc=f"1-3b width {w}")
+    arrays = {k: h[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}  # [S]
+    return cache.Result(arrays, {"width": w, "params": ens.num_params()})
+
+
+def run_params_sweep(cfg: ParamsSweepConfig, progress: bool = True) -> cache.Result:
+    """Arrays: params [W]; train_loss, train_acc, test_loss, test_acc [W, S] (final)."""
+    cfg = resolved(cfg)
+
+    def compute():
+        parts = per_unit("params_sweep_width", cfg, "widths", _train_width, progress)
+        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        arrays["params"] = np.array([p.summary["params"] for p in parts])
+        return cache.Result(arrays, {"params": arrays["params"].tolist()})
+
+    return cache.cached("params_sweep", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-3c
+@dataclass(frozen=True)
+class InterpolationConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    epochs: int = 10
+    base_batch: int = 64
+    large_batch: int = 1024
+    base_lr: float = 1e-3
+    large_lr: float = 1e-2
+    alphas: int = 61                      # evenly spaced on [-1, 2], 0 and 1 included
+    train_subset: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+
+INTERPOLATION_PROFILES = {
+    "smoke": dict(hidden=(8,), epochs=1, alphas=7, train_subset=512),
+    "quick": dict(epochs=2, train_subset=10_000),
+    "full": dict(),
+}
+
+
+def interpolation_config(profile: str = "quick", **overrides) -> InterpolationConfig:
+    return make_config(InterpolationConfig, INTERPOLATION_PROFILES, profile, **overrides)
+
+
+def alpha_grid(n: int) -> np.ndarray:
+    """n points on [-1, 2], rounded so that 0 and 1 are exact when n = 3k + 1."""
+    return np.round(np.linspace(-1, 2, n), 10)
+
+
+def run_interpolation(cfg: InterpolationConfig, progress: bool = True) -> cache.Result:
+    """Arrays: alpha [A]; for each pair ('batch': base_batch -> large_batch,
+    'lr': base_lr -> large_lr) {pair}_{train,test}_{loss,acc} [A] on the whole sets."""
+    cfg = resolved(cfg)
+
+    def compute():
+        dev = torch.device(cfg.device)
+        data = load_mnist(dev)
+        train = data.train.subset(cfg.train_subset)
+        build = _mlp(cfg.hidden)
+        runs = {"base": (cfg.base_batch, cfg.base_lr), "large_batch": (cfg.large_batch, cfg.base_lr),
+                "large_lr": (cfg.base_batch, cfg.large_lr)}
+        theta, ends = {}, {}
+        for name, (bs, lr) in runs.items():
+            ens = Ensemble(build, [cfg.seed], dev)
+            h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=lr,
+                               eval_every=cfg.epochs, progress=progress, desc=f"1-3c {name}")
+            theta[name], ends[name] = ens.flat_params()[0], h
+        template = ens
+        alphas = alpha_grid(cfg.alphas)
+        arrays = {"alpha": alphas}
+        summary = {}
+        for pair, other in (("batch", "large_batch"), ("lr", "large_lr")):
+            thetas = interpolate_flat(theta["base"], theta[other], alphas)
+            for split_name, split in (("train", train), ("test", data.test)):
+                loss, acc = evaluate_points(build, template, thetas, split)
+                arrays[f"{pair}_{split_name}_loss"], arrays[f"{pair}_{split_name}_acc"] = loss, acc
+            for end, name in ((0, "base"), (1, other)):
+                summary[f"{pair}_end{end}_test_acc"] = float(ends[name]["test_acc"][-1, 0])
+        return cache.Result(arrays, summary)
+
+    return cache.cached("interpolation", cfg, compute)
+
+
+# ------------------------------------------------------------------ 1-3d / 1-3e
+@dataclass(frozen=True)
+class BatchSweepConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    batch_sizes: tuple[int, ...] = (16, 64, 256, 1024, 4096)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 10
+    lr: float = 1e-3
+    train_subset: int | None = None
+    sensitivity_subset: int | None = None   # first n test images; None = all 10,000
+    device: str = "auto"
+
+
+BATCH_SWEEP_PROFILES = {
+    "smoke": dict(hidden=(8,), batch_sizes=(16, 256), seeds=(0,), epochs=1, train_subset=512,
+                  sensitivity_subset=64),
+    "quick": dict(seeds=(0, 1), epochs=2, train_subset=10_000, sensitivity_subset=1_000),
+    "full": dict(),
+}
+
+
+def batch_sweep_config(profile: str = "quick", **overrides) -> BatchSweepConfig:
+    return make_config(BatchSweepConfig, BATCH_SWEEP_PROFILES, profile, **overrides)
+
+
+def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    (bs,) = cfg.batch_sizes
+    data = load_mnist(dev)
+    ens = Ensemble(_mlp(cfg.hidden), cfg.seeds, dev)
+    h = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
+                       batch_size=bs, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
+                       desc=f"1-3d batch {bs}")
+    sens = sensitivity(ens, data.test.subset(cfg.sensitivity_subset).x)   # [S, n]
+    arrays = {k: h[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    arrays["sensitivity"] = sens.mean(1).cpu().numpy()
+    return cache.Result(arrays, {"batch_size": bs}, weights=ens.stacked_state())
+
+
+def run_batch_sweep(cfg: BatchSweepConfig, progress: bool = True) -> cache.Result:
+    """Arrays: batch_size [B]; train_loss, train_acc, test_loss, test_acc,
+    sensitivity [B, S] (final; sensitivity = mean over the test images of the
+    per-image Frobenius norm of d softmax / d input)."""
+    cfg = resolved(cfg)
+
+    def compute():
+        parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
+        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        arrays["batch_size"] = np.array(cfg.batch_sizes)
+        return cache.Result(arrays, {"mean_sensitivity": arrays["sensitivity"].mean(1).tolist()})
+
+    return cache.cached("batch_sweep", cfg, compute)
+
+
+def batch_sweep_models(cfg: BatchSweepConfig, progress: bool = True) -> list[Ensemble]:
+    """The trained ensembles of the sweep (one per batch size), from the cache."""
+    cfg = resolved(cfg)
+    parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
+    dev = torch.device(cfg.device)
+    return [Ensemble.from_stacked(_mlp(cfg.hidden), {k: v.to(dev) for k, v in p.weights.items()}, dev)
+            for p in parts]
+
+
+@dataclass(frozen=True)
+class SharpnessConfig:
+    sweep: BatchSweepConfig = BatchSweepConfig()   # the models (reused from 1-3d's cache)
+    epsilons: tuple[float, ...] = (1e-3, 5e-4)
+    ascent_steps: int = 20                # projected gradient ascent iterations
+    loss_subset: int = 10_000             # first n training images the loss is measured on
+    hessian_subset: int = 10_000          # ... and the Hessian eigenvalue
+    device: str = "auto"
+
+
+SHARPNESS_PROFILES = {
+    "smoke": dict(sweep=batch_sweep_config("smoke"), ascent_steps=3, loss_subset=256, hessian_subset=256),
+    "quick": dict(sweep=batch_sweep_config("quick"), ascent_steps=10, loss_subset=2_000, hessian_subset=2_000),
+    "full": dict(),
+}
+
+
+def sharpness_config(profile: str = "quick", **overrides) -> SharpnessConfig:
+    return make_config(SharpnessConfig, SHARPNESS_PROFILES, profile, **overrides)
+
+
+def run_sharpness(cfg: SharpnessConfig, progress: bool = True) -> cache.Result:
+    """Arrays: batch_size [B]; sharpness [E, B, S] (Keskar epsilon-sharpness for
+    each epsilon); top_eig [B, S] (largest Hessian eigenvalue of the training
+    loss on the subset, from Hessian-vector products)."""
+    cfg = dataclasses.replace(resolved(cfg), sweep=resolved(cfg.sweep))
+
+    def compute():
+        dev = torch.device(cfg.device)
+        data = load_mnist(dev)
+        lx, ly = data.train.x[:cfg.loss_subset], data.train.y[:cfg.loss_subset]
+        hx, hy = data.train.x[:cfg.hessian_subset], data.train.y[:cfg.hessian_subset]
+        models = batch_sweep_models(cfg.sweep, progress)
+        sharp = np.zeros((len(cfg.epsilons), len(models), len(cfg.sweep.seeds)))
+        top = np.zeros((len(models), len(cfg.sweep.seeds)))
+        from tqdm.auto import tqdm
+
+        for b, ens in enumerate(tqdm(models, desc="1-3e sharpness", disable=not progress, leave=False)):
+            f = ensemble_loss_fn(ens, lx, ly)
+            for e, eps in enumerate(cfg.epsilons):
+                sharp[e, b] = epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
+            for s in range(len(ens)):
+                model = _mlp(cfg.sweep.hidden)().to(dev)
+                model.load_state_dict(ens.state_dict(s))
+                fl = FlatLoss(model, F.cross_entropy, hx, hy)
+                top[b, s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
+        arrays = {"batch_size": np.array(cfg.sweep.batch_sizes), "sharpness": sharp, "top_eig": top,
+                  "epsilons": np.array(cfg.epsilons)}
+        summary = {"sharpness_mean": sharp.mean(2).tolist(), "top_eig_mean": top.mean(1).tolist()}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("sharpness", cfg, compute)

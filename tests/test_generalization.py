@@ -1,0 +1,117 @@
+"""Section 1-3 tools against oracles."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hw1lib.ensemble import Ensemble
+from hw1lib.generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate, interpolate_flat,
+                                   random_labels, sensitivity)
+from hw1lib.models import cnn_for_params, mlp
+
+CPU = torch.device("cpu")
+
+
+def test_random_labels_are_seeded_uniform_and_leave_the_input_alone():
+    y = torch.arange(10).repeat(1000)
+    before = y.clone()
+    a, b, c = random_labels(y, 0), random_labels(y, 0), random_labels(y, 1)
+    assert torch.equal(y, before) and torch.equal(a, b) and not torch.equal(a, c)
+    counts = torch.bincount(a, minlength=10)
+    assert counts.min() > 850 and counts.max() < 1150  # 1000 each expected
+    assert 0.85 < (a != y).float().mean() < 0.95      # 90% expected to differ
+
+
+def test_interpolation_is_exact_at_the_ends_and_includes_batchnorm_statistics():
+    def bn_model(seed):
+        torch.manual_seed(seed)
+        m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+        m.train()
+        m(torch.randn(8, 3) * (seed + 1))  # give the running statistics distinct values
+        return m.state_dict()
+
+    a, b = bn_model(0), bn_model(1)
+    for k in a:
+        assert torch.equal(interpolate(a, b, 0.0)[k], a[k]) and torch.equal(interpolate(a, b, 1.0)[k], b[k])
+    mid = interpolate(a, b, 0.5)
+    torch.testing.assert_close(mid["1.running_mean"], (a["1.running_mean"] + b["1.running_mean"]) / 2)
+    torch.testing.assert_close(mid["1.running_var"], (a["1.running_var"] + b["1.running_var"]) / 2)
+    ext = interpolate(a, b, 2.0)  # extrapolation beyond the second model
+    torch.testing.assert_close(ext["0.weight"], 2 * b["0.weight"] - a["0.weight"])
+    assert mid["1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_interpolate_flat_ends_and_agreement():
+    g = torch.Generator().manual_seed(0)
+    ta, tb = torch.randn(50, generator=g), torch.randn(50, generator=g)
+    rows = interpolate_flat(ta, tb, np.linspace(-1, 2, 61))
+    assert rows.shape == (61, 50)
+    assert torch.equal(rows[20], ta) and torch.equal(rows[40], tb)  # alpha 0 and 1
+    torch.testing.assert_close(rows[0], 2 * ta - tb)
+
+
+@pytest.mark.parametrize("build", [lambda: mlp(784, (16,), 10), cnn_for_params(2, 10_000).build])
+def test_sensitivity_matches_autograd_jacobian(build, mnist):
+    ens = Ensemble(build, [0, 1], CPU)
+    x = mnist.test.x[:5]
+    sens = sensitivity(ens, x, chunk=3)
+    assert sens.shape == (2, 5)
+    for i in range(2):
+        model = build()
+        model.load_state_dict(ens.state_dict(i))
+        model.eval()
+        for j in range(5):
+            J = torch.autograd.functional.jacobian(lambda xi: torch.softmax(model(xi.unsqueeze(0))[0], -1), x[j])
+            assert sens[i, j].item() == pytest.approx(J.norm().item(), rel=1e-4)
+
+
+def test_sensitivity_is_not_the_loss_gradient(mnist):
+    ens = Ensemble(lambda: mlp(784, (16,), 10), [0], CPU)
+    x, y = mnist.test.x[:4].clone().requires_grad_(True), mnist.test.y[:4]
+    loss = nn.functional.cross_entropy(ens(x, shared=True)[0], y, reduction="sum")
+    (gx,) = torch.autograd.grad(loss, x)
+    assert not torch.allclose(sensitivity(ens, x.detach())[0], gx.flatten(1).norm(dim=1), rtol=1e-2)
+
+
+def test_epsilon_sharpness_against_lbfgsb():
+    """Oracle: scipy's L-BFGS-B maximising the same loss in the same box."""
+    from scipy.optimize import minimize
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5, dtype=torch.float64), torch.randint(0, 3, (64,))
+    build = lambda: mlp(5, (6,), 3)
+    ens = Ensemble(build, [0], CPU, dtype=torch.float64)
+    f = ensemble_loss_fn(ens, x, y)
+    eps = 5e-2
+    ours = epsilon_sharpness(f, ens.params, eps, steps=30).item()
+
+    theta = ens.flat_params()[0]
+    box = (eps * (theta.abs() + 1)).numpy()
+
+    def neg(yv):
+        t = torch.tensor(yv, requires_grad=True)
+        loss = f(ens.unflatten((theta + t).unsqueeze(0)))[0]
+        (g,) = torch.autograd.grad(loss, t)
+        return -loss.item(), -g.numpy()
+
+    res = minimize(neg, np.zeros_like(box), jac=True, method="L-BFGS-B", bounds=list(zip(-box, box)))
+    f0 = f(ens.unflatten(theta.unsqueeze(0)))[0].item()
+    ref = 100 * (-res.fun - f0) / (1 + f0)
+    assert ref > 0 and ours > 0
+    assert ours >= 0.9 * ref   # projected sign ascent finds (at least nearly) as high a point
+    assert ours <= 1.1 * ref   # and stays inside the same box
+
+
+def test_interpolation_evaluated_at_the_ends_equals_the_trained_models(mnist):
+    from hw1lib.analysis import evaluate_points
+    from hw1lib.train import evaluate
+
+    build = lambda: mlp(784, (8,), 10)
+    a, b = Ensemble(build, [0], CPU), Ensemble(build, [1], CPU)
+    thetas = interpolate_flat(a.flat_params()[0], b.flat_params()[0], np.array([0.0, 0.5, 1.0]))
+    split = mnist.test.subset(500)
+    loss, acc = evaluate_points(build, a, thetas, split)
+    for i, ens in ((0, a), (2, b)):
+        l, c = evaluate(ens, split)
+        assert loss[i] == pytest.approx(l[0], rel=1e-6) and acc[i] == c[0]
+    assert not np.isclose(loss[1], loss[0])  # the midpoint is really evaluated, not copied
