@@ -23,6 +23,14 @@ def random_labels(y: torch.Tensor, seed: int, n_classes: int = 10) -> torch.Tens
     return torch.randint(0, n_classes, y.shape, generator=g).to(y.device, y.dtype)
 
 
+def noisy_labels(y: torch.Tensor, fraction: float, seed: int, n_classes: int = 10) -> torch.Tensor:
+    """Labels with a seeded `fraction` of entries replaced by uniformly random
+    labels (which may, by chance, equal the true one). Returns a new tensor."""
+    g = torch.Generator().manual_seed(seed)
+    replace = (torch.rand(y.shape, generator=g) < fraction).to(y.device)
+    return torch.where(replace, random_labels(y, seed + 1, n_classes), y)
+
+
 def interpolate(state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor],
                 alpha: float) -> dict[str, torch.Tensor]:
     """theta(alpha) = (1 - alpha) theta_a + alpha theta_b for every parameter AND

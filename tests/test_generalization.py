@@ -115,3 +115,13 @@ def test_interpolation_evaluated_at_the_ends_equals_the_trained_models(mnist):
         l, c = evaluate(ens, split)
         assert loss[i] == pytest.approx(l[0], rel=1e-6) and acc[i] == c[0]
     assert not np.isclose(loss[1], loss[0])  # the midpoint is really evaluated, not copied
+
+
+def test_noisy_labels_replace_the_stated_fraction():
+    from hw1lib.generalization import noisy_labels
+
+    y = torch.arange(10).repeat(2000)
+    n = noisy_labels(y, 0.2, seed=3)
+    changed = (n != y).float().mean().item()
+    assert 0.2 * 0.9 * 0.9 < changed < 0.2 * 0.9 * 1.1  # 20% replaced, 1 in 10 by chance the same
+    assert torch.equal(n, noisy_labels(y, 0.2, seed=3)) and torch.equal(noisy_labels(y, 0.0, seed=3), y)

@@ -21,7 +21,8 @@ from ..config import make_config
 from ..curvature import FlatLoss, top_eigenvalues
 from ..data import Split, load_mnist
 from ..ensemble import Ensemble
-from ..generalization import ensemble_loss_fn, epsilon_sharpness, interpolate_flat, random_labels, sensitivity
+from ..generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate_flat, noisy_labels,
+                              random_labels, sensitivity)
 from ..models import mlp
 from ..train import fit_classifier
 from . import per_unit, resolved
@@ -91,6 +92,8 @@ class ParamsSweepConfig:
     batch_size: int = 128
     lr: float = 1e-3
     train_subset: int | None = None
+    label_noise: float = 0.0              # fraction of training labels replaced by random ones
+    noise_seed: int = 0
     device: str = "auto"
 
 
@@ -101,16 +104,34 @@ PARAMS_SWEEP_PROFILES = {
 }
 
 
+# The bonus: label noise on a small training subset, trained long enough to
+# interpolate, where a test-error peak near the interpolation threshold
+# (double descent) may show.
+NOISY_SWEEP_PROFILES = {
+    "smoke": dict(widths=(2, 8), seeds=(0,), epochs=2, train_subset=256, label_noise=0.2),
+    "quick": dict(widths=(2, 8, 32, 128, 512), seeds=(0,), epochs=30, train_subset=500, label_noise=0.2),
+    "full": dict(widths=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256, 512, 1024), epochs=150,
+                 train_subset=4_000, label_noise=0.2),
+}
+
+
 def params_sweep_config(profile: str = "quick", **overrides) -> ParamsSweepConfig:
     return make_config(ParamsSweepConfig, PARAMS_SWEEP_PROFILES, profile, **overrides)
+
+
+def noisy_sweep_config(profile: str = "quick", **overrides) -> ParamsSweepConfig:
+    return make_config(ParamsSweepConfig, NOISY_SWEEP_PROFILES, profile, **overrides)
 
 
 def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
     dev = torch.device(cfg.device)
     (w,) = cfg.widths
     data = load_mnist(dev)
+    train = data.train.subset(cfg.train_subset)
+    if cfg.label_noise:
+        train = Split(train.x, noisy_labels(train.y, cfg.label_noise, cfg.noise_seed))
     ens = Ensemble(_mlp((w,)), cfg.seeds, dev)
-    h = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
+    h = fit_classifier(ens, train, data.test, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
                        desc=f"1-3b width {w}")
     arrays = {k: h[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}  # [S]
@@ -118,7 +139,8 @@ def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
 
 
 def run_params_sweep(cfg: ParamsSweepConfig, progress: bool = True) -> cache.Result:
-    """Arrays: params [W]; train_loss, train_acc, test_loss, test_acc [W, S] (final)."""
+    """Arrays: params [W]; train_loss, train_acc, test_loss, test_acc [W, S] (final;
+    train metrics against the training labels, noisy ones included)."""
     cfg = resolved(cfg)
 
     def compute():
