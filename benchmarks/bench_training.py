@@ -21,11 +21,11 @@ from torchvision.datasets import MNIST
 
 from hw1lib.data import MNIST_MEAN, MNIST_STD, load_mnist, raw_dir
 from hw1lib.ensemble import Ensemble, seeded_init
-from hw1lib.models import cnn_for_params, count_params, mlp
+from hw1lib.models import cnn_for_params, count_params, mnist_mlp
 from hw1lib.train import make_adam, shuffle_generator, train_epoch
 
 MODELS = {
-    "MLP 784-128-128-10": lambda: mlp(784, (128, 128), 10),
+    "MLP 784-128-128-10": mnist_mlp((128, 128)),
     "CNN-2 (1-1b)": cnn_for_params(2, 10_000).build,
 }
 BATCH_SIZES = (10, 64, 1024)

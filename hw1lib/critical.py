@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.func import grad, hessian, vmap
 from tqdm.auto import tqdm
@@ -32,7 +31,8 @@ def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
     theta = theta.detach().clone()
     N, P = theta.shape
     eye = torch.eye(P, dtype=theta.dtype, device=theta.device)
-    gn = g_fn(theta).norm(dim=1)
+    g_all = g_fn(theta)                          # kept up to date: never recomputed at an unchanged point
+    gn = g_all.norm(dim=1)
     mu = torch.full((N,), float("nan"), dtype=theta.dtype, device=theta.device)
     trace = [gn.clone()]
     bar = tqdm(range(max_iters), desc="min ||grad L||^2", disable=not progress, leave=False)
@@ -41,25 +41,30 @@ def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
         idx = (gn >= tol).nonzero().squeeze(1)
         if len(idx) == 0:
             break
-        th = theta[idx]
-        g, H = g_fn(th), h_fn(th)
+        th, g = theta[idx], g_all[idx]
+        H = h_fn(th)
         HH = H @ H
         m = mu[idx]
         m = torch.where(torch.isnan(m), 1e-3 * HH.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12), m)
         rhs = (H @ g.unsqueeze(-1)).squeeze(-1)                   # H g = (1/2) grad ||g||^2
-        # A few damping levels per iteration, so a rejected step costs no Hessian.
-        accepted = torch.zeros(len(idx), dtype=torch.bool, device=theta.device)
+        # A few damping levels per iteration, so a rejected step costs no Hessian;
+        # each try evaluates only the runs still waiting for an accepted step.
+        pending = torch.arange(len(idx), device=theta.device)
         for _try in range(4):
-            step = -torch.linalg.solve(HH + m[:, None, None] * eye, rhs.unsqueeze(-1)).squeeze(-1)
-            gn_new = g_fn(th + step).norm(dim=1)
-            ok = ~accepted & torch.isfinite(gn_new) & (gn_new < gn[idx])
-            th = torch.where(ok[:, None], th + step, th)
-            gn[idx] = torch.where(ok, gn_new, gn[idx])
-            m = torch.where(ok, m * 0.3, torch.where(accepted, m, m * 10)).clamp(1e-15, 1e15)
-            accepted |= ok
-            if accepted.all():
+            step = -torch.linalg.solve(HH[pending] + m[pending, None, None] * eye,
+                                       rhs[pending].unsqueeze(-1)).squeeze(-1)
+            cand = th[pending] + step
+            g_new = g_fn(cand)
+            gn_new = g_new.norm(dim=1)
+            ok = torch.isfinite(gn_new) & (gn_new < gn[idx[pending]])
+            done = pending[ok]
+            th[done], g[done] = cand[ok], g_new[ok]
+            gn[idx[done]] = gn_new[ok]
+            m[pending] = torch.where(ok, m[pending] * 0.3, m[pending] * 10).clamp(1e-15, 1e15)
+            pending = pending[~ok]
+            if len(pending) == 0:
                 break
-        theta[idx], mu[idx] = th, m
+        theta[idx], g_all[idx], mu[idx] = th, g, m
         trace.append(gn.clone())
         bar.set_postfix(reached=int((gn < tol).sum()), max_gn=f"{gn.max().item():.1e}")
     return {"theta": theta, "grad_norm": gn, "reached": gn < tol, "trace": torch.stack(trace)}

@@ -99,7 +99,7 @@ def top_eigenvalues(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
     return np.sort(vals)[::-1]
 
 
-def minimal_ratio(eigenvalues, tol: float = 0.0) -> float:
-    """Fraction of eigenvalues strictly greater than `tol` (1 at a strict minimum)."""
-    ev = np.asarray(eigenvalues)
-    return float((ev > tol).mean())
+def minimal_ratio(eigenvalues, tol: float = 0.0):
+    """Fraction of eigenvalues strictly greater than `tol` (1 at a strict minimum),
+    over the last axis: a spectrum [P] gives a number, spectra [R, P] give [R]."""
+    return (np.asarray(eigenvalues) > tol).mean(axis=-1)

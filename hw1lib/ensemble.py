@@ -87,14 +87,18 @@ class Ensemble:
         return {k: flat[:, s].reshape(len(flat), *self.params[k].shape[1:])
                 for k, s in self.param_slices().items()}
 
-    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, shared: bool = False,
+                 params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Outputs [N, B, ...]. `params` ([N, ...] each) replaces the members'
+        own weights for this call, e.g. perturbed weights in a sharpness search."""
+        params = self.params if params is None else params
         if len(self) == 1:
             # One model: skip vmap, whose bookkeeping costs more than the
             # forward pass of a small net at small batch sizes.
-            p = {k: v[0] for k, v in self.params.items()}
+            p = {k: v[0] for k, v in params.items()}
             b = {k: v[0] for k, v in self.buffers.items()}
             return self._call(p, b, x if shared else x[0]).unsqueeze(0)
-        return (self._shared if shared else self._per)(self.params, self.buffers, x)
+        return (self._shared if shared else self._per)(params, self.buffers, x)
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())

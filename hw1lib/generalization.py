@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, jacrev, vmap
 
 from .ensemble import Ensemble
+from .train import member_cross_entropy
 
 
 def random_labels(y: torch.Tensor, seed: int, n_classes: int = 10) -> torch.Tensor:
@@ -108,10 +109,4 @@ def epsilon_sharpness(loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 def ensemble_loss_fn(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> Callable:
     """stacked params -> [N] mean cross-entropy of each member on (x, y), shared data."""
-    base, buffers = ens.base, ens.buffers
-
-    def one(p, b):
-        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
-
-    f = vmap(one)
-    return lambda params: f(params, buffers)
+    return lambda params: member_cross_entropy(ens(x, shared=True, params=params), y).mean(1)

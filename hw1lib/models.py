@@ -7,8 +7,8 @@ count within a relative tolerance (1% by default).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-import torch
 from torch import nn
 
 from .errors import ConfigError
@@ -36,6 +36,11 @@ def mlp(in_dim: int, widths: tuple[int, ...], out_dim: int, activation: str = "r
         d = w
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)
+
+
+def mnist_mlp(hidden: tuple[int, ...]) -> Callable[[], nn.Sequential]:
+    """Builder of the 784 -> hidden -> 10 ReLU MLP used by the MNIST sections."""
+    return lambda: mlp(784, tuple(hidden), 10)
 
 
 def mlp_param_count(in_dim: int, widths: tuple[int, ...], out_dim: int) -> int:

@@ -43,6 +43,12 @@ def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch")
         )
 
 
+def member_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy of every member: out [N, B, C], y [N, B] or [B] -> [N, B]."""
+    N, B, C = out.shape
+    return F.cross_entropy(out.reshape(N * B, C), y.expand(N, B).reshape(-1), reduction="none").view(N, B)
+
+
 @torch.inference_mode()
 def evaluate(ens: Ensemble, split: Split, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy of every member over the whole split.
@@ -55,7 +61,7 @@ def evaluate(ens: Ensemble, split: Split, chunk: int = 4096) -> tuple[np.ndarray
     for s in range(0, n, chunk):
         x, y = split.x[s:s + chunk], split.y[s:s + chunk]
         out = ens(x, shared=True)  # [N, b, C]
-        loss += F.cross_entropy(out.transpose(1, 2), y.expand(len(ens), -1), reduction="none").sum(1)
+        loss += member_cross_entropy(out, y).sum(1)
         correct += (out.argmax(-1) == y).sum(1)
     return (loss / n).cpu().numpy(), (correct / n).cpu().numpy()
 
@@ -85,7 +91,7 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
         idx = perm[:, s * batch_size:(s + 1) * batch_size]  # [N, B]
         x, y = gather(train.x, idx), gather(train.y, idx)    # [N, B, ...], [N, B]
         out = ens(x)  # [N, B, C]
-        loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(idx.shape).mean(1)
+        loss = member_cross_entropy(out, y).mean(1)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # members are independent: d(sum)/d(theta_i) = dL_i/d(theta_i)
         if grad_norms is not None:
@@ -110,7 +116,7 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
       snapshots [K, N, P], snapshot_epochs [K] (when snapshot_every > 0):
         the flattened weights at epoch 0 and every `snapshot_every` epochs.
     """
-    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    opt = make_adam(ens, lr)
     snaps, snap_epochs = [], []
     gens = [shuffle_generator(s) for s in ens.seeds]
     splits = {"train": train} | ({"test": test} if test is not None else {})

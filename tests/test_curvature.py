@@ -83,3 +83,5 @@ def test_minimal_ratio_hand_cases():
     assert minimal_ratio([-1.0, 2.0, 0.0, 3.0]) == 0.5  # zero is not positive
     assert minimal_ratio([1e-12, 1.0], tol=1e-9) == 0.5
     assert minimal_ratio(np.linalg.eigvalsh(np.diag([-2.0, 1.0, 4.0]))) == pytest.approx(2 / 3)
+    # a batch of spectra, one ratio per row
+    np.testing.assert_allclose(minimal_ratio(np.array([[1.0, -1.0], [2.0, 3.0]])), [0.5, 1.0])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .. import cache
@@ -19,7 +18,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
-from . import per_unit, resolved
+from . import per_unit, resolved, stack_units
 
 
 # ------------------------------------------------------------------ 1-1a
@@ -94,8 +93,7 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
         arrays = {
             "x": x.numpy(),
             "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
-            "loss": np.stack([p.arrays["loss"] for p in parts]),
-            "pred": np.stack([p.arrays["pred"] for p in parts]),
+            **stack_units(parts, ("loss", "pred")),
         }
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)
@@ -161,7 +159,7 @@ def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Res
 
     def compute() -> cache.Result:
         parts = per_unit("mnist_cnn_depth", cfg, "depths", _train_one_depth, progress)
-        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        arrays = stack_units(parts)
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)
 

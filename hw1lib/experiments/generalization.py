@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .. import cache
 from ..analysis import evaluate_points
@@ -23,13 +24,9 @@ from ..data import Split, load_mnist
 from ..ensemble import Ensemble
 from ..generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate_flat, noisy_labels,
                               random_labels, sensitivity)
-from ..models import mlp
+from ..models import mnist_mlp
 from ..train import fit_classifier
-from . import per_unit, resolved
-
-
-def _mlp(hidden):
-    return lambda: mlp(784, tuple(hidden), 10)
+from . import final_metrics, per_unit, resolved, stack_units
 
 
 # ------------------------------------------------------------------ 1-3a
@@ -68,7 +65,7 @@ def run_random_labels(cfg: RandomLabelsConfig, progress: bool = True) -> cache.R
         train = data.train.subset(cfg.train_subset)
         arrays, summary = {}, {}
         for kind, y in (("random", random_labels(train.y, cfg.label_seed)), ("true", train.y)):
-            ens = Ensemble(_mlp(cfg.hidden), [cfg.seed], dev)
+            ens = Ensemble(mnist_mlp(cfg.hidden), [cfg.seed], dev)
             h = fit_classifier(ens, Split(train.x, y), data.test.subset(cfg.test_subset), epochs=cfg.epochs,
                                batch_size=cfg.batch_size,
                                lr=cfg.lr, progress=progress, desc=f"1-3a {kind} labels")
@@ -130,12 +127,11 @@ def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
     train = data.train.subset(cfg.train_subset)
     if cfg.label_noise:
         train = Split(train.x, noisy_labels(train.y, cfg.label_noise, cfg.noise_seed))
-    ens = Ensemble(_mlp((w,)), cfg.seeds, dev)
+    ens = Ensemble(mnist_mlp((w,)), cfg.seeds, dev)
     h = fit_classifier(ens, train, data.test, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
                        desc=f"1-3b width {w}")
-    arrays = {k: h[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}  # [S]
-    return cache.Result(arrays, {"width": w, "params": ens.num_params()})
+    return cache.Result(final_metrics(h), {"width": w, "params": ens.num_params()})
 
 
 def run_params_sweep(cfg: ParamsSweepConfig, progress: bool = True) -> cache.Result:
@@ -145,7 +141,7 @@ def run_params_sweep(cfg: ParamsSweepConfig, progress: bool = True) -> cache.Res
 
     def compute():
         parts = per_unit("params_sweep_width", cfg, "widths", _train_width, progress)
-        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        arrays = stack_units(parts)
         arrays["params"] = np.array([p.summary["params"] for p in parts])
         return cache.Result(arrays, {"params": arrays["params"].tolist()})
 
@@ -192,7 +188,7 @@ def run_interpolation(cfg: InterpolationConfig, progress: bool = True) -> cache.
         dev = torch.device(cfg.device)
         data = load_mnist(dev)
         train = data.train.subset(cfg.train_subset)
-        build = _mlp(cfg.hidden)
+        build = mnist_mlp(cfg.hidden)
         runs = {"base": (cfg.base_batch, cfg.base_lr), "large_batch": (cfg.large_batch, cfg.base_lr),
                 "large_lr": (cfg.base_batch, cfg.large_lr)}
         theta, ends = {}, {}
@@ -246,12 +242,12 @@ def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     dev = torch.device(cfg.device)
     (bs,) = cfg.batch_sizes
     data = load_mnist(dev)
-    ens = Ensemble(_mlp(cfg.hidden), cfg.seeds, dev)
+    ens = Ensemble(mnist_mlp(cfg.hidden), cfg.seeds, dev)
     h = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
                        batch_size=bs, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
                        desc=f"1-3d batch {bs}")
     sens = sensitivity(ens, data.test.subset(cfg.sensitivity_subset).x)   # [S, n]
-    arrays = {k: h[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    arrays = final_metrics(h)
     arrays["sensitivity"] = sens.mean(1).cpu().numpy()
     return cache.Result(arrays, {"batch_size": bs}, weights=ens.stacked_state())
 
@@ -264,7 +260,7 @@ def run_batch_sweep(cfg: BatchSweepConfig, progress: bool = True) -> cache.Resul
 
     def compute():
         parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
-        arrays = {k: np.stack([p.arrays[k] for p in parts]) for k in parts[0].arrays}
+        arrays = stack_units(parts)
         arrays["batch_size"] = np.array(cfg.batch_sizes)
         return cache.Result(arrays, {"mean_sensitivity": arrays["sensitivity"].mean(1).tolist()})
 
@@ -276,7 +272,7 @@ def batch_sweep_models(cfg: BatchSweepConfig, progress: bool = True) -> list[Ens
     cfg = resolved(cfg)
     parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
     dev = torch.device(cfg.device)
-    return [Ensemble.from_stacked(_mlp(cfg.hidden), {k: v.to(dev) for k, v in p.weights.items()}, dev)
+    return [Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in p.weights.items()}, dev)
             for p in parts]
 
 
@@ -310,21 +306,19 @@ def run_sharpness(cfg: SharpnessConfig, progress: bool = True) -> cache.Result:
     def compute():
         dev = torch.device(cfg.device)
         data = load_mnist(dev)
-        lx, ly = data.train.x[:cfg.loss_subset], data.train.y[:cfg.loss_subset]
-        hx, hy = data.train.x[:cfg.hessian_subset], data.train.y[:cfg.hessian_subset]
+        loss_split = data.train.subset(cfg.loss_subset)
+        hess_split = data.train.subset(cfg.hessian_subset)
         models = batch_sweep_models(cfg.sweep, progress)
         sharp = np.zeros((len(cfg.epsilons), len(models), len(cfg.sweep.seeds)))
         top = np.zeros((len(models), len(cfg.sweep.seeds)))
-        from tqdm.auto import tqdm
-
         for b, ens in enumerate(tqdm(models, desc="1-3e sharpness", disable=not progress, leave=False)):
-            f = ensemble_loss_fn(ens, lx, ly)
+            f = ensemble_loss_fn(ens, loss_split.x, loss_split.y)
             for e, eps in enumerate(cfg.epsilons):
                 sharp[e, b] = epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
             for s in range(len(ens)):
-                model = _mlp(cfg.sweep.hidden)().to(dev)
+                model = mnist_mlp(cfg.sweep.hidden)().to(dev)
                 model.load_state_dict(ens.state_dict(s))
-                fl = FlatLoss(model, F.cross_entropy, hx, hy)
+                fl = FlatLoss(model, F.cross_entropy, hess_split.x, hess_split.y)
                 top[b, s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
         arrays = {"batch_size": np.array(cfg.sweep.batch_sizes), "sharpness": sharp, "top_eig": top,
                   "epsilons": np.array(cfg.epsilons)}

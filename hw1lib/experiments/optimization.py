@@ -24,7 +24,7 @@ from ..curvature import FlatLoss, minimal_ratio
 from ..data import load_mnist
 from ..ensemble import Ensemble
 from ..functions import target
-from ..models import mlp, mlp_widths_for_params
+from ..models import mlp, mlp_widths_for_params, mnist_mlp
 from ..train import fit_classifier, fit_full_batch
 from . import resolved
 
@@ -53,10 +53,6 @@ def trajectory_config(profile: str = "quick", **overrides) -> TrajectoryConfig:
     return make_config(TrajectoryConfig, TRAJECTORY_PROFILES, profile, **overrides)
 
 
-def _dnn(cfg):
-    return lambda: mlp(784, cfg.hidden, 10)
-
-
 def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result:
     """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
     [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
@@ -66,7 +62,7 @@ def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result
     def compute():
         dev = torch.device(cfg.device)
         data = load_mnist(dev)
-        ens = Ensemble(_dnn(cfg), list(range(cfg.runs)), dev)
+        ens = Ensemble(mnist_mlp(cfg.hidden), list(range(cfg.runs)), dev)
         hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
                               batch_size=cfg.batch_size, lr=cfg.lr, snapshot_every=cfg.snapshot_every,
                               progress=progress, desc="1-2a 8 runs")
@@ -135,7 +131,7 @@ def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
         loss = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs,
                               lr=cfg.function_lr, grad_norms=gn, progress=progress, desc="1-2b function")
         data = load_mnist(dev)
-        ens2 = Ensemble(lambda: mlp(784, cfg.mnist_hidden, 10), [cfg.seed], dev)
+        ens2 = Ensemble(mnist_mlp(cfg.mnist_hidden), [cfg.seed], dev)
         h = fit_classifier(ens2, data.train.subset(cfg.train_subset), None, epochs=cfg.mnist_epochs,
                            batch_size=cfg.mnist_batch_size, lr=cfg.mnist_lr, record_steps=True,
                            progress=progress, desc="1-2b MNIST")
@@ -203,7 +199,7 @@ def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
         eig = hessian_spectrum(f, theta)
         arrays = {"phase1_loss": phase1, "loss": vmap(f)(theta).cpu().numpy(),
                   "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
-                  "minimal_ratio": np.array([minimal_ratio(e) for e in eig.cpu().numpy()]),
+                  "minimal_ratio": minimal_ratio(eig.cpu().numpy()),
                   "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
         summary = {"params": f.num_params, "runs": R, "reached": int(out["reached"].sum()),
                    "grad_tol": cfg.grad_tol}
@@ -245,7 +241,7 @@ def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
     def compute():
         dev = torch.device(cfg.device)
         traj = run_trajectory(cfg.trajectory, progress=progress)
-        build = _dnn(cfg.trajectory)
+        build = mnist_mlp(cfg.trajectory.hidden)
         template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
         centre = template.flat_params()[cfg.run]                       # [P], final weights
         split = load_mnist(dev).train.subset(cfg.eval_subset)
@@ -265,10 +261,11 @@ def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
         pb = np.linspace(lo[1] - pad[1], hi[1] + pad[1], cfg.grid)
         pl, _ = evaluate_points(build, template, plane_grid(centre, comps[0], comps[1], pa, pb), split)
         path_loss, _ = evaluate_points(build, template, snaps, split)
+        centre_loss, _ = evaluate_points(build, template, centre.unsqueeze(0), split)
         arrays = {"random_a": a, "random_b": b, "random_loss": rl.reshape(cfg.grid, cfg.grid),
                   "pca_a": pa, "pca_b": pb, "pca_loss": pl.reshape(cfg.grid, cfg.grid),
                   "path": path, "path_loss": path_loss, "explained": explained}
-        summary = {"centre_loss": float(rl.reshape(cfg.grid, cfg.grid)[cfg.grid // 2, cfg.grid // 2]),
+        summary = {"centre_loss": float(centre_loss[0]),
                    "explained": [float(e) for e in explained]}
         return cache.Result(arrays, summary)
 
