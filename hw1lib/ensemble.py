@@ -9,6 +9,7 @@ per-model losses, updates every model exactly as its own optimizer would.
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Callable, Sequence
 
 import torch
@@ -16,10 +17,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 
+_INIT_LOCK = threading.Lock()  # the global CPU generator is shared by threads
+
+
 def seeded_init(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Build a module with its initial weights drawn from `seed`, leaving the
-    caller's global RNG state untouched."""
-    with torch.random.fork_rng(devices=[]):
+    caller's global RNG state untouched (and safe when units run in threads)."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
 

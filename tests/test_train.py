@@ -22,7 +22,7 @@ def _fit_sinc(seeds, epochs=300, dtype=torch.float32, lr=1e-2):
     y = target("sinc", x)
     N = len(seeds)
     loss = fit_full_batch(ens, x.expand(N, -1, -1), y.expand(N, -1, -1), epochs=epochs, lr=lr,
-                          progress=False)
+                          progress=False)["loss"]
     return ens, loss
 
 

@@ -18,7 +18,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
-from . import per_unit, resolved, stack_units
+from .common import Unit, resolved, run_units, split_units, stack_units
 
 
 # ------------------------------------------------------------------ 1-1a
@@ -65,7 +65,7 @@ def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
     x = torch.linspace(-1, 1, cfg.n_points, device=dev).unsqueeze(-1)   # [n, 1]
     y = torch.stack([target(f, x) for f, _ in members])                  # [N, n, 1]
     loss = fit_full_batch(ens, x.expand(len(members), -1, -1), y, epochs=cfg.epochs,
-                          lr=cfg.lr, progress=progress, desc=f"1-1a depth {depth}")
+                          lr=cfg.lr, progress=progress, desc=f"1-1a depth {depth}")["loss"]
     with torch.no_grad():
         pred = ens(x, shared=True)[..., 0]                                # [N, n]
     final = loss[-1].reshape(F_, S)
@@ -79,6 +79,11 @@ def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
         summary=summary, weights=ens.stacked_state())
 
 
+def function_fit_units(cfg: FunctionFitConfig) -> list[Unit]:
+    """One unit per depth (every function and seed of a depth is one ensemble)."""
+    return split_units("function_fit_depth", resolved(cfg), "depths", _fit_one_depth)
+
+
 def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Result:
     """Fit every function with every depth and seed.
 
@@ -88,7 +93,7 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
     cfg = resolved(cfg)
 
     def compute() -> cache.Result:
-        parts = per_unit("function_fit_depth", cfg, "depths", _fit_one_depth, progress)
+        parts = run_units(function_fit_units(cfg), progress)
         x = torch.linspace(-1, 1, cfg.n_points)
         arrays = {
             "x": x.numpy(),
@@ -152,13 +157,18 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     return cache.Result(hist, summary, weights=ens.stacked_state())
 
 
+def mnist_models_units(cfg: MnistModelsConfig) -> list[Unit]:
+    """One unit per depth (its seeds train as one ensemble)."""
+    return split_units("mnist_cnn_depth", resolved(cfg), "depths", _train_one_depth)
+
+
 def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Result:
     """Train every depth with every seed. Arrays: train_loss, train_acc,
     test_loss, test_acc, each [D, epochs + 1, S] (row 0 = at initialisation)."""
     cfg = resolved(cfg)
 
     def compute() -> cache.Result:
-        parts = per_unit("mnist_cnn_depth", cfg, "depths", _train_one_depth, progress)
+        parts = run_units(mnist_models_units(cfg), progress)
         arrays = stack_units(parts)
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)

@@ -26,7 +26,7 @@ from ..generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate_f
                               random_labels, sensitivity)
 from ..models import mnist_mlp
 from ..train import fit_classifier
-from . import final_metrics, per_unit, resolved, stack_units
+from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units
 
 
 # ------------------------------------------------------------------ 1-3a
@@ -54,30 +54,36 @@ def random_labels_config(profile: str = "quick", **overrides) -> RandomLabelsCon
     return make_config(RandomLabelsConfig, RANDOM_LABELS_PROFILES, profile, **overrides)
 
 
+def _compute_random_labels(cfg: RandomLabelsConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    data = load_mnist(dev)
+    train = data.train.subset(cfg.train_subset)
+    arrays, summary = {}, {}
+    # Both runs (same initial weights, same batch order) train as one ensemble
+    # whose members have labels of their own.
+    kinds = ("random", "true")
+    labels = torch.stack([random_labels(train.y, cfg.label_seed), train.y])   # [2, n]
+    ens = Ensemble(mnist_mlp(cfg.hidden), [cfg.seed] * len(kinds), dev)
+    h = fit_classifier(ens, Split(train.x, labels), data.test.subset(cfg.test_subset), epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, lr=cfg.lr, progress=progress, desc="1-3a random + true labels")
+    for i, kind in enumerate(kinds):
+        for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            arrays[f"{kind}_{k}"] = h[k][:, i]
+            summary[f"{kind}_final_{k}"] = float(h[k][-1, i])
+    summary["params"] = ens.num_params()
+    summary["agreement_random_vs_true"] = float((random_labels(train.y, cfg.label_seed) == train.y)
+                                                .float().mean())
+    return cache.Result(arrays, summary)
+
+
+def random_labels_units(cfg: RandomLabelsConfig) -> list[Unit]:
+    return [Unit("random_labels", resolved(cfg), _compute_random_labels)]
+
+
 def run_random_labels(cfg: RandomLabelsConfig, progress: bool = True) -> cache.Result:
     """Arrays: {random,true}_{train,test}_{loss,acc} [epochs + 1]. The random
     run's train metrics are against its random labels; test labels stay true."""
-    cfg = resolved(cfg)
-
-    def compute():
-        dev = torch.device(cfg.device)
-        data = load_mnist(dev)
-        train = data.train.subset(cfg.train_subset)
-        arrays, summary = {}, {}
-        for kind, y in (("random", random_labels(train.y, cfg.label_seed)), ("true", train.y)):
-            ens = Ensemble(mnist_mlp(cfg.hidden), [cfg.seed], dev)
-            h = fit_classifier(ens, Split(train.x, y), data.test.subset(cfg.test_subset), epochs=cfg.epochs,
-                               batch_size=cfg.batch_size,
-                               lr=cfg.lr, progress=progress, desc=f"1-3a {kind} labels")
-            for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
-                arrays[f"{kind}_{k}"] = h[k][:, 0]
-                summary[f"{kind}_final_{k}"] = float(h[k][-1, 0])
-            summary["params"] = ens.num_params()
-        summary["agreement_random_vs_true"] = float((random_labels(train.y, cfg.label_seed) == train.y)
-                                                    .float().mean())
-        return cache.Result(arrays, summary)
-
-    return cache.cached("random_labels", cfg, compute)
+    return random_labels_units(cfg)[0](progress)
 
 
 # ------------------------------------------------------------------ 1-3b
@@ -134,13 +140,18 @@ def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
     return cache.Result(final_metrics(h), {"width": w, "params": ens.num_params()})
 
 
+def params_sweep_units(cfg: ParamsSweepConfig) -> list[Unit]:
+    """One unit per width (its seeds train as one ensemble)."""
+    return split_units("params_sweep_width", resolved(cfg), "widths", _train_width)
+
+
 def run_params_sweep(cfg: ParamsSweepConfig, progress: bool = True) -> cache.Result:
     """Arrays: params [W]; train_loss, train_acc, test_loss, test_acc [W, S] (final;
     train metrics against the training labels, noisy ones included)."""
     cfg = resolved(cfg)
 
     def compute():
-        parts = per_unit("params_sweep_width", cfg, "widths", _train_width, progress)
+        parts = run_units(params_sweep_units(cfg), progress)
         arrays = stack_units(parts)
         arrays["params"] = np.array([p.summary["params"] for p in parts])
         return cache.Result(arrays, {"params": arrays["params"].tolist()})
@@ -179,38 +190,41 @@ def alpha_grid(n: int) -> np.ndarray:
     return np.round(np.linspace(-1, 2, n), 10)
 
 
+def _compute_interpolation(cfg: InterpolationConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    data = load_mnist(dev)
+    train = data.train.subset(cfg.train_subset)
+    build = mnist_mlp(cfg.hidden)
+    runs = {"base": (cfg.base_batch, cfg.base_lr), "large_batch": (cfg.large_batch, cfg.base_lr),
+            "large_lr": (cfg.base_batch, cfg.large_lr)}
+    theta, ends = {}, {}
+    for name, (bs, lr) in runs.items():
+        ens = Ensemble(build, [cfg.seed], dev)
+        h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=lr,
+                           eval_every=cfg.epochs, progress=progress, desc=f"1-3c {name}")
+        theta[name], ends[name] = ens.flat_params()[0], h
+    template = ens
+    alphas = alpha_grid(cfg.alphas)
+    arrays = {"alpha": alphas}
+    summary = {}
+    for pair, other in (("batch", "large_batch"), ("lr", "large_lr")):
+        thetas = interpolate_flat(theta["base"], theta[other], alphas)
+        for split_name, split in (("train", train), ("test", data.test)):
+            loss, acc = evaluate_points(build, template, thetas, split)
+            arrays[f"{pair}_{split_name}_loss"], arrays[f"{pair}_{split_name}_acc"] = loss, acc
+        for end, name in ((0, "base"), (1, other)):
+            summary[f"{pair}_end{end}_test_acc"] = float(ends[name]["test_acc"][-1, 0])
+    return cache.Result(arrays, summary)
+
+
+def interpolation_units(cfg: InterpolationConfig) -> list[Unit]:
+    return [Unit("interpolation", resolved(cfg), _compute_interpolation)]
+
+
 def run_interpolation(cfg: InterpolationConfig, progress: bool = True) -> cache.Result:
     """Arrays: alpha [A]; for each pair ('batch': base_batch -> large_batch,
     'lr': base_lr -> large_lr) {pair}_{train,test}_{loss,acc} [A] on the whole sets."""
-    cfg = resolved(cfg)
-
-    def compute():
-        dev = torch.device(cfg.device)
-        data = load_mnist(dev)
-        train = data.train.subset(cfg.train_subset)
-        build = mnist_mlp(cfg.hidden)
-        runs = {"base": (cfg.base_batch, cfg.base_lr), "large_batch": (cfg.large_batch, cfg.base_lr),
-                "large_lr": (cfg.base_batch, cfg.large_lr)}
-        theta, ends = {}, {}
-        for name, (bs, lr) in runs.items():
-            ens = Ensemble(build, [cfg.seed], dev)
-            h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=lr,
-                               eval_every=cfg.epochs, progress=progress, desc=f"1-3c {name}")
-            theta[name], ends[name] = ens.flat_params()[0], h
-        template = ens
-        alphas = alpha_grid(cfg.alphas)
-        arrays = {"alpha": alphas}
-        summary = {}
-        for pair, other in (("batch", "large_batch"), ("lr", "large_lr")):
-            thetas = interpolate_flat(theta["base"], theta[other], alphas)
-            for split_name, split in (("train", train), ("test", data.test)):
-                loss, acc = evaluate_points(build, template, thetas, split)
-                arrays[f"{pair}_{split_name}_loss"], arrays[f"{pair}_{split_name}_acc"] = loss, acc
-            for end, name in ((0, "base"), (1, other)):
-                summary[f"{pair}_end{end}_test_acc"] = float(ends[name]["test_acc"][-1, 0])
-        return cache.Result(arrays, summary)
-
-    return cache.cached("interpolation", cfg, compute)
+    return interpolation_units(cfg)[0](progress)
 
 
 # ------------------------------------------------------------------ 1-3d / 1-3e
@@ -252,6 +266,11 @@ def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     return cache.Result(arrays, {"batch_size": bs}, weights=ens.stacked_state())
 
 
+def batch_sweep_units(cfg: BatchSweepConfig) -> list[Unit]:
+    """One unit per batch size (its seeds train as one ensemble)."""
+    return split_units("batch_sweep_unit", resolved(cfg), "batch_sizes", _train_batch)
+
+
 def run_batch_sweep(cfg: BatchSweepConfig, progress: bool = True) -> cache.Result:
     """Arrays: batch_size [B]; train_loss, train_acc, test_loss, test_acc,
     sensitivity [B, S] (final; sensitivity = mean over the test images of the
@@ -259,7 +278,7 @@ def run_batch_sweep(cfg: BatchSweepConfig, progress: bool = True) -> cache.Resul
     cfg = resolved(cfg)
 
     def compute():
-        parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
+        parts = run_units(batch_sweep_units(cfg), progress)
         arrays = stack_units(parts)
         arrays["batch_size"] = np.array(cfg.batch_sizes)
         return cache.Result(arrays, {"mean_sensitivity": arrays["sensitivity"].mean(1).tolist()})
@@ -270,7 +289,7 @@ def run_batch_sweep(cfg: BatchSweepConfig, progress: bool = True) -> cache.Resul
 def batch_sweep_models(cfg: BatchSweepConfig, progress: bool = True) -> list[Ensemble]:
     """The trained ensembles of the sweep (one per batch size), from the cache."""
     cfg = resolved(cfg)
-    parts = per_unit("batch_sweep_unit", cfg, "batch_sizes", _train_batch, progress)
+    parts = run_units(batch_sweep_units(cfg), progress)
     dev = torch.device(cfg.device)
     return [Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in p.weights.items()}, dev)
             for p in parts]
@@ -297,32 +316,35 @@ def sharpness_config(profile: str = "quick", **overrides) -> SharpnessConfig:
     return make_config(SharpnessConfig, SHARPNESS_PROFILES, profile, **overrides)
 
 
+def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    data = load_mnist(dev)
+    loss_split = data.train.subset(cfg.loss_subset)
+    hess_split = data.train.subset(cfg.hessian_subset)
+    models = batch_sweep_models(cfg.sweep, progress)
+    sharp = np.zeros((len(cfg.epsilons), len(models), len(cfg.sweep.seeds)))
+    top = np.zeros((len(models), len(cfg.sweep.seeds)))
+    for b, ens in enumerate(tqdm(models, desc="1-3e sharpness", disable=not progress, leave=False)):
+        f = ensemble_loss_fn(ens, loss_split.x, loss_split.y)
+        for e, eps in enumerate(cfg.epsilons):
+            sharp[e, b] = epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
+        for s in range(len(ens)):
+            model = mnist_mlp(cfg.sweep.hidden)().to(dev)
+            model.load_state_dict(ens.state_dict(s))
+            fl = FlatLoss(model, F.cross_entropy, hess_split.x, hess_split.y)
+            top[b, s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
+    arrays = {"batch_size": np.array(cfg.sweep.batch_sizes), "sharpness": sharp, "top_eig": top,
+              "epsilons": np.array(cfg.epsilons)}
+    summary = {"sharpness_mean": sharp.mean(2).tolist(), "top_eig_mean": top.mean(1).tolist()}
+    return cache.Result(arrays, summary)
+
+
+def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
+    return [Unit("sharpness", dataclasses.replace(resolved(cfg), sweep=resolved(cfg.sweep)), _compute_sharpness)]
+
+
 def run_sharpness(cfg: SharpnessConfig, progress: bool = True) -> cache.Result:
     """Arrays: batch_size [B]; sharpness [E, B, S] (Keskar epsilon-sharpness for
     each epsilon); top_eig [B, S] (largest Hessian eigenvalue of the training
     loss on the subset, from Hessian-vector products)."""
-    cfg = dataclasses.replace(resolved(cfg), sweep=resolved(cfg.sweep))
-
-    def compute():
-        dev = torch.device(cfg.device)
-        data = load_mnist(dev)
-        loss_split = data.train.subset(cfg.loss_subset)
-        hess_split = data.train.subset(cfg.hessian_subset)
-        models = batch_sweep_models(cfg.sweep, progress)
-        sharp = np.zeros((len(cfg.epsilons), len(models), len(cfg.sweep.seeds)))
-        top = np.zeros((len(models), len(cfg.sweep.seeds)))
-        for b, ens in enumerate(tqdm(models, desc="1-3e sharpness", disable=not progress, leave=False)):
-            f = ensemble_loss_fn(ens, loss_split.x, loss_split.y)
-            for e, eps in enumerate(cfg.epsilons):
-                sharp[e, b] = epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
-            for s in range(len(ens)):
-                model = mnist_mlp(cfg.sweep.hidden)().to(dev)
-                model.load_state_dict(ens.state_dict(s))
-                fl = FlatLoss(model, F.cross_entropy, hess_split.x, hess_split.y)
-                top[b, s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
-        arrays = {"batch_size": np.array(cfg.sweep.batch_sizes), "sharpness": sharp, "top_eig": top,
-                  "epsilons": np.array(cfg.epsilons)}
-        summary = {"sharpness_mean": sharp.mean(2).tolist(), "top_eig_mean": top.mean(1).tolist()}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("sharpness", cfg, compute)
+    return sharpness_units(cfg)[0](progress)

@@ -26,7 +26,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import mlp, mlp_widths_for_params, mnist_mlp
 from ..train import fit_classifier, fit_full_batch
-from . import resolved
+from .common import Unit, resolved
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -53,27 +53,30 @@ def trajectory_config(profile: str = "quick", **overrides) -> TrajectoryConfig:
     return make_config(TrajectoryConfig, TRAJECTORY_PROFILES, profile, **overrides)
 
 
+def _compute_trajectory(cfg: TrajectoryConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    data = load_mnist(dev)
+    ens = Ensemble(mnist_mlp(cfg.hidden), list(range(cfg.runs)), dev)
+    hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, lr=cfg.lr, snapshot_every=cfg.snapshot_every,
+                          progress=progress, desc="1-2a 8 runs")
+    first = ens.param_slices()["1.weight"]
+    hist["first_layer"] = np.array([first.start, first.stop])
+    summary = {"params": ens.num_params(), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
+               "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
+               "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
+    return cache.Result(hist, summary, weights=ens.stacked_state())
+
+
+def trajectory_units(cfg: TrajectoryConfig) -> list[Unit]:
+    return [Unit("trajectory", resolved(cfg), _compute_trajectory)]
+
+
 def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result:
     """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
     [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
     of the first layer's weight in a flat vector."""
-    cfg = resolved(cfg)
-
-    def compute():
-        dev = torch.device(cfg.device)
-        data = load_mnist(dev)
-        ens = Ensemble(mnist_mlp(cfg.hidden), list(range(cfg.runs)), dev)
-        hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
-                              batch_size=cfg.batch_size, lr=cfg.lr, snapshot_every=cfg.snapshot_every,
-                              progress=progress, desc="1-2a 8 runs")
-        first = ens.param_slices()["1.weight"]
-        hist["first_layer"] = np.array([first.start, first.stop])
-        summary = {"params": ens.num_params(), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
-                   "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
-                   "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
-        return cache.Result(hist, summary, weights=ens.stacked_state())
-
-    return cache.cached("trajectory", cfg, compute)
+    return trajectory_units(cfg)[0](progress)
 
 
 def trajectory_pca(result: cache.Result, layer: bool = False) -> dict[str, np.ndarray]:
@@ -116,31 +119,33 @@ def grad_norm_config(profile: str = "quick", **overrides) -> GradNormConfig:
     return make_config(GradNormConfig, GRAD_NORM_PROFILES, profile, **overrides)
 
 
+def _compute_grad_norm(cfg: GradNormConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    widths = mlp_widths_for_params(cfg.function_depth, 571)
+    ens = Ensemble(lambda: mlp(1, widths, 1), [cfg.seed], dev)
+    x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1)
+    fit = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs, lr=cfg.function_lr,
+                         record_grad_norm=True, progress=progress, desc="1-2b function")
+    data = load_mnist(dev)
+    ens2 = Ensemble(mnist_mlp(cfg.mnist_hidden), [cfg.seed], dev)
+    h = fit_classifier(ens2, data.train.subset(cfg.train_subset), None, epochs=cfg.mnist_epochs,
+                       batch_size=cfg.mnist_batch_size, lr=cfg.mnist_lr, record_steps=True,
+                       progress=progress, desc="1-2b MNIST")
+    arrays = {"function_loss": fit["loss"][:-1, 0], "function_grad_norm": fit["grad_norm"][:, 0],
+              "mnist_loss": h["step_loss"][:, 0], "mnist_grad_norm": h["grad_norm"][:, 0]}
+    summary = {k + "_final": float(v[-1]) for k, v in arrays.items()}
+    return cache.Result(arrays, summary)
+
+
+def grad_norm_units(cfg: GradNormConfig) -> list[Unit]:
+    return [Unit("grad_norm", resolved(cfg), _compute_grad_norm)]
+
+
 def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
     """Arrays: function_loss, function_grad_norm [iterations] (full-batch,
     the loss and the L2 norm of the gradient over all parameters at the same
     step); mnist_loss, mnist_grad_norm [iterations] (minibatch, same step)."""
-    cfg = resolved(cfg)
-
-    def compute():
-        dev = torch.device(cfg.device)
-        widths = mlp_widths_for_params(cfg.function_depth, 571)
-        ens = Ensemble(lambda: mlp(1, widths, 1), [cfg.seed], dev)
-        x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1)
-        gn: list = []
-        loss = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs,
-                              lr=cfg.function_lr, grad_norms=gn, progress=progress, desc="1-2b function")
-        data = load_mnist(dev)
-        ens2 = Ensemble(mnist_mlp(cfg.mnist_hidden), [cfg.seed], dev)
-        h = fit_classifier(ens2, data.train.subset(cfg.train_subset), None, epochs=cfg.mnist_epochs,
-                           batch_size=cfg.mnist_batch_size, lr=cfg.mnist_lr, record_steps=True,
-                           progress=progress, desc="1-2b MNIST")
-        arrays = {"function_loss": loss[:-1, 0], "function_grad_norm": torch.stack(gn)[:, 0].cpu().numpy(),
-                  "mnist_loss": h["step_loss"][:, 0], "mnist_grad_norm": h["grad_norm"][:, 0]}
-        summary = {k + "_final": float(v[-1]) for k, v in arrays.items()}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("grad_norm", cfg, compute)
+    return grad_norm_units(cfg)[0](progress)
 
 
 # ------------------------------------------------------------------ 1-2c
@@ -180,32 +185,35 @@ def critical_problem(cfg: CriticalConfig):
     return build, x, y, f
 
 
+def _compute_critical(cfg: CriticalConfig, progress: bool) -> cache.Result:
+    build, x, y, f = critical_problem(cfg)
+    R = cfg.runs
+    ens = Ensemble(build, list(range(R)), x.device, dtype=torch.float64)
+    phase1 = fit_full_batch(ens, x.expand(R, -1, -1), y.expand(R, -1, -1), epochs=cfg.phase1_epochs,
+                            lr=cfg.phase1_lr, progress=progress, desc="1-2c phase 1: L")["loss"]
+    out = minimize_grad_norm(f, ens.flat_params(), tol=cfg.grad_tol, max_iters=cfg.max_iters,
+                             progress=progress)
+    theta = out["theta"]
+    eig = hessian_spectrum(f, theta)
+    arrays = {"phase1_loss": phase1, "loss": vmap(f)(theta).cpu().numpy(),
+              "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
+              "minimal_ratio": minimal_ratio(eig.cpu().numpy()),
+              "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
+    summary = {"params": f.num_params, "runs": R, "reached": int(out["reached"].sum()),
+               "grad_tol": cfg.grad_tol}
+    return cache.Result(arrays, summary)
+
+
+def critical_units(cfg: CriticalConfig) -> list[Unit]:
+    return [Unit("critical", resolved(cfg), _compute_critical)]
+
+
 def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
     """Arrays (one entry per run): phase1_loss [epochs + 1, R]; loss [R] (final
     loss of the original objective), grad_norm [R] (true, full-batch), reached
     [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
     [R, P]; trace [iters + 1, R] (||grad L|| during phase 2)."""
-    cfg = resolved(cfg)
-
-    def compute():
-        build, x, y, f = critical_problem(cfg)
-        R = cfg.runs
-        ens = Ensemble(build, list(range(R)), x.device, dtype=torch.float64)
-        phase1 = fit_full_batch(ens, x.expand(R, -1, -1), y.expand(R, -1, -1), epochs=cfg.phase1_epochs,
-                                lr=cfg.phase1_lr, progress=progress, desc="1-2c phase 1: L")
-        out = minimize_grad_norm(f, ens.flat_params(), tol=cfg.grad_tol, max_iters=cfg.max_iters,
-                                 progress=progress)
-        theta = out["theta"]
-        eig = hessian_spectrum(f, theta)
-        arrays = {"phase1_loss": phase1, "loss": vmap(f)(theta).cpu().numpy(),
-                  "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
-                  "minimal_ratio": minimal_ratio(eig.cpu().numpy()),
-                  "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
-        summary = {"params": f.num_params, "runs": R, "reached": int(out["reached"].sum()),
-                   "grad_tol": cfg.grad_tol}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("critical", cfg, compute)
+    return critical_units(cfg)[0](progress)
 
 
 # ------------------------------------------------------------------ 1-2d
@@ -232,41 +240,44 @@ def surface_config(profile: str = "quick", **overrides) -> SurfaceConfig:
     return make_config(SurfaceConfig, SURFACE_PROFILES, profile, **overrides)
 
 
+def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
+    dev = torch.device(cfg.device)
+    traj = run_trajectory(cfg.trajectory, progress=progress)
+    build = mnist_mlp(cfg.trajectory.hidden)
+    template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
+    centre = template.flat_params()[cfg.run]                       # [P], final weights
+    split = load_mnist(dev).train.subset(cfg.eval_subset)
+    g = torch.Generator().manual_seed(cfg.direction_seed)
+    d1 = filter_normalized_direction(template, cfg.run, g)
+    d2 = filter_normalized_direction(template, cfg.run, g)
+    a = b = np.linspace(-cfg.span, cfg.span, cfg.grid)
+    rl, _ = evaluate_points(build, template, plane_grid(centre, d1, d2, a, b), split)
+    # PCA plane of this run's trajectory (Li et al.: PCA of theta_k - theta_final).
+    snaps = torch.as_tensor(traj.arrays["snapshots"][:, cfg.run], device=dev)
+    _, comps, explained = pca_2d((snaps - centre).cpu().numpy())
+    comps = torch.as_tensor(comps, dtype=centre.dtype, device=dev)
+    path = ((snaps - centre) @ comps.T).cpu().numpy()              # [K, 2]
+    lo, hi = path.min(0), path.max(0)
+    pad = cfg.margin * (hi - lo) + 1e-3
+    pa = np.linspace(lo[0] - pad[0], hi[0] + pad[0], cfg.grid)
+    pb = np.linspace(lo[1] - pad[1], hi[1] + pad[1], cfg.grid)
+    pl, _ = evaluate_points(build, template, plane_grid(centre, comps[0], comps[1], pa, pb), split)
+    path_loss, _ = evaluate_points(build, template, snaps, split)
+    centre_loss, _ = evaluate_points(build, template, centre.unsqueeze(0), split)
+    arrays = {"random_a": a, "random_b": b, "random_loss": rl.reshape(cfg.grid, cfg.grid),
+              "pca_a": pa, "pca_b": pb, "pca_loss": pl.reshape(cfg.grid, cfg.grid),
+              "path": path, "path_loss": path_loss, "explained": explained}
+    summary = {"centre_loss": float(centre_loss[0]),
+               "explained": [float(e) for e in explained]}
+    return cache.Result(arrays, summary)
+
+
+def surface_units(cfg: SurfaceConfig) -> list[Unit]:
+    return [Unit("surface", dataclasses.replace(resolved(cfg), trajectory=resolved(cfg.trajectory)), _compute_surface)]
+
+
 def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
     """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
     [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
     path_loss [K]; explained [2]."""
-    cfg = dataclasses.replace(resolved(cfg), trajectory=resolved(cfg.trajectory))
-
-    def compute():
-        dev = torch.device(cfg.device)
-        traj = run_trajectory(cfg.trajectory, progress=progress)
-        build = mnist_mlp(cfg.trajectory.hidden)
-        template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
-        centre = template.flat_params()[cfg.run]                       # [P], final weights
-        split = load_mnist(dev).train.subset(cfg.eval_subset)
-        g = torch.Generator().manual_seed(cfg.direction_seed)
-        d1 = filter_normalized_direction(template, cfg.run, g)
-        d2 = filter_normalized_direction(template, cfg.run, g)
-        a = b = np.linspace(-cfg.span, cfg.span, cfg.grid)
-        rl, _ = evaluate_points(build, template, plane_grid(centre, d1, d2, a, b), split)
-        # PCA plane of this run's trajectory (Li et al.: PCA of theta_k - theta_final).
-        snaps = torch.as_tensor(traj.arrays["snapshots"][:, cfg.run], device=dev)
-        _, comps, explained = pca_2d((snaps - centre).cpu().numpy())
-        comps = torch.as_tensor(comps, dtype=centre.dtype, device=dev)
-        path = ((snaps - centre) @ comps.T).cpu().numpy()              # [K, 2]
-        lo, hi = path.min(0), path.max(0)
-        pad = cfg.margin * (hi - lo) + 1e-3
-        pa = np.linspace(lo[0] - pad[0], hi[0] + pad[0], cfg.grid)
-        pb = np.linspace(lo[1] - pad[1], hi[1] + pad[1], cfg.grid)
-        pl, _ = evaluate_points(build, template, plane_grid(centre, comps[0], comps[1], pa, pb), split)
-        path_loss, _ = evaluate_points(build, template, snaps, split)
-        centre_loss, _ = evaluate_points(build, template, centre.unsqueeze(0), split)
-        arrays = {"random_a": a, "random_b": b, "random_loss": rl.reshape(cfg.grid, cfg.grid),
-                  "pca_a": pa, "pca_b": pb, "pca_loss": pl.reshape(cfg.grid, cfg.grid),
-                  "path": path, "path_loss": path_loss, "explained": explained}
-        summary = {"centre_loss": float(centre_loss[0]),
-                   "explained": [float(e) for e in explained]}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("surface", cfg, compute)
+    return surface_units(cfg)[0](progress)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# GPU check, run as is on a machine with a CUDA GPU:
+#
+#   bash benchmarks/gpu_check.sh RESULT.json [JOBS]
+#
+# Needs only python3 with torch, torchvision, numpy, scipy and scikit-learn and the
+# MNIST files in data/MNIST/raw/. Anything else (tqdm; pytest for the CUDA tests) is
+# installed from benchmarks/wheels/ when that folder exists (no internet needed):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform any \
+#       -d benchmarks/wheels tqdm pytest pluggy iniconfig packaging pygments
+# Steps, each with its own time limit so that one stuck step cannot lose the others:
+#   1. the tests that need CUDA (captured steps == eager steps, threaded units);
+#   2. `python -m hw1lib.run --profile full --device cuda --jobs JOBS` from an EMPTY cache;
+#   3. the GPU rows of the training benchmark.
+# Everything (logs' tails, timings, bench rows, the card, torch) goes into RESULT.json.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULT=${1:?usage: bash benchmarks/gpu_check.sh RESULT.json [JOBS]}
+JOBS=${2:-4}
+WORK=$(mktemp -d)
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+if compgen -G "benchmarks/wheels/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$WORK/site" benchmarks/wheels/*.whl \
+        || echo "warning: installing benchmarks/wheels failed" >&2
+    export PYTHONPATH="$WORK/site"
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+python3 - <<'EOF' || exit 1
+import torch
+assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine"
+print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
+EOF
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log and the exit code
+    local name=$1 limit=$2; shift 2
+    echo "== $name (limit ${limit}s): $*"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
+    echo $? >"$WORK/$name.rc"
+    echo $((SECONDS - t0)) >"$WORK/$name.s"
+    tail -n 25 "$WORK/$name.log"
+}
+
+step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_train.py
+export HW1LIB_RESULTS="$WORK/results"   # empty cache: the full profile is timed from scratch
+step full_profile 330 python3 -m hw1lib.run --profile full --device cuda --jobs "$JOBS" --no-progress \
+    --out "$WORK/timings-full-cuda.json"
+cp "$WORK/timings-full-cuda.json" build/ 2>/dev/null || true
+step bench 150 python3 benchmarks/bench_training.py --device cuda --repeats 2 --json "$WORK/bench-cuda.json"
+
+python3 - "$WORK" "$RESULT" "$JOBS" <<'EOF'
+import json, pathlib, sys, torch
+work, result, jobs = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def read(name):
+    p = work / name
+    return json.loads(p.read_text()) if p.exists() else None
+out = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "jobs": jobs,
+       "timings_full": read("timings-full-cuda.json"), "bench": read("bench-cuda.json"), "steps": {}}
+for name in ("tests", "full_profile", "bench"):
+    log = work / f"{name}.log"
+    out["steps"][name] = {
+        "rc": int((work / f"{name}.rc").read_text()) if (work / f"{name}.rc").exists() else None,
+        "seconds": int((work / f"{name}.s").read_text()) if (work / f"{name}.s").exists() else None,
+        "log_tail": log.read_text()[-4000:] if log.exists() else ""}
+pathlib.Path(result).parent.mkdir(parents=True, exist_ok=True)
+pathlib.Path(result).write_text(json.dumps(out, indent=2))
+print("result ->", result, {k: v["rc"] for k, v in out["steps"].items()})
+EOF

@@ -1,0 +1,266 @@
+"""Compute every experiment headlessly: `python -m hw1lib.run --profile full`.
+
+Fills the results cache without Jupyter, so that rendering the notebooks
+afterwards (`make report`) only reads it. Experiments are split into units
+(a depth, a width, a batch size, or a whole small experiment; see
+`hw1lib.experiments.REGISTRY`); units that are not cached yet are dispatched
+through a `concurrent.futures`-style executor:
+
+- `--jobs 1`: one after another in this process;
+- on a GPU, `--jobs N`: N threads, each unit on its own CUDA stream, so that
+  the small kernels (or replayed CUDA graphs) of independent units overlap;
+- on a CPU, `--jobs N`: N worker processes, each with 1/N of the CPU threads.
+
+Any object with `submit(fn, *args) -> future with .result()` serves: pass it
+as `run_all(..., executor=...)` to run units elsewhere over a shared results
+directory (set HW1LIB_RESULTS on both sides), e.g. Dask's
+`distributed.Client(...).get_executor()` or submitit's
+`AutoExecutor(folder=...)` (see the README). Experiments that read another's
+results (`after` in the registry) start once those are done.
+
+Prints one line per experiment as it finishes and a table at the end, and
+writes `build/timings-<profile>-<device>.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .device import resolve_device
+from .experiments import REGISTRY, Experiment, experiment
+from .experiments.common import Unit
+from .paths import repo_root
+
+
+class InlineExecutor(cf.Executor):
+    """Runs each submitted call at once, in this process (what `--jobs 1` uses)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through .result(), like any executor
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fut.set_exception(exc)
+        return fut
+
+
+def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> float:
+    """Compute (or load) one unit; returns the seconds it took. With
+    own_stream, its CUDA work goes to a new stream of its own, so units in
+    different threads overlap on the GPU."""
+    t0 = time.perf_counter()
+    if own_stream and torch.cuda.is_available():
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            unit(progress)
+        stream.synchronize()
+    else:
+        unit(progress)
+    return time.perf_counter() - t0
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def local_executor(device: torch.device, jobs: int) -> cf.Executor:
+    """The executor `--jobs` picks: inline, threads (GPU) or processes (CPU)."""
+    if jobs <= 1:
+        return InlineExecutor()
+    if device.type == "cuda":
+        return cf.ThreadPoolExecutor(jobs, thread_name_prefix="hw1lib-unit")
+    threads = max(1, torch.get_num_threads() // jobs)
+    return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                  initargs=(threads,))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
+                             capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw1lib", "notebooks"],
+                               cwd=repo_root(), capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def _as_completed(futures: list):
+    """Futures as they finish: concurrent.futures ones directly, others (e.g.
+    submitit jobs, which have .done() and .result()) by polling."""
+    if all(isinstance(f, cf.Future) for f in futures):
+        done = [f for f in futures if f.done()]   # in submission order (all of them, inline)
+        yield from done
+        yield from cf.as_completed([f for f in futures if f not in done])
+        return
+    left = list(futures)
+    while left:
+        ready = [f for f in left if f.done()]
+        for f in ready:
+            left.remove(f)
+            yield f
+        if not ready:
+            time.sleep(1.0)
+
+
+def _waves(selected: list[Experiment]) -> list[list[Experiment]]:
+    """Experiments in waves: each waits only for what it reads (`after`)."""
+    names = {e.name for e in selected}
+    done: set[str] = set()
+    left, waves = list(selected), []
+    while left:
+        wave = [e for e in left if all(a in done or a not in names for a in e.after)]
+        waves.append(wave)
+        done |= {e.name for e in wave}
+        left = [e for e in left if e not in wave]
+    return waves
+
+
+def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
+            executor: Any = None, progress: bool = True,
+            log: Callable[[str], None] = print) -> dict:
+    """Fill the cache for the selected experiments of `profile`; returns the
+    timings record (also what `main` writes to the timings file)."""
+    dev = resolve_device(device)
+    selected = [experiment(n) for n in only] if only else list(REGISTRY)
+    configs = {e.name: e.make_config(profile, device) for e in selected}
+    own = executor is None
+    executor = executor or local_executor(dev, jobs)
+    in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
+    own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
+    seconds: dict[str, float] = {}
+    unit_seconds: dict[str, float] = {}
+    cached_units: list[str] = []
+    failures: dict[str, str] = {}
+    t_start = time.perf_counter()
+    if own_stream:
+        # Load MNIST onto the GPU before any thread starts capturing a graph, so
+        # that no load (and its synchronisation) overlaps a capture.
+        from .data import load_mnist
+
+        load_mnist(dev)
+    try:
+        for wave in _waves(selected):
+            pending: dict[str, list[Unit]] = {}
+            futures: dict[Any, Unit] = {}
+            submitted: set[str] = set()
+            for e in wave:
+                pending[e.name] = []
+                for u in e.units(configs[e.name]):
+                    key = str(u)
+                    if key in unit_seconds or key in submitted:
+                        continue
+                    if u.is_cached():
+                        cached_units.append(key)
+                        continue
+                    pending[e.name].append(u)
+                    fut = executor.submit(run_unit, u, progress and in_process, own_stream)
+                    futures[fut] = u
+                    submitted.add(key)
+            owner = {str(u): name for name, us in pending.items() for u in us}
+            left = {name: len(us) for name, us in pending.items()}
+
+            def finish(name: str) -> None:
+                e = experiment(name)
+                t0 = time.perf_counter()
+                if not any(k.startswith(name + ":") for k in failures):
+                    try:
+                        e.run(configs[name], progress=False)  # assembles the cached units
+                    except Exception as exc:
+                        failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
+                seconds[name] = round(sum(unit_seconds.get(str(u), 0.0) for u in pending[name])
+                                      + time.perf_counter() - t0, 2)
+                status = "FAILED" if any(k.startswith(name + ":") for k in failures) else "done"
+                n_units = len(pending[name])
+                log(f"[run] {name:<10} {e.title:<18} {status} in {seconds[name]:7.1f} s "
+                    f"({n_units} unit{'s' * (n_units != 1)} computed)")
+
+            for name, n in left.items():
+                if n == 0:
+                    finish(name)
+            for fut in _as_completed(list(futures)):
+                u = futures[fut]
+                name = owner[str(u)]
+                try:
+                    unit_seconds[str(u)] = round(fut.result(), 2)
+                except Exception as exc:
+                    failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
+                    unit_seconds[str(u)] = 0.0
+                left[name] -= 1
+                if left[name] == 0:
+                    finish(name)
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    total = round(time.perf_counter() - t_start, 2)
+    record = {
+        "device": describe_device(dev), "torch": torch.__version__, "commit": git_commit(),
+        "profile": profile, "jobs": jobs, "experiments": seconds, "total_seconds": total,
+        "units": unit_seconds, "cached_units": len(cached_units), "failures": failures,
+    }
+    return record
+
+
+def describe_device(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({os.cpu_count()} cores, torch {torch.get_num_threads()} threads)"
+
+
+def timings_path(profile: str, device: torch.device) -> Path:
+    return repo_root() / "build" / f"timings-{profile}-{device.type}.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import Hw1libError
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--only", default="", help="comma-separated experiment names, e.g. 1-1a,1-3d "
+                    f"(all: {','.join(e.name for e in REGISTRY)})")
+    ap.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    ap.add_argument("--out", default=None, help="timings file (default build/timings-<profile>-<device>.json)")
+    args = ap.parse_args(argv)
+    try:
+        dev = resolve_device(args.device)
+        only = [n.strip() for n in args.only.split(",") if n.strip()] or None
+        for n in only or []:
+            experiment(n)
+        if args.jobs < 1:
+            raise SystemExit("error: --jobs must be 1 or more.")
+        print(f"[run] profile={args.profile} device={describe_device(dev)} jobs={args.jobs}", flush=True)
+        record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
+                         log=lambda s: print(s, flush=True))
+    except Hw1libError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else timings_path(args.profile, dev)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print(f"\n{'experiment':<12} {'seconds':>8}")
+    for name, s in record["experiments"].items():
+        print(f"{name:<12} {s:>8.1f}")
+    print(f"{'total (wall)':<12} {record['total_seconds']:>8.1f}   ({record['cached_units']} units from cache)")
+    print(f"timings -> {out}")
+    for k, v in record["failures"].items():
+        print(f"FAILED {k}: {v}", file=sys.stderr)
+    return 1 if record["failures"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

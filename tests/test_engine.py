@@ -1,0 +1,191 @@
+"""The engine: captured (static-buffer) steps equal eager ones, the registry
+is the one list of experiments, the headless runner fills the cache with any
+local executor and a second run computes nothing."""
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hw1lib import cache
+from hw1lib.ensemble import Ensemble
+from hw1lib.experiments import REGISTRY, experiment, notebooks
+from hw1lib.functions import target
+from hw1lib.models import cnn_for_params, mlp, mnist_mlp
+from hw1lib.run import InlineExecutor, main, run_all
+from hw1lib.train import MinibatchTrainer, fit_classifier, fit_full_batch, make_adam, shuffle_generator
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
+                          reason="CUDA graphs need a CUDA GPU; this machine has none")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------ static steps
+def _epochs(ens, train, bs, static, graphs=False, epochs=2):
+    opt = make_adam(ens, 1e-3)
+    gens = [shuffle_generator(s) for s in ens.seeds]
+    tr = MinibatchTrainer(ens, opt, train, bs, gens, record_grad_norm=True, graphs=graphs, static=static)
+    out = [tr.epoch() for _ in range(epochs)]
+    if graphs:  # the captured path really ran: both graphs exist
+        assert tr.full_step.graph is not None and tr.tail_step.graph is not None
+    return (torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out]),
+            {k: v.detach().clone() for k, v in ens.params.items()})
+
+
+def test_static_step_indexing_equals_slicing(mnist, cpu):
+    """The step that is captured on a GPU (permutation in a device buffer, a
+    device counter picking the slice, results written at the counter) gives
+    bit-identical losses, gradient norms and weights to plain slicing,
+    including the smaller last batch (300 = 4 x 64 + 44)."""
+    train = mnist.train.subset(300)
+    a = _epochs(Ensemble(mnist_mlp((16,)), [0, 1], cpu), train, 64, static=False)
+    b = _epochs(Ensemble(mnist_mlp((16,)), [0, 1], cpu), train, 64, static=True)
+    assert a[0].shape == (10, 2)
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
+    torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
+    for k in a[2]:
+        torch.testing.assert_close(a[2][k], b[2][k], rtol=0, atol=0)
+
+
+def test_static_full_batch_equals_eager(cpu):
+    x = torch.linspace(-1, 1, 64).view(1, -1, 1).expand(2, -1, -1)
+    y = target("sinc", x)
+    runs = [fit_full_batch(Ensemble(lambda: mlp(1, (8, 8), 1), [0, 1], cpu), x, y, epochs=50, lr=1e-2,
+                           record_grad_norm=True, progress=False, static=s) for s in (False, True)]
+    for k in ("loss", "grad_norm"):
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+    assert runs[0]["grad_norm"].shape == (50, 2) and runs[0]["loss"].shape == (51, 2)
+
+
+def test_per_member_labels_equal_separate_runs(mnist, cpu):
+    """Members with labels of their own ([N, n]) train as if run alone."""
+    from hw1lib.data import Split
+    from hw1lib.generalization import random_labels
+
+    train = mnist.train.subset(256)
+    y2 = torch.stack([train.y, random_labels(train.y, 0)])
+    both = fit_classifier(Ensemble(mnist_mlp((16,)), [3, 3], cpu), Split(train.x, y2), None, epochs=2,
+                          batch_size=64, lr=1e-3, progress=False)
+    for i in range(2):
+        alone = fit_classifier(Ensemble(mnist_mlp((16,)), [3], cpu), Split(train.x, y2[i]), None, epochs=2,
+                               batch_size=64, lr=1e-3, progress=False)
+        np.testing.assert_allclose(both["train_loss"][:, i], alone["train_loss"][:, 0], rtol=1e-5)
+
+
+# ------------------------------------------------------------ CUDA graphs
+@CUDA
+@pytest.mark.filterwarnings("error:CUDA graph capture failed")
+@pytest.mark.parametrize("build", [mnist_mlp((64, 64)), cnn_for_params(2, 10_000).build], ids=["mlp", "cnn"])
+def test_captured_minibatch_equals_eager_on_cuda(mnist, build):
+    from hw1lib.data import load_mnist
+
+    train = load_mnist("cuda").train.subset(2_000)   # 2000 = 31 x 64 + 16: both graphs replay
+    dev = torch.device("cuda")
+    a = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=3)
+    b = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=True, epochs=3)
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-6)
+    for k in a[2]:
+        torch.testing.assert_close(a[2][k], b[2][k], rtol=1e-5, atol=1e-6)
+
+
+@CUDA
+@pytest.mark.filterwarnings("error:CUDA graph capture failed")
+def test_captured_full_batch_equals_eager_on_cuda():
+    dev = torch.device("cuda")
+    x = torch.linspace(-1, 1, 256, device=dev).view(1, -1, 1).expand(3, -1, -1)
+    y = target("sinc", x)
+    runs = [fit_full_batch(Ensemble(lambda: mlp(1, (16, 16), 1), [0, 1, 2], dev), x, y, epochs=300,
+                           lr=1e-2, record_grad_norm=True, progress=False, graphs=g) for g in (False, True)]
+    for k in ("loss", "grad_norm"):
+        np.testing.assert_allclose(runs[0][k], runs[1][k], rtol=1e-5, atol=1e-7)
+
+
+@CUDA
+@pytest.mark.filterwarnings("error:CUDA graph capture failed")
+def test_threaded_units_on_cuda_equal_inline(tmp_path, monkeypatch):
+    ref = _run_into(tmp_path / "inline", monkeypatch, ["1-3b", "1-1a"], InlineExecutor(), "cuda")
+    got = _run_into(tmp_path / "threads", monkeypatch, ["1-3b", "1-1a"], cf.ThreadPoolExecutor(3), "cuda")
+    _assert_same(ref, got, rtol=1e-5)
+
+
+# ------------------------------------------------------------ registry
+def test_registry_is_the_list_of_notebooks():
+    on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(notebooks()) == on_disk
+    names = [e.name for e in REGISTRY]
+    assert len(set(names)) == len(names)
+    for e in REGISTRY:
+        assert all(a in names for a in e.after)
+        for profile in ("smoke", "quick", "full"):
+            units = e.units(e.make_config(profile))
+            assert units and pickle.loads(pickle.dumps(units[0])).config == units[0].config
+
+
+def test_unknown_experiment_lists_valid_ones():
+    from hw1lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown experiment '9-9'.*1-1a"):
+        experiment("9-9")
+
+
+# ------------------------------------------------------------ runner
+def _run_into(results: Path, monkeypatch, only, executor, device="cpu"):
+    monkeypatch.setenv("HW1LIB_RESULTS", str(results))
+    run_all("smoke", device, only, executor=executor, progress=False, log=lambda s: None)
+    out = {}
+    for name in only:
+        e = experiment(name)
+        out[name] = e.run(e.make_config("smoke", device), progress=False)
+        assert out[name].from_cache
+    return out
+
+
+def _assert_same(a, b, rtol=0.0):
+    for name in a:
+        for k, v in a[name].arrays.items():
+            np.testing.assert_allclose(b[name].arrays[k], v, rtol=rtol, err_msg=f"{name}: {k}")
+
+
+def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / "timings.json"
+    assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec) >= {"device", "torch", "commit", "experiments", "total_seconds"}
+    assert list(rec["experiments"]) and set(rec["experiments"]) == {e.name for e in REGISTRY}
+    assert rec["cached_units"] == 0
+    for e in REGISTRY:  # every notebook's call is now a cache hit
+        assert e.run(e.make_config("smoke", "cpu"), progress=False).from_cache
+    assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["units"] == {} and again["cached_units"] > 0
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_local_executors_give_the_inline_results(tmp_path, monkeypatch, kind):
+    only = ["1-3b", "1-3d", "1-3e"]  # several units per experiment, and one that waits for another
+    ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor())
+    pool = (cf.ThreadPoolExecutor(2) if kind == "threads"
+            else cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")))
+    with pool:
+        got = _run_into(tmp_path / kind, monkeypatch, only, pool)
+    _assert_same(ref, got)
+
+
+def test_failed_unit_is_reported_and_others_finish(tmp_path, monkeypatch):
+    """A unit that raises is named in the record; the other experiments finish."""
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
+    import hw1lib.experiments.generalization as g
+
+    def boom(cfg, progress):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(g, "_train_width", boom)
+    rec = run_all("smoke", "cpu", ["1-3b", "1-3a"], progress=False, log=lambda s: None)
+    assert any(k.startswith("1-3b:") for k in rec["failures"]) and "boom" in str(rec["failures"])
+    assert experiment("1-3a").run(experiment("1-3a").make_config("smoke", "cpu"), progress=False).from_cache
