@@ -62,9 +62,10 @@ def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> fl
     different threads overlap on the GPU."""
     t0 = time.perf_counter()
     if own_stream and torch.cuda.is_available():
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
+        from .train import on_stream, thread_stream
+
+        stream = thread_stream(torch.device("cuda", torch.cuda.current_device()))
+        with on_stream(stream):
             unit(progress)
         stream.synchronize()
     else:
@@ -88,6 +89,10 @@ def local_executor(device: torch.device, jobs: int) -> cf.Executor:
 
 
 def git_commit() -> str:
+    """The checkout's commit (+dirty), or HW1LIB_COMMIT where the tree has no
+    git history (e.g. a copy sent to a GPU machine)."""
+    if os.environ.get("HW1LIB_COMMIT"):
+        return os.environ["HW1LIB_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
                              capture_output=True, text=True, check=True)

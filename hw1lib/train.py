@@ -76,6 +76,33 @@ def on_stream(stream: "torch.cuda.Stream | None"):
 
 
 _CAPTURE_LOCK = threading.Lock()   # one capture at a time when units run in threads
+_STREAM_LOCK = threading.Lock()
+_THREAD = threading.local()
+_STREAM_OWNERS: dict[int, threading.Thread] = {}
+
+
+def thread_stream(device: torch.device) -> "torch.cuda.Stream":
+    """This thread's own CUDA stream, shared by none of the live threads.
+
+    `torch.cuda.Stream()` hands out streams from a fixed pool, round robin, so
+    two calls can return the same stream; a unit in one thread whose kernels
+    went to a stream that another thread is capturing would be captured into
+    that graph. Every thread therefore takes one stream, checked to be
+    distinct from those of the other live threads, and keeps it."""
+    s = getattr(_THREAD, "stream", None)
+    if s is not None and s.device == device:
+        return s
+    with _STREAM_LOCK:
+        for _ in range(256):
+            s = torch.cuda.Stream(device)
+            owner = _STREAM_OWNERS.get(s.cuda_stream)
+            if owner is None or not owner.is_alive() or owner is threading.current_thread():
+                break
+        else:
+            raise RuntimeError("all CUDA streams of the pool are held by live threads; use fewer --jobs")
+        _STREAM_OWNERS[s.cuda_stream] = threading.current_thread()
+    _THREAD.stream = s
+    return s
 
 
 class CapturedStep:
@@ -222,7 +249,7 @@ class MinibatchTrainer:
         self.grad_norms = torch.zeros(self.steps, N, device=dev) if record_grad_norm else None
         self.captured = graphs_wanted(dev, graphs)
         self.static = self.captured or bool(static)
-        self.stream = torch.cuda.Stream(dev) if self.captured else None
+        self.stream = thread_stream(dev) if self.captured else None
         if self.static:
             self.perm = torch.zeros(N, self.n, dtype=torch.long, device=dev)
             self.pos = torch.zeros((), dtype=torch.long, device=dev)
@@ -373,7 +400,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     static = captured or static
     run = CapturedStep(device_step, captured)
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
-    with on_stream(torch.cuda.Stream(x.device) if captured else None):
+    with on_stream(thread_stream(x.device) if captured else None):
         for e in range(epochs):
             run() if static else step(e)
             if (e + 1) % check_every == 0 or e + 1 == epochs:

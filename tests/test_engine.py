@@ -85,8 +85,8 @@ def test_captured_minibatch_equals_eager_on_cuda(mnist, build):
 
     train = load_mnist("cuda").train.subset(2_000)   # 2000 = 31 x 64 + 16: both graphs replay
     dev = torch.device("cuda")
-    a = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=3)
-    b = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=True, epochs=3)
+    a = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=5)
+    b = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=True, epochs=5)
     torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-6)
     for k in a[2]:
@@ -189,3 +189,39 @@ def test_failed_unit_is_reported_and_others_finish(tmp_path, monkeypatch):
     rec = run_all("smoke", "cpu", ["1-3b", "1-3a"], progress=False, log=lambda s: None)
     assert any(k.startswith("1-3b:") for k in rec["failures"]) and "boom" in str(rec["failures"])
     assert experiment("1-3a").run(experiment("1-3a").make_config("smoke", "cpu"), progress=False).from_cache
+
+
+def test_nested_config_follows_its_parents_device():
+    """1-2d reads 1-2a's runs and 1-3e reads 1-3d's: they must be computed on
+    the device of the experiment that reads them, not on their own "auto"."""
+    import dataclasses
+
+    for name, field in (("1-2d", "trajectory"), ("1-3e", "sweep")):
+        e = experiment(name)
+        cfg = e.make_config("smoke", "cpu")
+        cfg = dataclasses.replace(cfg, **{field: dataclasses.replace(getattr(cfg, field), device="cuda")})
+        (unit,) = e.units(cfg)
+        assert unit.config.device == "cpu" and getattr(unit.config, field).device == "cpu"
+
+
+@CUDA
+def test_threads_get_distinct_streams():
+    """torch.cuda.Stream() recycles a pool of streams; thread_stream must not
+    hand a live thread's stream to another thread."""
+    import threading
+
+    from hw1lib.train import thread_stream
+
+    dev = torch.device("cuda")
+    got, barrier = [], threading.Barrier(6)
+
+    def take():
+        for _ in range(40):       # churn the pool so that its round robin wraps
+            torch.cuda.Stream(dev)
+        got.append(thread_stream(dev).cuda_stream)
+        barrier.wait()            # all alive at once
+
+    threads = [threading.Thread(target=take) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(set(got)) == 6

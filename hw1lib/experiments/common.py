@@ -17,6 +17,13 @@ def resolved(cfg):
     return dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
 
 
+def with_nested(cfg, field: str):
+    """The config resolved, with its nested config (`field`) on the same
+    device: the models an experiment reads must live where it computes."""
+    cfg = resolved(cfg)
+    return dataclasses.replace(cfg, **{field: dataclasses.replace(getattr(cfg, field), device=cfg.device)})
+
+
 @dataclass(frozen=True)
 class Unit:
     """One independently computable, separately cached piece of an experiment

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate_f
                               random_labels, sensitivity)
 from ..models import mnist_mlp
 from ..train import fit_classifier
-from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units
+from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units, with_nested
 
 
 # ------------------------------------------------------------------ 1-3a
@@ -340,7 +339,7 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
 
 
 def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
-    return [Unit("sharpness", dataclasses.replace(resolved(cfg), sweep=resolved(cfg.sweep)), _compute_sharpness)]
+    return [Unit("sharpness", with_nested(cfg, "sweep"), _compute_sharpness)]
 
 
 def run_sharpness(cfg: SharpnessConfig, progress: bool = True) -> cache.Result:

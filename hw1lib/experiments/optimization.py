@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import mlp, mlp_widths_for_params, mnist_mlp
 from ..train import fit_classifier, fit_full_batch
-from .common import Unit, resolved
+from .common import Unit, resolved, with_nested
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -273,7 +272,7 @@ def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
 
 
 def surface_units(cfg: SurfaceConfig) -> list[Unit]:
-    return [Unit("surface", dataclasses.replace(resolved(cfg), trajectory=resolved(cfg.trajectory)), _compute_surface)]
+    return [Unit("surface", with_nested(cfg, "trajectory"), _compute_surface)]
 
 
 def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
