@@ -146,6 +146,12 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     executor = executor or local_executor(dev, jobs)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
+    # On a GPU run with threads, a unit whose config fixes the CPU (1-2c) goes to a
+    # process of its own: its Python-heavy vmapped linear algebra would otherwise
+    # hold the GIL that the GPU threads need to launch their steps.
+    cpu_pool = (cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                       initargs=(max(1, (os.cpu_count() or 2) - jobs),))
+                if own_stream else None)
     seconds: dict[str, float] = {}
     unit_seconds: dict[str, float] = {}
     cached_units: list[str] = []
@@ -172,7 +178,10 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                         cached_units.append(key)
                         continue
                     pending[e.name].append(u)
-                    fut = executor.submit(run_unit, u, progress and in_process, own_stream)
+                    if cpu_pool is not None and getattr(u.config, "device", None) == "cpu":
+                        fut = cpu_pool.submit(run_unit, u, False, False)
+                    else:
+                        fut = executor.submit(run_unit, u, progress and in_process, own_stream)
                     futures[fut] = u
                     submitted.add(key)
             owner = {str(u): name for name, us in pending.items() for u in us}
@@ -210,6 +219,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
+        if cpu_pool is not None:
+            cpu_pool.shutdown(wait=True, cancel_futures=True)
     total = round(time.perf_counter() - t_start, 2)
     record = {
         "device": describe_device(dev), "torch": torch.__version__, "commit": git_commit(),

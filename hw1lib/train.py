@@ -15,6 +15,7 @@ tests check that both give the same numbers.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import threading
@@ -114,8 +115,8 @@ class CapturedStep:
     eager or replayed, is one real step. If capture fails, the step stays eager
     and says so once (the numbers are the same, only slower)."""
 
-    def __init__(self, fn: Callable[[], None], enabled: bool, warmup: int = 3):
-        self.fn, self.enabled, self.warmup = fn, enabled, warmup
+    def __init__(self, fn: Callable[[], None], enabled: bool, warmup: int = 3, name: str = "step"):
+        self.fn, self.enabled, self.warmup, self.name = fn, enabled, warmup, name
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
 
@@ -131,6 +132,13 @@ class CapturedStep:
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
         with _CAPTURE_LOCK:
+            # A garbage collection during capture could free an old graph or
+            # tensor in this thread, an operation a capturing stream forbids
+            # (seen on an H200: "operation not permitted when stream is
+            # capturing (function reset)"), so collect first and pause it.
+            gc.collect()
+            was_enabled = gc.isenabled()
+            gc.disable()
             try:
                 graph.capture_begin(capture_error_mode="thread_local")
                 try:
@@ -139,10 +147,19 @@ class CapturedStep:
                     graph.capture_end()
             except RuntimeError as exc:
                 self.enabled = False
-                warnings.warn(f"CUDA graph capture failed ({str(exc)[:200]}); "
+                warnings.warn(f"CUDA graph capture of {self.name} failed ({str(exc)[:300]}); "
                               "this run continues with eager steps.", RuntimeWarning)
                 return
+            finally:
+                if was_enabled:
+                    gc.enable()
         self.graph = graph
+
+    def close(self) -> None:
+        """Release the graph and its memory pool now (not at some later garbage
+        collection, which might fall inside another thread's capture)."""
+        self.graph = None
+        self.fn = None
 
 
 def _record(buf: torch.Tensor | None, at: int | torch.Tensor, row: torch.Tensor | None) -> None:
@@ -255,8 +272,10 @@ class MinibatchTrainer:
             self.pos = torch.zeros((), dtype=torch.long, device=dev)
             self.arange = torch.arange(batch_size, device=dev)
             full, tail = divmod(self.n, batch_size)
-            self.full_step = CapturedStep(lambda: self._device_step(batch_size), self.captured)
-            self.tail_step = CapturedStep(lambda: self._device_step(tail), self.captured) if tail else None
+            self.full_step = CapturedStep(lambda: self._device_step(batch_size), self.captured,
+                                          name=f"a batch-{batch_size} step")
+            self.tail_step = (CapturedStep(lambda: self._device_step(tail), self.captured,
+                                           name=f"the last batch-{tail} step") if tail else None)
 
     def _step(self, idx: torch.Tensor, at: int | torch.Tensor) -> None:
         x, y = gather(self.train.x, idx), gather_labels(self.train.y, idx)   # [N, B, ...], [N, B]
@@ -269,6 +288,13 @@ class MinibatchTrainer:
         cols = self.pos * self.B + self.arange[:b]                          # [b], on the device
         self._step(self.perm.index_select(1, cols), self.pos)
         self.pos.add_(1)
+
+    def close(self) -> None:
+        """Release the captured graphs (the steps refer back to the trainer, a
+        cycle that only the cyclic garbage collector would otherwise break)."""
+        for step in (getattr(self, "full_step", None), getattr(self, "tail_step", None)):
+            if step is not None:
+                step.close()
 
     def epoch(self, max_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One epoch (or its first `max_steps`). Returns the per-step training
@@ -297,7 +323,11 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
                 gens: list[torch.Generator], max_steps: int | None = None) -> torch.Tensor:
     """One epoch of minibatch steps (see MinibatchTrainer); returns the per-step
     loss [steps, N]. A one-off: loops over epochs should keep one trainer."""
-    return MinibatchTrainer(ens, opt, train, batch_size, gens).epoch(max_steps)[0]
+    trainer = MinibatchTrainer(ens, opt, train, batch_size, gens)
+    try:
+        return trainer.epoch(max_steps)[0]
+    finally:
+        trainer.close()
 
 
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
@@ -344,16 +374,19 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     log_eval(0)
     snapshot(0)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        losses, gn = trainer.epoch()
-        _raise_diverged(losses.sum(0, keepdim=True), epoch)   # the one host sync of the epoch
-        step_loss.append(losses)
-        if gn is not None:
-            grad_norm.append(gn)
-        log_eval(epoch)
-        snapshot(epoch)
-        bar.set_postfix(step_loss=f"{losses[-1].mean().item():.4f}",
-                        train_acc=f"{hist['train_acc'][-1].mean():.4f}")
+    try:
+        for epoch in bar:
+            losses, gn = trainer.epoch()
+            _raise_diverged(losses.sum(0, keepdim=True), epoch)   # the one host sync of the epoch
+            step_loss.append(losses)
+            if gn is not None:
+                grad_norm.append(gn)
+            log_eval(epoch)
+            snapshot(epoch)
+            bar.set_postfix(step_loss=f"{losses[-1].mean().item():.4f}",
+                            train_acc=f"{hist['train_acc'][-1].mean():.4f}")
+    finally:
+        trainer.close()
     result = {k: np.stack(v) for k, v in hist.items()}
     result["eval_epochs"] = np.array(eval_epochs)
     if record_steps:
@@ -398,7 +431,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
 
     captured = graphs_wanted(x.device, graphs)
     static = captured or static
-    run = CapturedStep(device_step, captured)
+    run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}")
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
     with on_stream(thread_stream(x.device) if captured else None):
         for e in range(epochs):
@@ -411,6 +444,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
         bar.close()
         with torch.no_grad():
             losses[epochs] = (ens(x) - y).pow(2).mean(dim=(1, 2))
+    run.close()
     out = {"loss": losses.cpu().numpy()}
     if record_grad_norm:
         out["grad_norm"] = gnorms.cpu().numpy()

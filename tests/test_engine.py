@@ -85,12 +85,20 @@ def test_captured_minibatch_equals_eager_on_cuda(mnist, build):
 
     train = load_mnist("cuda").train.subset(2_000)   # 2000 = 31 x 64 + 16: both graphs replay
     dev = torch.device("cuda")
-    a = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=5)
-    b = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=True, epochs=5)
-    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-6)
+    torch.backends.cudnn.deterministic = True       # else eager differs from eager (conv backward)
+    try:
+        a = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=5)
+        a2 = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=False, epochs=5)
+        b = _epochs(Ensemble(build, [0, 1], dev), train, 64, static=True, graphs=True, epochs=5)
+    finally:
+        torch.backends.cudnn.deterministic = False
+    # Captured must be as close to eager as eager is to itself (exactly, where it is deterministic).
+    for i in range(2):
+        noise = (a[i] - a2[i]).abs().max().item()
+        assert (a[i] - b[i]).abs().max().item() <= max(10 * noise, 1e-6)
     for k in a[2]:
-        torch.testing.assert_close(a[2][k], b[2][k], rtol=1e-5, atol=1e-6)
+        noise = (a[2][k] - a2[2][k]).abs().max().item()
+        assert (a[2][k] - b[2][k]).abs().max().item() <= max(10 * noise, 1e-6), k
 
 
 @CUDA
