@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= full
 DEVICE ?= auto
+# Units computed at once: 2 processes on a 2-core CPU; on a GPU, threads with a
+# CUDA stream each (try JOBS=4).
+JOBS ?= 2
 
-.PHONY: setup data report notebooks test lab bench clean
+.PHONY: setup data results report notebooks test lab bench clean
 
 setup: $(STAMP)
 
@@ -22,13 +25,19 @@ $(STAMP): pyproject.toml
 data: setup
 	@$(PY) -m hw1lib.data
 
-## Run every notebook (PROFILE=full by default) into build/notebooks/, regenerate figures/.
-report: data
-	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE)
+## Compute every experiment headlessly into the cache (PROFILE=full by default);
+## writes build/timings-$(PROFILE)-<device>.json.
+results: data
+	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
+
+## Compute, then render every notebook from the cache into build/notebooks/ and figures/.
+report: results
+	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
 
 ## Re-execute notebooks/ in place with the quick profile: the outputs nbval compares.
 notebooks: data
-	$(PY) -m hw1lib.report --profile quick --in-place
+	$(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS)
+	$(PY) -m hw1lib.report --profile quick --device cpu --in-place --jobs $(JOBS)
 
 ## Unit tests against oracles, then nbval over every notebook.
 test: data

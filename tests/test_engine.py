@@ -233,3 +233,23 @@ def test_threads_get_distinct_streams():
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(set(got)) == 6
+
+
+def test_critical_blocks_do_not_change_any_run(tmp_path, monkeypatch):
+    """1-2c is split into blocks of runs; every run's numbers are the same
+    whether it was computed in a block of 2 or with all 4 runs together, to
+    rounding. (The raw minimal ratio is not: eigenvalues of |lambda| ~ 1e-16
+    change sign with rounding, so it is compared over |lambda| > 1e-8.)"""
+    from hw1lib.experiments.optimization import critical_config, run_critical
+
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
+    split = run_critical(critical_config("smoke", runs_per_unit=2), progress=False).arrays
+    whole = run_critical(critical_config("smoke", runs_per_unit=4), progress=False).arrays
+    assert split["eigenvalues"].shape == (4, 141) and split["phase1_loss"].shape == (51, 4)
+    for k in ("phase1_loss", "loss", "grad_norm", "reached", "trace"):
+        np.testing.assert_allclose(split[k], whole[k], rtol=1e-9, atol=1e-14, err_msg=k)
+    scale = np.abs(whole["eigenvalues"]).max()
+    np.testing.assert_allclose(split["eigenvalues"], whole["eigenvalues"], rtol=0, atol=1e-10 * scale)
+    from hw1lib.curvature import minimal_ratio
+
+    np.testing.assert_array_equal(minimal_ratio(split["eigenvalues"], 1e-8), minimal_ratio(whole["eigenvalues"], 1e-8))

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import mlp, mlp_widths_for_params, mnist_mlp
 from ..train import fit_classifier, fit_full_batch
-from .common import Unit, resolved, with_nested
+from .common import Unit, resolved, run_units, with_nested
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -155,7 +156,11 @@ class CriticalConfig:
     activation: str = "tanh"             # smooth, so the Hessian exists everywhere
     n_points: int = 256                  # the full training set, evenly spaced on [-1, 1]; more
                                          # points than parameters, so minima are not flat by construction
-    runs: int = 100                      # seeds 0 .. runs-1, trained together
+    runs: int = 100                      # seeds first_run .. first_run + runs - 1
+    first_run: int = 0
+    runs_per_unit: int = 50              # blocks of runs computed (and cached) independently, in
+                                         # parallel with --jobs (2 blocks for 2 cores: smaller blocks
+                                         # repeat phase 1's per-step overhead); runs do not depend on it
     phase1_epochs: int = 5_000           # full-batch Adam on the loss
     phase1_lr: float = 1e-2
     grad_tol: float = 1e-4               # stop when the TRUE ||grad L|| < grad_tol
@@ -164,7 +169,7 @@ class CriticalConfig:
 
 
 CRITICAL_PROFILES = {
-    "smoke": dict(runs=4, phase1_epochs=50, max_iters=5),
+    "smoke": dict(runs=4, runs_per_unit=2, phase1_epochs=50, max_iters=5),
     "quick": dict(runs=100, phase1_epochs=3_000, max_iters=50),
     "full": dict(),
 }
@@ -184,10 +189,10 @@ def critical_problem(cfg: CriticalConfig):
     return build, x, y, f
 
 
-def _compute_critical(cfg: CriticalConfig, progress: bool) -> cache.Result:
+def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result:
     build, x, y, f = critical_problem(cfg)
     R = cfg.runs
-    ens = Ensemble(build, list(range(R)), x.device, dtype=torch.float64)
+    ens = Ensemble(build, list(range(cfg.first_run, cfg.first_run + R)), x.device, dtype=torch.float64)
     phase1 = fit_full_batch(ens, x.expand(R, -1, -1), y.expand(R, -1, -1), epochs=cfg.phase1_epochs,
                             lr=cfg.phase1_lr, progress=progress, desc="1-2c phase 1: L")["loss"]
     out = minimize_grad_norm(f, ens.flat_params(), tol=cfg.grad_tol, max_iters=cfg.max_iters,
@@ -204,7 +209,18 @@ def _compute_critical(cfg: CriticalConfig, progress: bool) -> cache.Result:
 
 
 def critical_units(cfg: CriticalConfig) -> list[Unit]:
-    return [Unit("critical", resolved(cfg), _compute_critical)]
+    """Blocks of `runs_per_unit` runs: every run is independent of the others."""
+    cfg = resolved(cfg)
+    starts = range(cfg.first_run, cfg.first_run + cfg.runs, cfg.runs_per_unit)
+    end = cfg.first_run + cfg.runs
+    return [Unit("critical_block", dataclasses.replace(cfg, first_run=s, runs=min(cfg.runs_per_unit, end - s)),
+                 _compute_critical_block) for s in starts]
+
+
+def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """Repeat the last row up to `rows` (a block whose runs all stopped early
+    keeps their final gradient norms: they no longer move)."""
+    return np.concatenate([a, np.repeat(a[-1:], rows - len(a), 0)]) if len(a) < rows else a
 
 
 def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
@@ -212,7 +228,19 @@ def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
     loss of the original objective), grad_norm [R] (true, full-batch), reached
     [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
     [R, P]; trace [iters + 1, R] (||grad L|| during phase 2)."""
-    return critical_units(cfg)[0](progress)
+    cfg = resolved(cfg)
+
+    def compute() -> cache.Result:
+        parts = run_units(critical_units(cfg), progress)
+        rows = max(len(p.arrays["trace"]) for p in parts)
+        arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in
+                  ("loss", "grad_norm", "reached", "minimal_ratio", "eigenvalues")}
+        arrays["phase1_loss"] = np.concatenate([p.arrays["phase1_loss"] for p in parts], 1)
+        arrays["trace"] = np.concatenate([_pad_rows(p.arrays["trace"], rows) for p in parts], 1)
+        summary = {**parts[0].summary, "runs": cfg.runs, "reached": int(arrays["reached"].sum())}
+        return cache.Result(arrays, summary)
+
+    return cache.cached("critical", cfg, compute)
 
 
 # ------------------------------------------------------------------ 1-2d
