@@ -36,8 +36,8 @@ report: results
 
 ## Re-execute notebooks/ in place with the quick profile: the outputs nbval compares.
 notebooks: data
-	$(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS)
-	$(PY) -m hw1lib.report --profile quick --device cpu --in-place --jobs $(JOBS)
+	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS)
+	$(PY) -m hw1lib.report --profile quick --in-place --jobs $(JOBS)
 
 ## Unit tests against oracles, then nbval over every notebook.
 test: data
