@@ -39,8 +39,10 @@ notebooks: data
 	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS)
 	$(PY) -m hw1lib.report --profile quick --in-place --jobs $(JOBS)
 
-## Unit tests against oracles, then nbval over every notebook.
+## Unit tests against oracles, then nbval over every notebook (their quick-profile
+## results computed first, headlessly and --jobs at a time).
 test: data
+	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS) --no-progress
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -q
 
 lab: data
