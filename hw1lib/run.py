@@ -152,6 +152,9 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     cpu_pool = (cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                        initargs=(max(1, (os.cpu_count() or 2) - jobs),))
                 if own_stream else None)
+    # tqdm bars inside the units: in this process, or from worker processes when
+    # they share a terminal (never in a log file, which each update would add a line to)
+    unit_progress = progress and (in_process or sys.stderr.isatty())
     seconds: dict[str, float] = {}
     unit_seconds: dict[str, float] = {}
     cached_units: list[str] = []
@@ -181,7 +184,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                     if cpu_pool is not None and getattr(u.config, "device", None) == "cpu":
                         fut = cpu_pool.submit(run_unit, u, False, False)
                     else:
-                        fut = executor.submit(run_unit, u, progress and in_process, own_stream)
+                        fut = executor.submit(run_unit, u, unit_progress, own_stream)
                     futures[fut] = u
                     submitted.add(key)
             owner = {str(u): name for name, us in pending.items() for u in us}
@@ -262,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] profile={args.profile} device={describe_device(dev)} jobs={args.jobs}", flush=True)
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
                          log=lambda s: print(s, flush=True))
+    except KeyboardInterrupt:
+        print("\n[run] interrupted: every unit that finished is cached; run the same command again to "
+              "resume from there.", file=sys.stderr)
+        return 130
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
