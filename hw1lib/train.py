@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .ensemble import Ensemble
-from .errors import TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 
 
 def shuffle_generator(seed: int) -> torch.Generator:
@@ -39,14 +39,44 @@ def shuffle_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(state)
 
 
-def make_adam(ens: Ensemble, lr: float) -> torch.optim.Adam:
+def make_adam(ens: Ensemble, lr: float | Sequence[float]) -> "torch.optim.Adam | MemberLrAdam":
     """torch.optim.Adam over the stacked parameters. Adam is elementwise, so each
     member is updated exactly as by its own optimizer. (fused=True saves only
     ~3% here and is not bitwise equal to the default; not worth the drift.)
     On CUDA, capturable=True keeps its step count on the device, which a
     captured step needs; eager CUDA steps use the same setting so that the
-    two paths run the same arithmetic."""
-    return torch.optim.Adam(ens.parameters(), lr=lr, capturable=ens.device.type == "cuda")
+    two paths run the same arithmetic. `lr` may be one rate per member."""
+    if isinstance(lr, (int, float)):
+        return torch.optim.Adam(ens.parameters(), lr=lr, capturable=ens.device.type == "cuda")
+    return MemberLrAdam(ens, lr)
+
+
+class MemberLrAdam:
+    """Adam over stacked parameters with one learning rate per member.
+
+    Adam's moments do not depend on the learning rate, and its update is the rate
+    times a direction; so one torch.optim.Adam step at rate 1, then each
+    member's displacement scaled by its own rate (`torch.lerp` from the old
+    weights), is Adam at the per-member rates, to rounding. Capturable like
+    the plain one. zero_grad/step as torch.optim.Adam."""
+
+    def __init__(self, ens: Ensemble, lrs: Sequence[float]):
+        if len(lrs) != len(ens):
+            raise ConfigError(f"{len(lrs)} learning rates given for an ensemble of {len(ens)} members.")
+        self.params = ens.parameters()
+        self.adam = torch.optim.Adam(self.params, lr=1.0, capturable=ens.device.type == "cuda")
+        rates = torch.tensor([float(r) for r in lrs], dtype=torch.float64)
+        self.rates = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.adam.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        old = [p.detach().clone() for p in self.params]
+        self.adam.step()
+        with torch.no_grad():
+            for p, o, r in zip(self.params, old, self.rates):
+                p.copy_(torch.lerp(o, p, r))
 
 
 def graphs_wanted(device: torch.device, graphs: bool | None = None) -> bool:
@@ -331,7 +361,7 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
 
 
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
-                   batch_size: int, lr: float, record_steps: bool = False,
+                   batch_size: int, lr: float | Sequence[float], record_steps: bool = False,
                    snapshot_every: int = 0, eval_every: int = 1, progress: bool = True,
                    desc: str = "train", graphs: bool | None = None) -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
@@ -344,7 +374,8 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
       step_loss, grad_norm: [steps, N] (when record_steps)
       snapshots [K, N, P], snapshot_epochs [K] (when snapshot_every > 0):
         the flattened weights at epoch 0 and every `snapshot_every` epochs.
-    train.y may be [N, n], each member with labels of its own.
+    train.y may be [N, n], each member with labels of its own; lr may be one
+    rate per member (see MemberLrAdam).
     graphs: capture the CUDA steps (None: yes on CUDA; see `graphs_wanted`).
     """
     opt = make_adam(ens, lr)

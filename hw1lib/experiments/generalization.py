@@ -194,14 +194,17 @@ def _compute_interpolation(cfg: InterpolationConfig, progress: bool) -> cache.Re
     data = load_mnist(dev)
     train = data.train.subset(cfg.train_subset)
     build = mnist_mlp(cfg.hidden)
-    runs = {"base": (cfg.base_batch, cfg.base_lr), "large_batch": (cfg.large_batch, cfg.base_lr),
-            "large_lr": (cfg.base_batch, cfg.large_lr)}
-    theta, ends = {}, {}
-    for name, (bs, lr) in runs.items():
-        ens = Ensemble(build, [cfg.seed], dev)
-        h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=lr,
-                           eval_every=cfg.epochs, progress=progress, desc=f"1-3c {name}")
-        theta[name], ends[name] = ens.flat_params()[0], h
+    # Runs that share a batch size train as one ensemble, each member with its own
+    # learning rate (same seed, so the same initial weights and batch order).
+    groups = {cfg.base_batch: {"base": cfg.base_lr, "large_lr": cfg.large_lr},
+              cfg.large_batch: {"large_batch": cfg.base_lr}}
+    theta, end_test_acc = {}, {}
+    for bs, members in groups.items():
+        ens = Ensemble(build, [cfg.seed] * len(members), dev)
+        h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=tuple(members.values()),
+                           eval_every=cfg.epochs, progress=progress, desc=f"1-3c {' + '.join(members)}")
+        for i, name in enumerate(members):
+            theta[name], end_test_acc[name] = ens.flat_params()[i], float(h["test_acc"][-1, i])
     template = ens
     alphas = alpha_grid(cfg.alphas)
     arrays = {"alpha": alphas}
@@ -212,7 +215,7 @@ def _compute_interpolation(cfg: InterpolationConfig, progress: bool) -> cache.Re
             loss, acc = evaluate_points(build, template, thetas, split)
             arrays[f"{pair}_{split_name}_loss"], arrays[f"{pair}_{split_name}_acc"] = loss, acc
         for end, name in ((0, "base"), (1, other)):
-            summary[f"{pair}_end{end}_test_acc"] = float(ends[name]["test_acc"][-1, 0])
+            summary[f"{pair}_end{end}_test_acc"] = end_test_acc[name]
     return cache.Result(arrays, summary)
 
 
