@@ -88,6 +88,15 @@ def local_executor(device: torch.device, jobs: int) -> cf.Executor:
                                   initargs=(threads,))
 
 
+def _abandon(executor: cf.Executor) -> None:
+    """Cancel what has not started and stop worker processes at once (a unit in
+    flight is lost; every finished unit is already cached)."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())  # shutdown forgets them
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+
+
 def git_commit() -> str:
     """The checkout's commit (+dirty), or HW1LIB_COMMIT where the tree has no
     git history (e.g. a copy sent to a GPU machine)."""
@@ -219,11 +228,12 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                 left[name] -= 1
                 if left[name] == 0:
                     finish(name)
-    finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if cpu_pool is not None:
-            cpu_pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:   # Ctrl-C included: stop now, keep what finished
+        for ex in ([executor] if own else []) + ([cpu_pool] if cpu_pool else []):
+            _abandon(ex)
+        raise
+    for ex in ([executor] if own else []) + ([cpu_pool] if cpu_pool else []):
+        ex.shutdown(wait=True)
     total = round(time.perf_counter() - t_start, 2)
     record = {
         "device": describe_device(dev), "torch": torch.__version__, "commit": git_commit(),
