@@ -28,6 +28,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -253,6 +254,10 @@ def timings_path(profile: str, device: torch.device) -> Path:
     return repo_root() / "build" / f"timings-{profile}-{device.type}.json"
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import Hw1libError
 
@@ -265,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     ap.add_argument("--out", default=None, help="timings file (default build/timings-<profile>-<device>.json)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)   # like Ctrl-C: stop the workers, keep finished units
     try:
         dev = resolve_device(args.device)
         only = [n.strip() for n in args.only.split(",") if n.strip()] or None
