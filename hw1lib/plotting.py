@@ -12,7 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .paths import figures_dir
+from .paths import figures_dir, repo_root
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -39,16 +39,25 @@ def color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
-def save_figure(fig: plt.Figure, name: str, profile: str) -> Path:
+def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
     """Write `<name>.png` and `<name>.pdf` to the figures directory of `profile`
-    (`figures/` for full, `build/figures/<profile>/` otherwise). Returns the PNG path."""
+    (`figures/` for full, `build/figures/<profile>/` otherwise) and say where,
+    relative to the repository (a notebook's output holds no machine path)."""
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
     # Fixed metadata keeps regenerated vector files byte-stable across runs.
     fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-    return png
+    print(f"saved {shown(png)} (and .pdf)")
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (else as is)."""
+    try:
+        return str(Path(path).resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(path)
 
 
 def mean_spread(ax: plt.Axes, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,
