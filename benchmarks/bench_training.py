@@ -33,7 +33,7 @@ from hw1lib.data import MNIST_MEAN, MNIST_STD, load_mnist, raw_dir
 from hw1lib.ensemble import Ensemble, seeded_init
 from hw1lib.models import cnn_for_params, count_params, mnist_mlp
 from hw1lib.paths import repo_root
-from hw1lib.train import MinibatchTrainer, make_adam, shuffle_generator, train_epoch
+from hw1lib.train import MinibatchTrainer, make_adam, on_stream, shuffle_generator, thread_stream, train_epoch
 
 MODELS = {
     "MLP 784-128-128-10": mnist_mlp((128, 128)),
@@ -80,9 +80,7 @@ def gpu_step_ms(build, batch_size: int, steps: int, graphs: bool) -> float:
     n = min(len(train), batch_size * (steps + 8))
     tr = MinibatchTrainer(ens, opt, train.subset(n - n % batch_size), batch_size, [shuffle_generator(0)],
                           graphs=graphs, static=True)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
+    with on_stream(thread_stream(dev)):
         tr.epoch(max_steps=8)                     # warm-up: eager steps, then capture
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -92,7 +90,9 @@ def gpu_step_ms(build, batch_size: int, steps: int, graphs: bool) -> float:
             tr.epoch(max_steps=k)
             done += k
         torch.cuda.synchronize()
-    return 1e3 * (time.perf_counter() - t0) / steps
+    elapsed = time.perf_counter() - t0
+    tr.close()
+    return 1e3 * elapsed / steps
 
 
 def hw1lib_loop(build, batch_size: int, steps: int) -> float:

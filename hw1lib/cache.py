@@ -57,9 +57,14 @@ def save(experiment: str, config: Any, result: Result) -> Path:
     return final
 
 
+def exists(experiment: str, config: Any) -> bool:
+    """Whether an entry for `config` is in place (summary.json is written last)."""
+    return (entry_dir(experiment, config) / "summary.json").exists()
+
+
 def load(experiment: str, config: Any) -> Result | None:
     path = entry_dir(experiment, config)
-    if not (path / "summary.json").exists():
+    if not exists(experiment, config):
         return None
     with np.load(path / "arrays.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}

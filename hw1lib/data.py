@@ -185,11 +185,12 @@ def load_mnist(device="auto", root: Path | None = None) -> Dataset:
     key = (str(raw), str(dev))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _read_mnist(raw, root, dev)
+            _CACHE[key] = _read_mnist(root, dev)
         return _CACHE[key]
 
 
-def _read_mnist(raw: Path, root: Path | None, dev: torch.device) -> Dataset:
+def _read_mnist(root: Path | None, dev: torch.device) -> Dataset:
+    raw = raw_dir(root)
     missing = verify_mnist(root)
     if missing:
         raise DataError(

@@ -297,6 +297,7 @@ class MinibatchTrainer:
         self.captured = graphs_wanted(dev, graphs)
         self.static = self.captured or bool(static)
         self.stream = thread_stream(dev) if self.captured else None
+        self.full_step = self.tail_step = None
         if self.static:
             self.perm = torch.zeros(N, self.n, dtype=torch.long, device=dev)
             self.pos = torch.zeros((), dtype=torch.long, device=dev)
@@ -322,7 +323,7 @@ class MinibatchTrainer:
     def close(self) -> None:
         """Release the captured graphs (the steps refer back to the trainer, a
         cycle that only the cyclic garbage collector would otherwise break)."""
-        for step in (getattr(self, "full_step", None), getattr(self, "tail_step", None)):
+        for step in (self.full_step, self.tail_step):
             if step is not None:
                 step.close()
 

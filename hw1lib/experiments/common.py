@@ -41,7 +41,7 @@ class Unit:
         return cache.cached(self.key, self.config, lambda: self.compute(self.config, progress))
 
     def is_cached(self) -> bool:
-        return cache.load(self.key, self.config) is not None
+        return cache.exists(self.key, self.config)
 
     def __str__(self) -> str:
         return f"{self.key}/{cache.config_hash(self.config)}"
