@@ -1,6 +1,7 @@
 """hw1lib: Deep vs Shallow, Optimization, Generalization, fast and tested."""
 from .device import resolve_device
-from .errors import ChecksumError, ConfigError, DataError, DeviceError, Hw1libError, TrainingDiverged
+from .errors import (CacheError, ChecksumError, ConfigError, DataError, DeviceError, Hw1libError,
+                     TrainingDiverged)
 
-__all__ = ["resolve_device", "ChecksumError", "ConfigError", "DataError", "DeviceError",
+__all__ = ["resolve_device", "CacheError", "ChecksumError", "ConfigError", "DataError", "DeviceError",
            "Hw1libError", "TrainingDiverged"]

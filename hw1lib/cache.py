@@ -1,17 +1,37 @@
-"""Results cached under `results/<experiment>/<config hash>/`.
+"""Results cached under `results/<experiment>/<config hash>-<code version>/`.
 
-A cache entry is a directory holding `config.json`, `arrays.npz` (numpy
-arrays, loaded with allow_pickle=False), optionally `weights.pt` (tensors,
-loaded with weights_only=True) and `summary.json` (headline numbers). It is
-written in a temporary directory and renamed into place, so an interrupted
-run leaves no half-written entry: the next run simply recomputes it.
+An entry is a directory holding `config.json`, `arrays.npz` (numpy arrays,
+loaded with allow_pickle=False), optionally `weights.pt` (tensors, loaded with
+weights_only=True), `summary.json` (headline numbers) and `meta.json` (commit,
+torch version, device, code version and the SHA-256 of every other file).
+
+The cache never lies:
+- the key holds the code version (`provenance.code_version`): a change to the
+  code a result depends on is a miss, a change elsewhere is not;
+- a load checks meta.json, config.json and every checksum before reading;
+  a damaged, mismatched or unreadable entry is moved aside to
+  `results/<experiment>/.quarantine/`, named in a warning, and recomputed;
+- an entry is written in a temporary directory and renamed into place in one
+  step; an entry that already exists is kept, never replaced; a second
+  process that wants an entry being computed waits for it (a lock file per
+  entry) and then reuses it; a killed writer's temporary directory is removed
+  by the next writer of that entry;
+- the results directory is checked writable before anything is computed, and
+  a full disk or a missing permission is reported naming the directory.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +40,16 @@ import numpy as np
 import torch
 
 from .config import config_dict, config_hash
+from .errors import CacheError
 from .paths import results_dir
+from .provenance import code_version, git_commit
+
+FORMAT = 1
+_DATA_FILES = ("config.json", "arrays.npz", "weights.pt", "summary.json")
+
+
+class CacheWarning(UserWarning):
+    """An entry was damaged or mismatched: it was moved aside and is recomputed."""
 
 
 @dataclass
@@ -33,53 +62,201 @@ class Result:
     path: Path | None = None
 
 
-def entry_dir(experiment: str, config: Any) -> Path:
-    return results_dir() / experiment / config_hash(config)
+def entry_dir(experiment: str, config: Any, version: str) -> Path:
+    return results_dir() / experiment / f"{config_hash(config)}-{version or 'none'}"
 
 
-def save(experiment: str, config: Any, result: Result) -> Path:
-    final = entry_dir(experiment, config)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _display(path: Path) -> str:
     try:
+        return str(path.relative_to(results_dir().parent))
+    except ValueError:
+        return str(path)
+
+
+def check_writable(directory: Path | None = None) -> Path:
+    """Create `directory` (default: the results directory) if needed and prove
+    it writable with a probe file; CacheError naming it otherwise."""
+    directory = Path(directory or results_dir())
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CacheError(f"The results directory {directory} is not writable ({exc.strerror}); "
+                         "fix its permissions or set HW1LIB_RESULTS to a writable directory.") from None
+    return directory
+
+
+def _write_error(exc: OSError, directory: Path) -> CacheError:
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
+           errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+    return CacheError(f"Could not save results in {directory}: {why}; free space or set "
+                      "HW1LIB_RESULTS to another directory, then run again (finished units are kept).")
+
+
+def save(experiment: str, config: Any, result: Result, version: str = "") -> Path:
+    """Write the entry atomically. If it already exists (another process
+    finished first) the existing entry is kept and returned."""
+    final = entry_dir(experiment, config, version)
+    parent = check_writable(final.parent)
+    tmp = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
         (tmp / "config.json").write_text(json.dumps(config_dict(config), indent=2, sort_keys=True))
         np.savez(tmp / "arrays.npz", **result.arrays)
         if result.weights:
             torch.save({k: v.detach().cpu() for k, v in result.weights.items()}, tmp / "weights.pt")
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True))
-        if final.exists():  # a concurrent run finished first; keep ours as the newer
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        meta = {"format": FORMAT, "experiment": experiment, "code_version": version,
+                "commit": git_commit(), "torch": torch.__version__,
+                "device": str(getattr(config, "device", "n/a")), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared results directory from its other users
+        try:
+            os.rename(tmp, final)  # atomic; fails if `final` exists, which is then kept
+            tmp = None
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not final.is_dir():
+                raise
+    except OSError as exc:
+        raise _write_error(exc, parent) from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     result.path = final
     return final
 
 
-def exists(experiment: str, config: Any) -> bool:
-    """Whether an entry for `config` is in place (summary.json is written last)."""
-    return (entry_dir(experiment, config) / "summary.json").exists()
+class _Invalid(Exception):
+    pass
 
 
-def load(experiment: str, config: Any) -> Result | None:
-    path = entry_dir(experiment, config)
-    if not exists(experiment, config):
-        return None
-    with np.load(path / "arrays.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    weights = {}
-    if (path / "weights.pt").exists():
-        weights = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
-    summary = json.loads((path / "summary.json").read_text())
+def _read(path: Path, config: Any, version: str) -> Result:
+    """Load and verify an entry; _Invalid (with the reason) if anything is off."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:
+        raise _Invalid("meta.json is missing") from None
+    except (OSError, ValueError) as exc:
+        raise _Invalid(f"meta.json is unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _Invalid(f"meta.json has format {meta.get('format') if isinstance(meta, dict) else '?'}, "
+                       f"expected {FORMAT}")
+    if meta.get("code_version") != version:
+        raise _Invalid(f"it was computed by code version {meta.get('code_version')}, not {version}")
+    files = meta.get("files") or {}
+    if not {"config.json", "arrays.npz", "summary.json"} <= set(files) or not set(files) <= set(_DATA_FILES):
+        raise _Invalid(f"meta.json lists the files {sorted(files)}")
+    for name, digest in files.items():
+        try:
+            actual = _sha256(path / name)
+        except OSError as exc:
+            raise _Invalid(f"{name} is unreadable ({exc.strerror})") from None
+        if actual != digest:
+            raise _Invalid(f"the checksum of {name} does not match meta.json")
+    try:
+        stored = json.loads((path / "config.json").read_text())
+        if stored != json.loads(json.dumps(config_dict(config))):
+            raise _Invalid("config.json is another config's")
+        with np.load(path / "arrays.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        weights = {}
+        if "weights.pt" in files:
+            weights = torch.load(path / "weights.pt", weights_only=True, map_location="cpu")
+        summary = json.loads((path / "summary.json").read_text())
+    except _Invalid:
+        raise
+    except Exception as exc:  # pickle refused, zip damaged, bad JSON, ...
+        raise _Invalid(f"it could not be read ({type(exc).__name__}: {exc})") from None
     return Result(arrays, summary, weights, from_cache=True, path=path)
 
 
-def cached(experiment: str, config: Any, compute: Callable[[], Result]) -> Result:
-    """Load the entry for `config` if present, else compute and save it."""
-    hit = load(experiment, config)
+def quarantine(path: Path, reason: str) -> Path | None:
+    """Move a bad entry aside (never delete it) and say so."""
+    try:
+        (path.parent / ".quarantine").mkdir(exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix=f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.",
+                                     dir=path.parent / ".quarantine"))
+        os.rename(path, dest)  # onto the empty directory just made: a unique name
+    except FileNotFoundError:
+        return None  # another process moved it first
+    except OSError as exc:
+        raise _write_error(exc, path.parent) from None
+    warnings.warn(f"hw1lib cache: entry {_display(path)} is damaged or mismatched ({reason}); "
+                  f"moved to {_display(dest)} and recomputed.", CacheWarning, stacklevel=3)
+    return dest
+
+
+def exists(experiment: str, config: Any, version: str = "") -> bool:
+    """Whether an entry is in place (not verified: `load` does that)."""
+    return (entry_dir(experiment, config, version) / "meta.json").is_file()
+
+
+def load(experiment: str, config: Any, version: str = "") -> Result | None:
+    """The verified entry, or None (a bad entry is quarantined first)."""
+    path = entry_dir(experiment, config, version)
+    if not path.is_dir():
+        return None
+    try:
+        return _read(path, config, version)
+    except _Invalid as exc:
+        quarantine(path, str(exc))
+        return None
+
+
+@contextmanager
+def _entry_lock(final: Path):
+    """An exclusive lock on one entry (a lock file beside it), held while it is
+    computed and saved; says so when it has to wait for another process."""
+    lock = final.parent / f".lock-{final.name}"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _write_error(exc, final.parent) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[cache] waiting for another process computing {_display(final)}", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale_temps(final: Path) -> None:
+    """Temporary directories of this entry left by a killed writer (we hold the
+    entry's lock, so no live writer owns them)."""
+    for p in final.parent.glob(f".tmp-{final.name}-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def cached(experiment: str, config: Any, compute: Callable[[], Result],
+           version: str | None = None) -> Result:
+    """Load the entry for `config` if present and sound, else compute and save
+    it. `version` defaults to the code version of `compute`."""
+    version = code_version(compute) if version is None else version
+    hit = load(experiment, config, version)
     if hit is not None:
         return hit
-    result = compute()
-    save(experiment, config, result)
+    final = entry_dir(experiment, config, version)
+    check_writable(final.parent)
+    with _entry_lock(final):
+        hit = load(experiment, config, version)  # computed by another process while we waited
+        if hit is not None:
+            return hit
+        _remove_stale_temps(final)
+        result = compute()
+        save(experiment, config, result, version)
     return result

@@ -23,3 +23,7 @@ class ChecksumError(DataError):
 
 class TrainingDiverged(Hw1libError, FloatingPointError):
     """The loss became NaN or infinite."""
+
+
+class CacheError(Hw1libError, OSError):
+    """The results directory cannot be written (permissions, full disk)."""

@@ -54,7 +54,8 @@ def clean_notebook(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from .device import describe, resolve_device
     from .experiments import notebooks
-    from .run import InlineExecutor, git_commit
+    from .provenance import git_commit
+    from .run import InlineExecutor
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])

@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,10 +36,12 @@ from typing import Any, Callable
 
 import torch
 
+from . import cache
 from .device import resolve_device
 from .experiments import REGISTRY, Experiment, experiment
 from .experiments.common import Unit
 from .paths import repo_root
+from .provenance import git_commit
 
 
 class InlineExecutor(cf.Executor):
@@ -98,21 +99,6 @@ def _abandon(executor: cf.Executor) -> None:
         proc.terminate()
 
 
-def git_commit() -> str:
-    """The checkout's commit (+dirty), or HW1LIB_COMMIT where the tree has no
-    git history (e.g. a copy sent to a GPU machine)."""
-    if os.environ.get("HW1LIB_COMMIT"):
-        return os.environ["HW1LIB_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
-                             capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw1lib", "notebooks"],
-                               cwd=repo_root(), capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except Exception:
-        return "unknown"
-
-
 def _as_completed(futures: list):
     """Futures as they finish: concurrent.futures ones directly, others (e.g.
     submitit jobs, which have .done() and .result()) by polling."""
@@ -150,6 +136,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     """Fill the cache for the selected experiments of `profile`; returns the
     timings record (also what `main` writes to the timings file)."""
     dev = resolve_device(device)
+    cache.check_writable()  # before anything is computed, not after the first unit
     selected = [experiment(n) for n in only] if only else list(REGISTRY)
     configs = {e.name: e.make_config(profile, device) for e in selected}
     own = executor is None

@@ -80,7 +80,7 @@ def test_interrupted_compute_leaves_no_entry():
     with pytest.raises(KeyboardInterrupt):
         cache.save("t", cfg, cache.Result({"a": np.zeros(1)}, {}, weights={"w": Interrupted()}))
     assert cache.load("t", cfg) is None
-    assert not [p for p in cache.entry_dir("t", cfg).parent.iterdir()]  # no temp dir left behind
+    assert not [p for p in cache.entry_dir("t", cfg, "").parent.iterdir()]  # no temp dir left behind
     with pytest.raises(KeyboardInterrupt):
         cache.cached("t", cfg, boom)
     assert cache.load("t", cfg) is None

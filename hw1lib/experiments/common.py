@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import cache
 from ..device import resolve_device
+from ..provenance import code_version
 
 
 def resolved(cfg):
@@ -37,14 +38,20 @@ class Unit:
     config: Any
     compute: Callable[[Any, bool], cache.Result]
 
+    @property
+    def version(self) -> str:
+        """The code version of `compute` (part of the cache key)."""
+        return code_version(self.compute)
+
     def __call__(self, progress: bool = False) -> cache.Result:
-        return cache.cached(self.key, self.config, lambda: self.compute(self.config, progress))
+        return cache.cached(self.key, self.config, lambda: self.compute(self.config, progress),
+                            version=self.version)
 
     def is_cached(self) -> bool:
-        return cache.exists(self.key, self.config)
+        return cache.exists(self.key, self.config, self.version)
 
     def __str__(self) -> str:
-        return f"{self.key}/{cache.config_hash(self.config)}"
+        return f"{self.key}/{cache.entry_dir(self.key, self.config, self.version).name}"
 
 
 def split_units(key: str, cfg, field: str, compute: Callable) -> list[Unit]:
