@@ -10,17 +10,25 @@ DEVICE ?= auto
 # Units computed at once: 2 processes on a 2-core CPU; on a GPU, threads with a
 # CUDA stream each (try JOBS=4).
 JOBS ?= 2
+# One section only: `make report NB=1-3e` (an experiment or notebook name).
+NB ?=
 
-.PHONY: setup data results report notebooks test lab bench clean
+.PHONY: setup lock data results report html notebooks test lab bench clean
 
 setup: $(STAMP)
 
-# Re-installs only when pyproject.toml (the one place versions are pinned) changes.
-$(STAMP): pyproject.toml
+# Installs every package from requirements.lock (pinned, with hashes: nothing
+# floats), then hw1lib itself; re-installs only when the lock file changes.
+$(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+## Regenerate requirements.lock after changing a pin in pyproject.toml.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) tools/lock.py
 
 data: setup
 	@$(PY) -m hw1lib.data
@@ -28,11 +36,15 @@ data: setup
 ## Compute every experiment headlessly into the cache (PROFILE=full by default);
 ## writes build/timings-$(PROFILE)-<device>.json.
 results: data
-	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
+	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(NB),--only $(NB))
 
-## Compute, then render every notebook from the cache into build/notebooks/ and figures/.
+## Compute, then render every notebook (or NB=...) from the cache into build/notebooks/ and figures/.
 report: results
-	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
+	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(NB)
+
+## The last report's notebooks as a browsable site (inputs hidden): build/html/index.html.
+html: setup
+	$(PY) -m hw1lib.report --html
 
 ## Re-execute notebooks/ in place with the quick profile: the outputs nbval compares.
 notebooks: data
@@ -45,8 +57,9 @@ test: data
 	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS) --no-progress
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -q
 
+# Containers often run as root, where Jupyter refuses to start without --allow-root.
 lab: data
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: data
 	$(PY) benchmarks/bench_training.py

@@ -3,18 +3,28 @@
 Every experiment module declares `PROFILES = {"smoke": {...}, "quick": {...},
 "full": {...}}` of keyword overrides on its config dataclass. `make_config`
 builds one; unknown profile names and unknown keys raise with the valid
-ones listed (a typo must never silently fall back to a default).
+ones listed (a typo must never silently fall back to a default), and every
+field is checked against its type and range (`validate`), so that a bad value
+is one ConfigError naming the field, never an error from deep inside or a
+nonsense result cached as if valid.
+
+Ranges, by field name: learning rates in (0, 1]; `label_noise` in [0, 1];
+`margin` >= 0; other floats > 0 and finite; seeds and indices (`*seed*`,
+`run`, `first_run`) >= 0; every other integer (epochs, batch sizes, depths,
+widths, subsets, counts) >= 1; tuples non-empty.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
+import types
+import typing
 from typing import Any, Mapping, TypeVar
 
 from .errors import ConfigError
 
-PROFILE_NAMES = ("smoke", "quick", "full")
 T = TypeVar("T")
 
 
@@ -31,7 +41,70 @@ def make_config(cls: type[T], profiles: Mapping[str, Mapping[str, Any]], profile
         raise ConfigError(
             f"Unknown {cls.__name__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}."
         )
-    return cls(**{**profiles[profile], **overrides})
+    cfg = validate(cls(**{**profiles[profile], **overrides}))
+    if "device" in fields:  # nested configs (the models an experiment reads) follow the parent's device
+        cfg = dataclasses.replace(cfg, **{
+            f.name: dataclasses.replace(v, device=cfg.device) for f in dataclasses.fields(cfg)
+            if dataclasses.is_dataclass(v := getattr(cfg, f.name)) and hasattr(v, "device")})
+    return cfg
+
+
+def _bounds(name: str, kind: type) -> tuple[float, float, bool, str]:
+    """(low, high, low_inclusive, words) of a numeric field, from its name."""
+    if kind is float:
+        if name == "lr" or name.endswith("_lr"):
+            return 0.0, 1.0, False, "a number in (0, 1]"
+        if name == "label_noise":
+            return 0.0, 1.0, True, "a number in [0, 1]"
+        if name == "margin":
+            return 0.0, math.inf, True, "a number >= 0"
+        return 0.0, math.inf, False, "a positive number"
+    if "seed" in name or name in ("run", "first_run"):
+        return 0, math.inf, True, "an integer >= 0"
+    return 1, math.inf, True, "an integer >= 1"
+
+
+def _check_value(owner: str, name: str, value: Any, tp: Any) -> None:
+    where = f"{owner}.{name} = {value!r}"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple:
+        if not isinstance(value, tuple) or not value:
+            raise ConfigError(f"{where}: must be a non-empty tuple, e.g. {name}=(1, 2).")
+        for v in value:
+            _check_value(owner, name, v, args[0])
+        return
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{where}: must be a {tp.__name__}.")
+        validate(value)
+        return
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: must be a non-empty string.")
+        return
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be True or False.")
+        return
+    low, high, inclusive, words = _bounds(name, tp)
+    ok_type = (isinstance(value, int) if tp is int else isinstance(value, (int, float))) \
+        and not isinstance(value, bool)
+    if not ok_type or not math.isfinite(value) or value > high or value < low or (value == low and not inclusive):
+        raise ConfigError(f"{where}: must be {words}.")
+
+
+def validate(cfg: T) -> T:
+    """Check every field of a config dataclass against its annotated type and
+    its range (see the module docstring); ConfigError naming the first bad field."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        _check_value(type(cfg).__name__, f.name, getattr(cfg, f.name), hints[f.name])
+    return cfg
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,7 +38,7 @@ import torch
 
 from . import cache
 from .device import resolve_device
-from .experiments import REGISTRY, Experiment, experiment
+from .experiments import REGISTRY, Experiment, experiment, select
 from .experiments.common import Unit
 from .paths import repo_root
 from .provenance import git_commit
@@ -137,7 +137,9 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     timings record (also what `main` writes to the timings file)."""
     dev = resolve_device(device)
     cache.check_writable()  # before anything is computed, not after the first unit
-    selected = [experiment(n) for n in only] if only else list(REGISTRY)
+    selected = select(only) if only else list(REGISTRY)
+    needed = {a for e in selected for a in e.after}  # what they read is computed too, in parallel
+    selected = [e for e in REGISTRY if e in selected or e.name in needed]
     configs = {e.name: e.make_config(profile, device) for e in selected}
     own = executor is None
     executor = executor or local_executor(dev, jobs)
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--only", default="", help="comma-separated experiment names, e.g. 1-1a,1-3d "
+    ap.add_argument("--only", default="", help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
                     f"(all: {','.join(e.name for e in REGISTRY)})")
     ap.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -261,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dev = resolve_device(args.device)
         only = [n.strip() for n in args.only.split(",") if n.strip()] or None
-        for n in only or []:
-            experiment(n)
+        select(only or [])
         if args.jobs < 1:
             raise SystemExit("error: --jobs must be 1 or more.")
         print(f"[run] profile={args.profile} device={describe_device(dev)} jobs={args.jobs}", flush=True)

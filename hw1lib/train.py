@@ -215,14 +215,24 @@ def _backward_step(ens: Ensemble, opt: torch.optim.Optimizer, loss: torch.Tensor
 
 
 
-def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch") -> None:
-    """losses [T, N]: raise naming the first non-finite row, if any."""
+GROWTH_LIMIT = 1e3   # a loss this many times its starting value has diverged, even if finite
+
+
+def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch",
+                    start: torch.Tensor | None = None) -> None:
+    """losses [T, N]: raise naming the first row that is non-finite or, given
+    each member's starting loss `start` [N], more than GROWTH_LIMIT times it."""
     bad = ~torch.isfinite(losses)
+    if start is not None:
+        bad |= losses > GROWTH_LIMIT * start.clamp_min(1e-12)
     if bad.any():
         row, model = (int(i) for i in bad.nonzero()[0])
+        value = losses[row, model].item()
+        how = (f"became {value}" if not math.isfinite(value) else
+               f"grew from {start[model].item():.3g} to {value:.3g}")
         raise TrainingDiverged(
-            f"Training diverged: the loss became {losses[row, model].item()} in {what} "
-            f"{first_epoch + row} (model {model}); lower the learning rate or check the data."
+            f"Training diverged: the loss {how} in {what} {first_epoch + row} (model {model}); "
+            "lower the learning rate or check the data."
         )
 
 
@@ -405,11 +415,15 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
 
     log_eval(0)
     snapshot(0)
+    start = None
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     try:
         for epoch in bar:
             losses, gn = trainer.epoch()
-            _raise_diverged(losses.sum(0, keepdim=True), epoch)   # the one host sync of the epoch
+            if start is None:
+                start = losses[0]
+            # the one host sync of the epoch: any step non-finite, or the worst far above the start
+            _raise_diverged(losses.amax(0, keepdim=True), epoch, start=start)  # amax keeps NaN
             step_loss.append(losses)
             if gn is not None:
                 grad_norm.append(gn)
@@ -470,7 +484,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
             run() if static else step(e)
             if (e + 1) % check_every == 0 or e + 1 == epochs:
                 start = max(0, e + 1 - check_every)
-                _raise_diverged(losses[start:e + 1], start + 1)
+                _raise_diverged(losses[start:e + 1], start + 1, start=losses[0])
                 bar.update(e + 1 - bar.n)
                 bar.set_postfix(loss=f"{losses[e].mean().item():.2e}")
         bar.close()

@@ -73,6 +73,22 @@ def experiment(name: str) -> Experiment:
     raise ConfigError(f"Unknown experiment {name!r}; choose from: {', '.join(e.name for e in REGISTRY)}.")
 
 
+def select(names: list[str]) -> list[Experiment]:
+    """The experiments a list of names asks for, in registry order: a name is an
+    experiment (`1-3e`) or a notebook (`1-3b`, `1-3b_parameters_vs_generalization`
+    or its .ipynb file name: every experiment of that notebook)."""
+    chosen = []
+    for name in names:
+        stem = name.removesuffix(".ipynb").rsplit("/", 1)[-1]
+        hits = [e for e in REGISTRY if stem == e.name or e.notebook.removesuffix(".ipynb") == stem
+                or e.notebook.startswith(stem + "_")]
+        if not hits:
+            raise ConfigError(f"Unknown experiment or notebook {name!r}; choose from: "
+                              f"{', '.join(e.name for e in REGISTRY)}.")
+        chosen += hits
+    return [e for e in REGISTRY if e in chosen]
+
+
 def notebooks() -> list[str]:
     """The report's notebooks, in report order, each once."""
     return list(dict.fromkeys(e.notebook for e in REGISTRY))
