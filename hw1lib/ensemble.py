@@ -113,10 +113,6 @@ class Ensemble:
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
 
-    def num_params(self) -> int:
-        """Parameters of ONE member."""
-        return sum(v[0].numel() for v in self.params.values())
-
     def state_dict(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's weights, detached copies, as an ordinary state_dict."""
         out = {k: v[i].detach().clone() for k, v in self.params.items()}
@@ -128,13 +124,6 @@ class Ensemble:
         out = {k: v.detach().clone() for k, v in self.params.items()}
         out.update({k: v.detach().clone() for k, v in self.buffers.items()})
         return out
-
-    def load_stacked_state(self, state: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for k, v in self.params.items():
-                v.copy_(state[k])
-            for k, v in self.buffers.items():
-                v.copy_(state[k])
 
     def grad_norms(self) -> torch.Tensor:
         """[N] L2 norm of each member's gradient over all its parameters."""

@@ -7,15 +7,26 @@ count within a relative tolerance (1% by default).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from .errors import ConfigError
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_params(model: Any) -> int:
+    """The one way to count parameters: those of ONE model, given as an
+    nn.Module, an Ensemble (its architecture) or anything with a `.base` module
+    (FlatLoss). Meta-device modules count too (sizing builds them there)."""
+    module = getattr(model, "base", model)
+    return sum(p.numel() for p in module.parameters())
+
+
+def _meta_count(build: Callable[[], nn.Module]) -> int:
+    """count_params of a model built on the meta device: no memory, no init cost."""
+    with torch.device("meta"):
+        return count_params(build())
 
 
 # ---------------------------------------------------------------- MLP
@@ -43,11 +54,6 @@ def mnist_mlp(hidden: tuple[int, ...]) -> Callable[[], nn.Sequential]:
     return lambda: mlp(784, tuple(hidden), 10)
 
 
-def mlp_param_count(in_dim: int, widths: tuple[int, ...], out_dim: int) -> int:
-    dims = (in_dim, *widths, out_dim)
-    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
-
-
 def _check(target: int, count: int, rtol: float, what: str) -> None:
     if abs(count - target) > rtol * target:
         raise ConfigError(
@@ -66,23 +72,27 @@ def mlp_widths_for_params(depth: int, target: int, in_dim: int = 1, out_dim: int
     """
     if depth < 1:
         raise ConfigError(f"depth must be >= 1, got {depth}.")
+
+    def count(i, widths, o):  # = count_params(mlp(i, widths, o)) (tested), without building thousands of nets
+        dims = (i, *widths, o)
+        return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
     best: tuple[float, int, tuple[int, ...]] | None = None
     for w in range(1, target + 1):
         if depth == 1:
             cands = [(w,)]
         else:
-            # count(a) = c1 * a + c0 for widths (a, w, ..., w)
-            c0 = mlp_param_count(0, (0, *[w] * (depth - 1)), out_dim)
-            c1 = in_dim + 1 + w
-            a = max(1, round((target - c0) / c1))
+            # count(a) = c1 * a + c0 for widths (a, w, ..., w): two counts give c0 and c1
+            n1, n2 = count(in_dim, (1, *[w] * (depth - 1)), out_dim), count(in_dim, (2, *[w] * (depth - 1)), out_dim)
+            a = max(1, round((target - (2 * n1 - n2)) / (n2 - n1)))
             cands = [(a, *[w] * (depth - 1))]
         for widths in cands:
-            n = mlp_param_count(in_dim, widths, out_dim)
+            n = count(in_dim, widths, out_dim)
             err = abs(n - target) / target
             score = (err > rtol, abs(widths[0] - widths[-1]), err)
             if best is None or score < best[0]:
                 best = (score, n, widths)
-        if mlp_param_count(in_dim, (1, *[w] * (depth - 1)), out_dim) > target * (1 + rtol):
+        if count(in_dim, (1, *[w] * (depth - 1)), out_dim) > target * (1 + rtol):
             break
     assert best is not None
     _check(target, best[1], rtol, f"{depth}-hidden-layer MLP")
@@ -116,11 +126,8 @@ class CNNSpec:
         return nn.Sequential(*layers)
 
     def param_count(self) -> int:
-        n, c_in = 0, 1
-        for c in self.channels:
-            n += c_in * c * 9 + c
-            c_in = c
-        return n + (c_in * 49 + 1) * self.hidden + (self.hidden + 1) * self.n_classes
+        """count_params of the built model (built on the meta device)."""
+        return _meta_count(self.build)
 
 
 def cnn_for_params(depth: int, target: int, min_hidden: int = 16, rtol: float = 0.01) -> CNNSpec:
@@ -134,8 +141,9 @@ def cnn_for_params(depth: int, target: int, min_hidden: int = 16, rtol: float = 
         raise ConfigError(f"depth must be >= 1, got {depth}.")
     best = None
     for c in range(1, 257):
-        conv = CNNSpec((c,) * depth, 0).param_count() - 10
-        h = round((target - conv - 10) / (49 * c + 1 + 10))
+        # the count is linear in the dense width h: two counts give slope and intercept
+        n1, n2 = CNNSpec((c,) * depth, 1).param_count(), CNNSpec((c,) * depth, 2).param_count()
+        h = round((target - (2 * n1 - n2)) / (n2 - n1))
         if h < min_hidden:
             break
         spec = CNNSpec((c,) * depth, h)

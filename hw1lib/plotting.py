@@ -60,20 +60,51 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def mean_spread(ax: plt.Axes, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,
-                log: bool = False) -> plt.Axes:
-    """Mean of `runs` [len(x), S] as a line, min-max over the S runs as a band.
+def mean_spread(ax: plt.Axes | None, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,
+                log: bool = False, ls: str = "-") -> plt.Axes:
+    """Mean of `runs` [len(x), S] as a line (style `ls`), min-max over the S runs
+    as a band, on `ax` (None: the current axes).
 
     With log=True the mean is geometric (the right centre for losses on a log axis).
     """
+    ax = plt.gca() if ax is None else ax
     runs = np.asarray(runs, dtype=float)
     centre = np.exp(np.log(runs).mean(1)) if log else runs.mean(1)
-    ax.plot(x, centre, color=color, label=label, lw=1.4)
+    ax.plot(x, centre, color=color, label=label, lw=1.4, ls=ls)
     if runs.shape[1] > 1:
         ax.fill_between(x, runs.min(1), runs.max(1), color=color, alpha=0.2, lw=0)
     if log:
         ax.set_yscale("log")
     return ax
+
+
+def twin_axis(ax: plt.Axes, ylabel: str, color: str) -> plt.Axes:
+    """A second y axis on the right of `ax`, its label in the colour of what it
+    shows, without a second grid."""
+    ax2 = ax.twinx()
+    ax2.set_ylabel(ylabel, color=color)
+    ax2.grid(False)
+    return ax2
+
+
+def twin_legend(ax: plt.Axes, ax2: plt.Axes, **kwargs) -> None:
+    """One legend on `ax` for the labelled lines of both axes of a twin plot."""
+    lines = [l for a in (ax, ax2) for l in a.get_lines() if not l.get_label().startswith("_")]
+    ax.legend(lines, [l.get_label() for l in lines], **kwargs)
+
+
+def contour_panel(ax: plt.Axes, a: np.ndarray, b: np.ndarray, z: np.ndarray, *, title: str,
+                  xlabel: str, ylabel: str, levels: int = 25):
+    """Filled contours of a positive surface z [len(b), len(a)] on a log colour
+    scale, with thin white contour lines; returns the mappable for a colorbar."""
+    from matplotlib.colors import LogNorm
+
+    A, B = np.meshgrid(a, b)
+    lv = np.geomspace(z.min(), z.max(), levels)
+    cs = ax.contourf(A, B, z, levels=lv, cmap="viridis", norm=LogNorm())
+    ax.contour(A, B, z, levels=lv, colors="white", linewidths=0.3)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return cs
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -64,7 +64,7 @@ def test_static_full_batch_equals_eager(cpu):
 def test_per_member_labels_equal_separate_runs(mnist, cpu):
     """Members with labels of their own ([N, n]) train as if run alone."""
     from hw1lib.data import Split
-    from hw1lib.generalization import random_labels
+    from hw1lib.data import random_labels
 
     train = mnist.train.subset(256)
     y2 = torch.stack([train.y, random_labels(train.y, 0)])

@@ -70,7 +70,7 @@ def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
         pred = ens(x, shared=True)[..., 0]                                # [N, n]
     final = loss[-1].reshape(F_, S)
     summary = {
-        "depth": depth, "widths": list(widths), "params": ens.num_params(),
+        "depth": depth, "widths": list(widths), "params": count_params(ens),
         "final_loss_mean": {f: float(final[i].mean()) for i, f in enumerate(cfg.functions)},
         "final_loss_std": {f: float(final[i].std()) for i, f in enumerate(cfg.functions)},
     }
@@ -149,7 +149,7 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test.subset(cfg.test_subset),
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                           progress=progress, desc=f"1-1b CNN-{depth}")
-    summary = {"depth": depth, "params": ens.num_params(), "channels": list(spec.channels),
+    summary = {"depth": depth, "params": count_params(ens), "channels": list(spec.channels),
                "hidden": spec.hidden}
     for k, v in hist.items():
         summary[f"final_{k}_mean"] = float(v[-1].mean())

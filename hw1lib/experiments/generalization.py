@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import cache
-from ..analysis import evaluate_points
+from ..analysis import evaluate_points, interpolate_flat
 from ..config import make_config
 from ..curvature import FlatLoss, top_eigenvalues
-from ..data import Split, load_mnist
+from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
-from ..generalization import (ensemble_loss_fn, epsilon_sharpness, interpolate_flat, noisy_labels,
-                              random_labels, sensitivity)
-from ..models import mnist_mlp
+from ..measures import ensemble_loss_fn, epsilon_sharpness, sensitivity
+from ..models import count_params, mnist_mlp
 from ..train import fit_classifier
 from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units, with_nested
 
@@ -69,7 +68,7 @@ def _compute_random_labels(cfg: RandomLabelsConfig, progress: bool) -> cache.Res
         for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
             arrays[f"{kind}_{k}"] = h[k][:, i]
             summary[f"{kind}_final_{k}"] = float(h[k][-1, i])
-    summary["params"] = ens.num_params()
+    summary["params"] = count_params(ens)
     summary["agreement_random_vs_true"] = float((random_labels(train.y, cfg.label_seed) == train.y)
                                                 .float().mean())
     return cache.Result(arrays, summary)
@@ -136,7 +135,7 @@ def _train_width(cfg: ParamsSweepConfig, progress: bool) -> cache.Result:
     h = fit_classifier(ens, train, data.test, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.epochs, progress=progress,
                        desc=f"1-3b width {w}")
-    return cache.Result(final_metrics(h), {"width": w, "params": ens.num_params()})
+    return cache.Result(final_metrics(h), {"width": w, "params": count_params(ens)})
 
 
 def params_sweep_units(cfg: ParamsSweepConfig) -> list[Unit]:

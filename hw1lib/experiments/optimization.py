@@ -24,7 +24,7 @@ from ..curvature import FlatLoss, minimal_ratio
 from ..data import load_mnist
 from ..ensemble import Ensemble
 from ..functions import target
-from ..models import mlp, mlp_widths_for_params, mnist_mlp
+from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import fit_classifier, fit_full_batch
 from .common import Unit, resolved, run_units, with_nested
 
@@ -62,7 +62,7 @@ def _compute_trajectory(cfg: TrajectoryConfig, progress: bool) -> cache.Result:
                           progress=progress, desc="1-2a 8 runs")
     first = ens.param_slices()["1.weight"]
     hist["first_layer"] = np.array([first.start, first.stop])
-    summary = {"params": ens.num_params(), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
+    summary = {"params": count_params(ens), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
                "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
                "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
     return cache.Result(hist, summary, weights=ens.stacked_state())
@@ -203,7 +203,7 @@ def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result
               "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
               "minimal_ratio": minimal_ratio(eig.cpu().numpy()),
               "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
-    summary = {"params": f.num_params, "runs": R, "reached": int(out["reached"].sum()),
+    summary = {"params": count_params(f), "runs": R, "reached": int(out["reached"].sum()),
                "grad_tol": cfg.grad_tol}
     return cache.Result(arrays, summary)
 

@@ -1,58 +1,19 @@
-"""Generalization tools (section 1-3): random labels, interpolation between
-two models, input-Jacobian sensitivity and Keskar epsilon-sharpness.
+"""Measures of a trained model (section 1-3): input-Jacobian sensitivity and
+Keskar epsilon-sharpness, for every member of an ensemble at once.
 
-All functions are pure: they take the generator or seed they use, return new
-tensors and never change a model's train/eval mode.
+All functions are pure: they take what they use, return new tensors and
+never change a model's train/eval mode.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jacrev, vmap
 
 from .ensemble import Ensemble
 from .train import member_cross_entropy
-
-
-def random_labels(y: torch.Tensor, seed: int, n_classes: int = 10) -> torch.Tensor:
-    """A one-time relabelling: labels drawn uniformly at random from `seed`,
-    independent of the true ones. Returns a new tensor like `y`."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, n_classes, y.shape, generator=g).to(y.device, y.dtype)
-
-
-def noisy_labels(y: torch.Tensor, fraction: float, seed: int, n_classes: int = 10) -> torch.Tensor:
-    """Labels with a seeded `fraction` of entries replaced by uniformly random
-    labels (which may, by chance, equal the true one). Returns a new tensor."""
-    g = torch.Generator().manual_seed(seed)
-    replace = (torch.rand(y.shape, generator=g) < fraction).to(y.device)
-    return torch.where(replace, random_labels(y, seed + 1, n_classes), y)
-
-
-def interpolate(state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor],
-                alpha: float) -> dict[str, torch.Tensor]:
-    """theta(alpha) = (1 - alpha) theta_a + alpha theta_b for every parameter AND
-    floating-point buffer (BatchNorm running statistics included; integer
-    buffers such as `num_batches_tracked` are taken from the nearer end)."""
-    if state_a.keys() != state_b.keys():
-        raise ValueError("the two models have different parameter names; they must share an architecture")
-    out = {}
-    for k, a in state_a.items():
-        b = state_b[k]
-        if a.is_floating_point():
-            out[k] = a if alpha == 0 else b.clone() if alpha == 1 else (1 - alpha) * a + alpha * b
-        else:
-            out[k] = (a if alpha < 0.5 else b).clone()
-    return out
-
-
-def interpolate_flat(theta_a: torch.Tensor, theta_b: torch.Tensor, alphas: np.ndarray) -> torch.Tensor:
-    """[A, P] rows (1 - alpha) theta_a + alpha theta_b for flat parameter vectors [P]."""
-    al = torch.as_tensor(np.asarray(alphas), dtype=theta_a.dtype, device=theta_a.device).unsqueeze(1)
-    return (1 - al) * theta_a + al * theta_b
 
 
 def sensitivity(ens: Ensemble, x: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
