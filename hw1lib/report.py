@@ -37,9 +37,13 @@ def render(nb: Path, target: Path, parameters: dict, stream: bool = False) -> fl
 
     import papermill as pm
 
-    if stream:
-        logging.basicConfig(level=logging.INFO, format=f"[{nb.stem[:12]}] %(message)s", stream=sys.stderr)
-        logging.getLogger("papermill").setLevel(logging.INFO)
+    if stream:  # papermill logs each cell's output as it arrives; prefix it with this notebook's name
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"[{nb.stem[:12]}] %(message)s"))
+        log = logging.getLogger("papermill")
+        log.handlers[:] = [handler]
+        log.setLevel(logging.INFO)
+        log.propagate = False
     t0 = time.perf_counter()
     pm.execute_notebook(str(nb), str(target), cwd=str(nb.parent), progress_bar=False, parameters=parameters,
                         log_output=stream)

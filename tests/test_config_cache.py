@@ -84,3 +84,36 @@ def test_interrupted_compute_leaves_no_entry():
     with pytest.raises(KeyboardInterrupt):
         cache.cached("t", cfg, boom)
     assert cache.load("t", cfg) is None
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("depths", 3, "non-empty tuple"),
+    ("batch_size", "64", "integer >= 1"),
+    ("epochs", -5, "integer >= 1"),
+    ("epochs", -1, "integer >= 1"),
+    ("epochs", 2.5, "integer >= 1"),
+    ("seeds", (), "non-empty tuple"),
+    ("train_subset", 0, "integer >= 1"),
+    ("lr", 0, r"number in \(0, 1\]"),
+    ("lr", 1e4, r"number in \(0, 1\]"),
+    ("lr", float("nan"), r"number in \(0, 1\]"),
+    ("seeds", (0, -1), "integer >= 0"),
+    ("device", "", "non-empty string"),
+])
+def test_bad_config_value_is_a_config_error_naming_the_field(key, value, words):
+    with pytest.raises(ConfigError, match=rf"MnistModelsConfig\.{key} = .*: must be .*{words}"):
+        mnist_models_config("quick", **{key: value})
+
+
+def test_every_profile_of_every_experiment_is_valid_and_nested_configs_follow_the_device():
+    from hw1lib.experiments import REGISTRY
+    from hw1lib.experiments.generalization import sharpness_config
+    from hw1lib.experiments.optimization import surface_config
+
+    for e in REGISTRY:
+        for profile in ("smoke", "quick", "full"):
+            e.make_config(profile)
+    assert surface_config("quick", device="cpu").trajectory.device == "cpu"
+    assert sharpness_config("quick", device="cpu").sweep.device == "cpu"
+    with pytest.raises(ConfigError, match=r"BatchSweepConfig\.epochs = 0"):
+        sharpness_config("quick", sweep=dataclasses.replace(sharpness_config("quick").sweep, epochs=0))

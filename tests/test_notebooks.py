@@ -113,3 +113,29 @@ def test_report_cli_user_errors_are_one_sentence(argv, message):
                        text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().startswith(message) and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_nbval_fails_when_a_headline_metric_changes(tmp_path):
+    """nbval compares the cells tagged nbval-check-output (after the sanitizer):
+    a changed result fails `make test`, not only a changed shape."""
+    import os
+    import subprocess
+    import sys
+
+    name = "1-2b_gradient_norm.ipynb"
+    nb = json.loads((repo_root() / "notebooks" / name).read_text())
+    checked = [c for c in nb["cells"] if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert checked and all(c["outputs"] for c in checked)
+    (tmp_path / "same.ipynb").write_text(json.dumps(nb))
+    text = "".join(checked[0]["outputs"][0]["text"])
+    changed = text.replace("iterations", "iterations!", 1)
+    assert changed != text
+    checked[0]["outputs"][0]["text"] = changed.splitlines(keepends=True)
+    (tmp_path / "changed.ipynb").write_text(json.dumps(nb))
+    env = {**os.environ, "HW1LIB_RESULTS": str(repo_root() / "results"), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+           "--nbval-sanitize-with", str(repo_root() / "notebooks" / "nbval_sanitize.cfg")]
+    for nb_file, expect in (("same.ipynb", 0), ("changed.ipynb", 1)):
+        p = subprocess.run([*cmd, str(tmp_path / nb_file)], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == expect, p.stdout[-2000:]

@@ -134,3 +134,17 @@ def test_diverging_classifier_names_epoch(mnist):
     ens = Ensemble(lambda: mlp(784, (8,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match="in epoch 1 "):
         fit_classifier(ens, train, None, epochs=2, batch_size=64, lr=1e-3, progress=False)
+
+
+def test_finite_but_exploding_loss_is_divergence_naming_the_epoch(mnist):
+    """lr = 1 (the largest valid rate) on unscaled inputs: the loss stays finite
+    for a while but grows far past its start; that is divergence, not a result."""
+    x = torch.linspace(-1, 1, 64).view(1, -1, 1)
+    ens = Ensemble(lambda: mlp(1, (64, 64), 1), [0], CPU)
+    with pytest.raises(TrainingDiverged, match=r"loss grew from \S+ to \S+ in epoch \d+ \(model 0\)"):
+        fit_full_batch(ens, x * 1000, torch.sin(3 * x) * 1000, epochs=200, lr=1.0, progress=False,
+                       check_every=10)
+    train = Split(mnist.train.x[:256] * 1e4, mnist.train.y[:256])
+    ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
+    with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
+        fit_classifier(ens, train, None, epochs=20, batch_size=32, lr=1.0, progress=False)
