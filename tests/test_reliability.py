@@ -237,6 +237,17 @@ _KILLED = textwrap.dedent("""
     def killed_while_saving(*a, **k):
         if sys.argv[1] == "save":
             os.kill(os.getpid(), signal.SIGKILL)        # mid-save: a temp dir left behind
+    def interrupted_in_second_unit(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)         # Ctrl-C mid-unit, through the runner
+        return real(*a, **k)
+
+    if sys.argv[1] == "sigint":
+        from hw1lib import run
+        s1.fit_full_batch = interrupted_in_second_unit
+        sys.exit(run.main(["--profile", "smoke", "--device", "cpu", "--only", "1-1a", "--jobs", "1",
+                           "--no-progress", "--out", os.devnull]))
     s1.fit_full_batch = killed_in_second_unit
     units = e.units(e.make_config("smoke", "cpu"))
     units[0]()
@@ -246,12 +257,18 @@ _KILLED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("when", ["compute", "save"])
-def test_sigkill_mid_unit_then_resume_gives_identical_arrays(tmp_path, monkeypatch, when):
+@pytest.mark.parametrize("when", ["compute", "save", "sigint"])
+def test_killed_or_interrupted_mid_unit_then_resume_gives_identical_arrays(tmp_path, monkeypatch, when):
+    """SIGKILL while a unit computes or saves, or Ctrl-C through the runner
+    (exit 130, a sentence saying how to resume): finished units are reused
+    untouched and the result equals an uninterrupted run bit for bit."""
     env = {**os.environ, "HW1LIB_RESULTS": str(tmp_path / "results")}
     p = subprocess.run([sys.executable, "-c", _KILLED, when], env=env, cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
-    assert p.returncode == -9, p.stderr
+    if when == "sigint":
+        assert p.returncode == 130 and "interrupted" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    else:
+        assert p.returncode == -9, p.stderr
     e = experiment("1-1a")
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
     units = e.units(e.make_config("smoke", "cpu"))
