@@ -39,8 +39,11 @@ results: data
 	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(NB),--only $(NB))
 
 ## Compute, then render every notebook (or NB=...) from the cache into build/notebooks/ and figures/.
+## With the full profile and every section, it then writes figures/results.json and regenerates the
+## README's tables and RESULTS.md from it (python -m hw1lib.tables).
 report: results
 	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(NB)
+	$(if $(and $(filter full,$(PROFILE)),$(if $(NB),,yes)),$(PY) -m hw1lib.tables --write --profile full --device $(DEVICE))
 
 ## The last report's notebooks as a browsable site (inputs hidden): build/html/index.html.
 html: setup

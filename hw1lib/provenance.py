@@ -23,7 +23,8 @@ from .paths import repo_root
 PACKAGE = "hw1lib"
 _PKG_DIR = Path(__file__).resolve().parent
 NOT_COMPUTE = frozenset({"hw1lib.cache", "hw1lib.errors", "hw1lib.paths", "hw1lib.plotting",
-                         "hw1lib.provenance", "hw1lib.report", "hw1lib.run", "hw1lib.experiments"})
+                         "hw1lib.provenance", "hw1lib.report", "hw1lib.run", "hw1lib.experiments",
+                         "hw1lib.stats", "hw1lib.tables"})
 
 
 def git_commit() -> str:
@@ -105,8 +106,12 @@ def dependencies(fn: Callable) -> tuple[list[str], list[str]]:
     """(library modules, definitions of fn's own module) whose source can change
     what `fn` computes. A closure or lambda counts as the top-level function
     that defines it."""
-    module = fn.__module__
-    top = fn.__qualname__.split(".")[0]
+    libs, own = _dependencies(fn.__module__, fn.__qualname__.split(".")[0])
+    return list(libs), list(own)
+
+
+@functools.lru_cache(maxsize=None)
+def _dependencies(module: str, top: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     defs: dict[str, ast.AST] = {}
     for node in _parsed(module).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -129,7 +134,7 @@ def dependencies(fn: Callable) -> tuple[list[str], list[str]]:
                     todo.append(n.id)
                 elif n.id in imports:
                     _library_closure(imports[n.id], libs)
-    return sorted(libs), sorted(own)
+    return tuple(sorted(libs)), tuple(sorted(own))
 
 
 def code_version(fn: Callable) -> str:

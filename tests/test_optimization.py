@@ -105,3 +105,16 @@ def test_hessian_spectrum_matches_eigvalsh_of_autograd_hessian():
     for i in range(2):
         H = torch.autograd.functional.hessian(f, theta[i]).numpy()
         np.testing.assert_allclose(ev[i].numpy(), np.linalg.eigvalsh(H), atol=1e-10)
+
+
+def test_layer_panel_uses_the_named_small_layer():
+    from hw1lib.ensemble import Ensemble
+    from hw1lib.experiments.optimization import SMALL_LAYER, param_slice, trajectory_config
+    from hw1lib.models import mnist_mlp
+
+    cfg = trajectory_config("full")
+    build = mnist_mlp(cfg.hidden)
+    s = param_slice(build(), SMALL_LAYER)
+    assert s == Ensemble(build, [0], torch.device("cpu")).param_slices()[SMALL_LAYER]
+    assert s.stop - s.start == cfg.hidden[0] * cfg.hidden[1]              # hidden-to-hidden weights
+    assert (s.stop - s.start) / sum(p.numel() for p in build().parameters()) < 0.05

@@ -22,6 +22,7 @@ from ..config import make_config
 from ..critical import hessian_spectrum, minimize_grad_norm
 from ..curvature import FlatLoss, minimal_ratio
 from ..data import load_mnist
+from ..errors import ConfigError
 from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
@@ -79,13 +80,31 @@ def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result
     return trajectory_units(cfg)[0](progress)
 
 
-def trajectory_pca(result: cache.Result, layer: bool = False) -> dict[str, np.ndarray]:
-    """ONE PCA over the snapshots of all runs together (whole model, or the
-    first layer only). Returns coords [K, runs, 2] and explained [2]."""
+# The layer panel of 1-2a: the hidden-to-hidden weights (32 x 32, about 4% of the parameters), not the
+# first layer, which holds 95% of them and so looks like the whole model.
+SMALL_LAYER = "3.weight"
+
+
+def param_slice(model: torch.nn.Module, name: str) -> slice:
+    """Where parameter `name` lies in the model's flat parameter vector
+    (`named_parameters` order, as in Ensemble.flat_params)."""
+    start = 0
+    for n, p in model.named_parameters():
+        if n == name:
+            return slice(start, start + p.numel())
+        start += p.numel()
+    raise ConfigError(f"No parameter {name!r}; the model has: {', '.join(n for n, _ in model.named_parameters())}.")
+
+
+def trajectory_pca(result: cache.Result, cfg: TrajectoryConfig | None = None,
+                   layer: str | None = None) -> dict[str, np.ndarray]:
+    """ONE PCA over the snapshots of all runs together: the whole model, or one
+    named parameter of it (`layer`, with the `cfg` that built the model).
+    Returns coords [K, runs, 2] and explained [2]."""
     snaps = result.arrays["snapshots"]                          # [K, R, P]
-    if layer:
-        a, b = result.arrays["first_layer"]
-        snaps = snaps[..., a:b]
+    if layer is not None:
+        with torch.device("meta"):
+            snaps = snaps[..., param_slice(mnist_mlp(cfg.hidden)(), layer)]
     K, R, P = snaps.shape
     coords, _, explained = pca_2d(snaps.reshape(K * R, P))
     return {"coords": coords.reshape(K, R, 2), "explained": explained}

@@ -1,0 +1,396 @@
+"""The report's headline numbers, generated from the results and never typed.
+
+    python -m hw1lib.tables --write [--profile full]   (make report does this)
+    python -m hw1lib.tables --check                    (a test does this)
+
+`--write` reads every experiment of a profile from the cache and writes
+`figures/results.json` (headline numbers by experiment), then regenerates from
+that file the README's tables (between `<!-- results:NAME -->` and
+`<!-- /results:NAME -->` markers) and `RESULTS.md` (every headline number
+beside the published one it compares with). `--check` regenerates both from the
+committed `figures/results.json` and fails if either differs: a hand edit of a
+number, or a results file changed without regenerating, is caught.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .paths import repo_root
+from .stats import first_at_least, fmt_ci, mean_ci, spearman_ci
+
+RESULTS_JSON = Path("figures") / "results.json"
+RESULTS_MD = Path("RESULTS.md")
+README = Path("README.md")
+
+
+def _r(x: float, sig: int = 4) -> float | None:
+    """A float rounded to `sig` significant digits (a stable JSON file); NaN -> None."""
+    x = float(x)
+    return None if not np.isfinite(x) else float(f"{x:.{sig}g}")
+
+
+def _ci(x) -> dict:
+    """{mean, ci95, n} of the seeds in x [S]."""
+    m, h = mean_ci(np.asarray(x, dtype=float))
+    return {"mean": _r(m), "ci95": _r(h), "n": int(np.asarray(x).shape[-1])}
+
+
+# ------------------------------------------------------------ headline numbers per experiment
+def h_function_fit(r, cfg) -> dict:
+    from .experiments.deep_vs_shallow import function_fit_models
+
+    final = r.arrays["loss"][:, -1]                     # [depth, function, seed]
+    return {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
+        {"name": m["name"], "widths": list(m["widths"]), "params": m["params"],
+         "final_mse": {f: {"median": _r(np.median(final[i, j])), "min": _r(final[i, j].min()),
+                           "max": _r(final[i, j].max())} for j, f in enumerate(cfg.functions)}}
+        for i, m in enumerate(function_fit_models(cfg))]}
+
+
+def h_mnist_models(r, cfg) -> dict:
+    from .experiments.deep_vs_shallow import mnist_models
+
+    a = r.arrays
+    models = mnist_models(cfg)
+    out = {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "models": []}
+    for i, m in enumerate(models):
+        out["models"].append({"name": m["name"], "layers": m["layers"], "params": m["params"],
+                              **{k: _ci(a[k][i, -1] * (100 if "acc" in k else 1))
+                                 for k in ("train_loss", "test_loss", "train_acc", "test_acc")}})
+    acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
+    out["paired_test_acc_diff"] = {f"{models[i + 1]['name']} - {models[i]['name']}":
+                                   _ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}
+    return out
+
+
+def h_trajectory(r, cfg) -> dict:
+    from .experiments.optimization import SMALL_LAYER, trajectory_pca
+
+    out = {"runs": cfg.runs, "params": r.summary["params"],
+           "final_test_acc": _ci(100 * r.arrays["test_acc"][-1])}
+    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
+        ev = trajectory_pca(r, cfg, layer)["explained"]
+        out[f"explained_{key}"] = [_r(100 * ev[0]), _r(100 * ev[1])]
+    return out
+
+
+def h_grad_norm(r, cfg) -> dict:
+    out = {}
+    for task in ("function", "mnist"):
+        gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]
+        n = max(1, len(gn) // 10)
+        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": _r(np.median(gn[:n])),
+                     "grad_norm_last10": _r(np.median(gn[-n:])), "loss_first10": _r(np.median(loss[:n])),
+                     "loss_last10": _r(np.median(loss[-n:])),
+                     "grad_norm_drop": _r(np.median(gn[:n]) / np.median(gn[-n:]), 2)}
+    return out
+
+
+def h_critical(r, cfg) -> dict:
+    a = r.arrays
+    reached = a["reached"].astype(bool)
+    ev = a["eigenvalues"]
+    return {"runs": int(len(reached)), "reached": int(reached.sum()), "grad_tol": cfg.grad_tol,
+            "params": r.summary["params"],
+            "max_grad_norm_reached": _r(a["grad_norm"][reached].max()) if reached.any() else None,
+            "minimal_ratio_raw": _ci(a["minimal_ratio"][reached]),
+            "minimal_ratio_range": [_r(a["minimal_ratio"][reached].min()), _r(a["minimal_ratio"][reached].max())],
+            "flat_eigenvalues_median": _r(np.median((np.abs(ev[reached]) < 1e-8).sum(1))),
+            "negative_eigenvalues_median": _r(np.median((ev[reached] < -1e-8).sum(1))),
+            "spearman_ratio_loss_reached": {k: (_r(v) if k == "rho" else [_r(c) for c in v] if k == "ci" else v)
+                                            for k, v in spearman_ci(a["minimal_ratio"][reached],
+                                                                    a["loss"][reached]).items()}}
+
+
+def h_surface(r, cfg) -> dict:
+    return {"centre_loss": _r(r.summary["centre_loss"]), "random_plane_max": _r(r.arrays["random_loss"].max()),
+            "pca_explained": [_r(100 * e) for e in r.arrays["explained"]], "grid": cfg.grid}
+
+
+def h_random_labels(r, cfg) -> dict:
+    a = r.arrays
+    return {"params": r.summary["params"], "train_subset": cfg.train_subset, "epochs": cfg.epochs, **{
+        kind: {"train_acc": _r(100 * a[f"{kind}_train_acc"][-1]), "test_acc": _r(100 * a[f"{kind}_test_acc"][-1]),
+               "first_epoch_train_acc_99": first_at_least(a[f"{kind}_train_acc"], 0.99)}
+        for kind in ("true", "random")}}
+
+
+def h_params_sweep(r, cfg) -> dict:
+    a = r.arrays
+    rows = [{"width": w, "params": int(p), "train_acc": _ci(100 * a["train_acc"][i]),
+             "test_acc": _ci(100 * a["test_acc"][i]), "test_err": _ci(100 * (1 - a["test_acc"][i])),
+             "train_err": _ci(100 * (1 - a["train_acc"][i]))}
+            for i, (w, p) in enumerate(zip(cfg.widths, a["params"]))]
+    test_err = [row["test_err"]["mean"] for row in rows]
+    train_err = [row["train_err"]["mean"] for row in rows]
+    interp = next((row["params"] for row, e in zip(rows, train_err) if e <= 1.0), None)
+    return {"label_noise": cfg.label_noise, "seeds": len(cfg.seeds), "epochs": cfg.epochs, "rows": rows,
+            "min_test_err_params": rows[int(np.argmin(test_err))]["params"],
+            "max_test_err_params": rows[int(np.argmax(test_err))]["params"],
+            "interpolation_params": interp}
+
+
+def h_interpolation(r, cfg) -> dict:
+    a = r.arrays
+    al = a["alpha"]
+    inside = (al >= 0) & (al <= 1)
+    out = {}
+    for pair in ("batch", "lr"):
+        tl = a[f"{pair}_train_loss"]
+        ends = max(tl[np.argmin(np.abs(al))], tl[np.argmin(np.abs(al - 1))])
+        out[pair] = {"test_acc_end0": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al))]),
+                     "test_acc_end1": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al - 1))]),
+                     "barrier": _r(tl[inside].max() - ends),
+                     "min_test_acc_between": _r(100 * a[f"{pair}_test_acc"][inside].min())}
+    return out
+
+
+def h_batch_sweep(r, cfg) -> dict:
+    a = r.arrays
+    gap = a["test_loss"] - a["train_loss"]
+    rows = [{"batch": int(b), "test_acc": _ci(100 * a["test_acc"][i]), "train_loss": _ci(a["train_loss"][i]),
+             "gap": _ci(gap[i]), "sensitivity": _ci(a["sensitivity"][i])} for i, b in enumerate(a["batch_size"])]
+    sp = spearman_ci(a["sensitivity"].ravel(), gap.ravel())
+    return {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "rows": rows,
+            "spearman_sensitivity_gap": {"rho": _r(sp["rho"]), "ci": [_r(c) for c in sp["ci"]], "n": sp["n"]}}
+
+
+def h_sharpness(r, cfg) -> dict:
+    a = r.arrays
+    return {"epsilons": [float(e) for e in a["epsilons"]], "rows": [
+        {"batch": int(b), "sharpness": [_ci(a["sharpness"][e, i]) for e in range(len(a["epsilons"]))],
+         "top_eig": _ci(a["top_eig"][i])} for i, b in enumerate(a["batch_size"])]}
+
+
+HEADLINES: dict[str, Callable[[Any, Any], dict]] = {
+    "1-1a": h_function_fit, "1-1b": h_mnist_models, "1-2a": h_trajectory, "1-2b": h_grad_norm,
+    "1-2c": h_critical, "1-2d": h_surface, "1-3a": h_random_labels, "1-3b": h_params_sweep,
+    "1-3b-noise": h_params_sweep, "1-3c": h_interpolation, "1-3d": h_batch_sweep, "1-3e": h_sharpness,
+}
+
+
+def headlines(profile: str = "full", device: str = "auto") -> dict:
+    """Headline numbers of every experiment of `profile`, from the cache (an
+    experiment missing from the cache is computed)."""
+    from .experiments import REGISTRY
+    from .provenance import git_commit
+
+    from .device import describe, resolve_device
+
+    out = {"profile": profile, "commit": git_commit(), "device": describe(resolve_device(device)),
+           "experiments": {}}
+    for e in REGISTRY:
+        cfg = e.make_config(profile, device)
+        result = e.run(cfg, progress=False)
+        out["experiments"][e.name] = HEADLINES[e.name](result, cfg)
+    return out
+
+
+def section(name: str, profile: str, device: str = "auto") -> str:
+    """The generated block of one experiment (markdown), for `profile`, from the
+    cache: what a notebook shows under its figures, so its numbers are always the
+    ones of the profile it ran with."""
+    from .experiments import experiment
+
+    e = experiment(name)
+    cfg = e.make_config(profile, device)
+    one = {"experiments": {n: None for n in HEADLINES}}
+    one["experiments"][name] = HEADLINES[name](e.run(cfg, progress=False), cfg)
+    return blocks(one, only=name)[name]
+
+
+# ------------------------------------------------------------ generated markdown
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _m(d: dict, digits: int = 2) -> str:
+    return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _sp(d: dict) -> str:
+    return f"{d['rho']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n = {d['n']})"
+
+
+def blocks(results: dict, only: str | None = None) -> dict[str, str]:
+    """The README's generated blocks, by experiment name (or only one of them)."""
+    x = results["experiments"]
+    b = {}
+    want = (lambda n: True) if only is None else (lambda n: n == only)
+    if want("1-1a"):
+        ff = x["1-1a"]
+        fns = ff["functions"]
+        b["1-1a"] = _table(["model", "hidden widths", "params", *[f"{f} MSE, median [min, max]" for f in fns]], [
+            [m["name"], ", ".join(map(str, m["widths"])), m["params"],
+             *[f"{m['final_mse'][f]['median']:.1e} [{m['final_mse'][f]['min']:.1e}, {m['final_mse'][f]['max']:.1e}]"
+               for f in fns]] for m in ff["models"]]) + \
+            f"\n\nFinal training MSE after {ff['epochs']:,} full-batch epochs, over {_n(ff['seeds'], 'seed')}."
+    if want("1-1b"):
+        mm = x["1-1b"]
+        b["1-1b"] = _table(["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
+            [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}", _m(m["train_loss"], 3), _m(m["test_loss"], 3), _m(m["train_acc"]),
+             _m(m["test_acc"])] for m in mm["models"]]) + \
+            f"\n\nAfter {mm['epochs']} epochs; mean ± 95% t-interval over {_n(mm['seeds'], 'seed')}. Paired test-accuracy " \
+            "differences (points): " + "; ".join(f"{k}: {_m(v)}" for k, v in mm["paired_test_acc_diff"].items()) + "."
+    if want("1-2a"):
+        t = x["1-2a"]
+        b["1-2a"] = (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
+                     f"{t['explained_whole_model'][1]:.1f}%, hidden-to-hidden layer {t['explained_small_layer'][0]:.1f}% + "
+                     f"{t['explained_small_layer'][1]:.1f}%; final test accuracy {_m(t['final_test_acc'])}% over "
+                     f"{t['runs']} runs.")
+    if want("1-2b"):
+        g = x["1-2b"]
+        b["1-2b"] = _table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop",
+                            "loss, first 10%", "loss, last 10%"], [
+            [k, v["iterations"], f"{v['grad_norm_first10']:.3g}", f"{v['grad_norm_last10']:.3g}",
+             f"{v['grad_norm_drop']:.2g}x", f"{v['loss_first10']:.3g}", f"{v['loss_last10']:.3g}"]
+            for k, v in g.items()]) + "\n\nMedians over the first and last 10% of iterations."
+    if want("1-2c"):
+        c = x["1-2c"]
+        b["1-2c"] = (f"{c['reached']} of {c['runs']} runs reached ||grad L|| < {c['grad_tol']:g} (largest among them "
+                     f"{c['max_grad_norm_reached']:.2e}). Minimal ratio over those runs: {_m(c['minimal_ratio_raw'])} "
+                     f"(range {c['minimal_ratio_range'][0]:.2f} to {c['minimal_ratio_range'][1]:.2f}); per run, a "
+                     f"median of {c['negative_eigenvalues_median']:.0f} eigenvalues below -1e-8 and "
+                     f"{c['flat_eigenvalues_median']:.0f} with |lambda| < 1e-8, of {c['params']}. Spearman of minimal "
+                     f"ratio and loss (reached runs, bootstrap 95% interval): {_sp(c['spearman_ratio_loss_reached'])}.")
+    if want("1-2d"):
+        s = x["1-2d"]
+        b["1-2d"] = (f"Loss at the trained weights {s['centre_loss']:.4f}; highest loss on the random plane "
+                     f"{s['random_plane_max']:.3g}; the PCA plane holds {s['pca_explained'][0]:.1f}% + "
+                     f"{s['pca_explained'][1]:.1f}% of the trajectory's variance; {s['grid']} x {s['grid']} points per plane.")
+    if want("1-3a"):
+        rl = x["1-3a"]
+        b["1-3a"] = _table(["labels", "train acc (%)", "test acc (%)", "first epoch with train acc >= 99%"], [
+            [k, f"{rl[k]['train_acc']:.2f}", f"{rl[k]['test_acc']:.2f}", rl[k]["first_epoch_train_acc_99"]]
+            for k in ("true", "random")]) + f"\n\n{rl['params']:,} parameters, {rl['train_subset']:,} training " \
+            f"images, {rl['epochs']} epochs."
+    for name, what in (("1-3b", "acc"), ("1-3b-noise", "err")):
+        if not want(name):
+            continue
+        p = x[name]
+        b[name] = _table(["width", "params", f"train {what} (%)", f"test {what} (%)"], [
+            [row["width"], f"{row['params']:,}", _m(row[f"train_{what}"]), _m(row[f"test_{what}"])]
+            for row in p["rows"]]) + (
+            f"\n\nLabel noise {p['label_noise']:.0%}, {p['epochs']} epochs, mean ± 95% interval over "
+            f"{_n(p['seeds'], 'seed')}. Lowest test error at {p['min_test_err_params']:,} parameters, highest at "
+            f"{p['max_test_err_params']:,}; " + (
+                "training error never reaches 1%." if p["interpolation_params"] is None else
+                f"training error first <= 1% at {p['interpolation_params']:,} parameters."))
+    if want("1-3c"):
+        ip = x["1-3c"]
+        b["1-3c"] = _table(["pair", "test acc, alpha 0 (%)", "test acc, alpha 1 (%)", "lowest test acc between (%)",
+                            "barrier (train loss)"], [
+            [k, f"{v['test_acc_end0']:.2f}", f"{v['test_acc_end1']:.2f}", f"{v['min_test_acc_between']:.2f}",
+             f"{v['barrier']:.3g}"] for k, v in ip.items()]) + \
+            "\n\nBarrier: highest training loss on [0, 1] minus the higher of the two ends."
+    if want("1-3d"):
+        bs = x["1-3d"]
+        b["1-3d"] = _table(["batch", "test acc (%)", "train loss", "test - train loss", "sensitivity"], [
+            [row["batch"], _m(row["test_acc"]), _m(row["train_loss"], 3), _m(row["gap"], 3), _m(row["sensitivity"], 3)]
+            for row in bs["rows"]]) + \
+            f"\n\n{bs['epochs']} epochs, mean ± 95% interval over {_n(bs['seeds'], 'seed')}. Spearman of sensitivity and " \
+            f"gap over all runs (bootstrap 95% interval): {_sp(bs['spearman_sensitivity_gap'])}."
+    if want("1-3e"):
+        sh = x["1-3e"]
+        b["1-3e"] = _table(["batch", *[f"sharpness, eps {e:g}" for e in sh["epsilons"]], "top Hessian eigenvalue"], [
+            [row["batch"], *[_m(v) for v in row["sharpness"]], _m(row["top_eig"])] for row in sh["rows"]]) + \
+            "\n\nMean ± 95% interval over the seeds of 1-3d."
+    return b
+
+
+_MARKER = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def apply_blocks(text: str, generated: dict[str, str]) -> str:
+    """`text` with every marked block replaced by its generated content."""
+    return _MARKER.sub(lambda m: m.group(1) + generated[m.group("name")] + "\n" + m.group(4), text)
+
+
+PUBLISHED = {
+    "1-3a": ("Zhang et al. 2017", "random labels reach 100% train accuracy; test accuracy at chance (~10%)"),
+    "1-3e": ("Keskar et al. 2017", "MNIST fully connected: sharpness at eps 1e-3 about 1.2 (small batch) vs "
+                                   "205 (large batch); test accuracy 98.0% vs 97.8%"),
+    "1-3d": ("Novak et al. 2018", "input-Jacobian norm grows with the generalization gap; large batches and "
+                                  "random labels raise it"),
+    "1-2c": ("Dauphin et al. 2014", "at critical points, training error falls as the fraction of positive "
+                                    "eigenvalues (minimal ratio) rises"),
+    "1-2d": ("Li et al. 2018", "filter-normalised random planes show the loss basin around a trained net"),
+}
+
+
+def results_md(results: dict) -> str:
+    """RESULTS.md: every headline block, with the published result beside it."""
+    from .experiments import experiment
+
+    gen = blocks(results)
+    parts = ["# Results", "",
+             f"Generated by `python -m hw1lib.tables --write` (run by `make report`) from `figures/results.json` "
+             f"(profile **{results['profile']}**, {results.get('device', '?')}, commit `{results['commit']}`): do not edit by hand. "
+             "Regenerate everything with `make report`; check with `python -m hw1lib.tables --check`.", ""]
+    for name, body in gen.items():
+        e = experiment(name)
+        parts += [f"## {e.name} {e.title} (`notebooks/{e.notebook}`)", "", body, ""]
+        if name in PUBLISHED:
+            who, what = PUBLISHED[name]
+            parts += [f"**Published ({who}):** {what}.", ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def render(results: dict, readme: str) -> tuple[str, str]:
+    """(README text, RESULTS.md text) generated from `results`."""
+    return apply_blocks(readme, blocks(results)), results_md(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="compute headlines from the cache, write all three files")
+    mode.add_argument("--check", action="store_true", help="fail if README.md or RESULTS.md differ from "
+                                                           "what figures/results.json generates")
+    ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    root = repo_root()
+    readme = (root / README).read_text()
+    if args.write:
+        text = json.dumps(headlines(args.profile, args.device), indent=1, sort_keys=True) + "\n"
+        (root / RESULTS_JSON).write_text(text)
+        results = json.loads(text)  # render from exactly what --check will read
+    elif not (root / RESULTS_JSON).is_file():
+        print(f"error: {RESULTS_JSON} does not exist; run `make report` (full profile) to write it.",
+              file=sys.stderr)
+        return 1
+    else:
+        results = json.loads((root / RESULTS_JSON).read_text())
+    want_readme, want_md = render(results, readme)
+    if args.write:
+        (root / README).write_text(want_readme)
+        (root / RESULTS_MD).write_text(want_md)
+        print(f"[tables] wrote {RESULTS_JSON}, the README's tables and {RESULTS_MD} (profile {args.profile})")
+        return 0
+    stale = [str(p) for p, want in ((README, want_readme), (RESULTS_MD, want_md))
+             if not (root / p).is_file() or (root / p).read_text() != want]
+    if stale:
+        print(f"error: {', '.join(stale)} differ from what {RESULTS_JSON} generates; run "
+              "`python -m hw1lib.tables --write` (or `make report`) instead of editing numbers by hand.",
+              file=sys.stderr)
+        return 1
+    print(f"[tables] README.md and {RESULTS_MD} agree with {RESULTS_JSON}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

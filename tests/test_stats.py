@@ -1,0 +1,51 @@
+"""The statistics and generated tables the report quotes."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from hw1lib import stats, tables
+from hw1lib.paths import repo_root
+
+
+def test_mean_ci_is_the_student_t_interval():
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    m, h = stats.mean_ci(x)
+    lo, hi = sps.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+    assert m == pytest.approx(x.mean()) and h == pytest.approx((hi - lo) / 2)
+    m2, h2 = stats.mean_ci(np.stack([x, 2 * x]))          # along the last axis, row by row
+    np.testing.assert_allclose(m2, [m, 2 * m]) and np.testing.assert_allclose(h2, [h, 2 * h])
+    assert np.isnan(stats.mean_ci([3.0])[1])                 # one seed: no interval
+
+
+def test_bootstrap_interval_of_spearman_covers_and_is_seeded():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(400)
+    y = x + rng.standard_normal(400)
+    out = stats.spearman_ci(x, y)
+    assert out["rho"] == pytest.approx(sps.spearmanr(x, y).statistic)
+    assert out["ci"][0] < out["rho"] < out["ci"][1] and out["ci"][1] - out["ci"][0] < 0.2
+    assert stats.spearman_ci(x, y) == out                     # same seed, same interval
+    assert stats.first_at_least([0.1, 0.5, 0.99, 1.0], 0.99) == 2
+    assert stats.first_at_least([0.1], 0.99) is None
+    assert stats.fmt_ci(98.141, 0.052) == "98.14 ± 0.05" and stats.fmt_ci(1.0, float("nan")) == "1.00"
+
+
+def test_readme_and_results_md_are_what_results_json_generates():
+    """`python -m hw1lib.tables --check`: no number in the README's tables or
+    RESULTS.md is typed by hand or left stale."""
+    assert tables.main(["--check"]) == 0
+
+
+def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
+    results = json.loads((repo_root() / tables.RESULTS_JSON).read_text())
+    readme = (repo_root() / tables.README).read_text()
+    want_readme, want_md = tables.render(results, readme)
+    assert want_readme == readme
+    row = results["experiments"]["1-3a"]["random"]
+    edited = readme.replace(f"| random | {row['train_acc']:.2f} |", "| random | 12.34 |")
+    assert edited != readme
+    assert tables.render(results, edited)[0] == readme       # regenerating restores the number
+    for marker in tables.blocks(results):
+        assert f"<!-- results:{marker} -->" in readme, f"README has no generated block for {marker}"
