@@ -59,6 +59,16 @@ def first_at_least(values, level: float) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
+def plateaued(curve, window: float = 0.1, rtol: float = 0.01) -> bool:
+    """The plateau rule of 1-1a: a loss curve [T] has converged when its last
+    `window` fraction of epochs lowered the best loss so far by less than `rtol`
+    (relative). Robust to Adam's late spikes: it compares minima, not ends."""
+    curve = np.asarray(curve, dtype=float)
+    cut = len(curve) - max(1, int(round(window * len(curve))))
+    before, after = curve[:cut].min(), curve[cut:].min()
+    return bool(after >= (1 - rtol) * before)
+
+
 def fmt_ci(mean: float, half: float, digits: int = 2) -> str:
     """'98.14 ± 0.05' (or just the mean where there is no interval)."""
     if half is None or not np.isfinite(half):

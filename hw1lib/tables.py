@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .paths import repo_root
-from .stats import first_at_least, fmt_ci, mean_ci, spearman_ci
+from .stats import first_at_least, fmt_ci, mean_ci, plateaued, spearman_ci
 
 RESULTS_JSON = Path("figures") / "results.json"
 RESULTS_MD = Path("RESULTS.md")
@@ -50,7 +50,9 @@ def h_function_fit(r, cfg) -> dict:
     return {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
         {"name": m["name"], "widths": list(m["widths"]), "params": m["params"],
          "final_mse": {f: {"median": _r(np.median(final[i, j])), "min": _r(final[i, j].min()),
-                           "max": _r(final[i, j].max())} for j, f in enumerate(cfg.functions)}}
+                           "max": _r(final[i, j].max())} for j, f in enumerate(cfg.functions)},
+         "plateaued": {f: int(sum(plateaued(r.arrays["loss"][i, :, j, s]) for s in range(len(cfg.seeds))))
+                       for j, f in enumerate(cfg.functions)}}
         for i, m in enumerate(function_fit_models(cfg))]}
 
 
@@ -90,6 +92,8 @@ def h_grad_norm(r, cfg) -> dict:
                      "grad_norm_last10": _r(np.median(gn[-n:])), "loss_first10": _r(np.median(loss[:n])),
                      "loss_last10": _r(np.median(loss[-n:])),
                      "grad_norm_drop": _r(np.median(gn[:n]) / np.median(gn[-n:]), 2)}
+    full = r.arrays["mnist_full_grad_norm"]
+    out["mnist"]["full_batch_grad_norm_start_end"] = [_r(full[0]), _r(full[-1])]
     return out
 
 
@@ -237,7 +241,10 @@ def blocks(results: dict, only: str | None = None) -> dict[str, str]:
             [m["name"], ", ".join(map(str, m["widths"])), m["params"],
              *[f"{m['final_mse'][f]['median']:.1e} [{m['final_mse'][f]['min']:.1e}, {m['final_mse'][f]['max']:.1e}]"
                for f in fns]] for m in ff["models"]]) + \
-            f"\n\nFinal training MSE after {ff['epochs']:,} full-batch epochs, over {_n(ff['seeds'], 'seed')}."
+            f"\n\nFinal training MSE after {ff['epochs']:,} full-batch epochs, over {_n(ff['seeds'], 'seed')}. " \
+            "Runs on a plateau (the last 10% of epochs lowered the best loss by less than 1%), per model and " \
+            "function: " + "; ".join(f"{m['name']} " + ", ".join(f"{f} {m['plateaued'][f]}/{ff['seeds']}" for f in fns)
+                                     for m in ff["models"]) + "."
     if want("1-1b"):
         mm = x["1-1b"]
         b["1-1b"] = _table(["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
@@ -255,9 +262,12 @@ def blocks(results: dict, only: str | None = None) -> dict[str, str]:
         g = x["1-2b"]
         b["1-2b"] = _table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop",
                             "loss, first 10%", "loss, last 10%"], [
-            [k, v["iterations"], f"{v['grad_norm_first10']:.3g}", f"{v['grad_norm_last10']:.3g}",
+            [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"], f"{v['grad_norm_first10']:.3g}", f"{v['grad_norm_last10']:.3g}",
              f"{v['grad_norm_drop']:.2g}x", f"{v['loss_first10']:.3g}", f"{v['loss_last10']:.3g}"]
-            for k, v in g.items()]) + "\n\nMedians over the first and last 10% of iterations."
+            for k, v in g.items()]) + "\n\nMedians over the first and last 10% of iterations. The MNIST run's " \
+            "full-batch gradient norm (whole training set) goes from " \
+            f"{g['mnist']['full_batch_grad_norm_start_end'][0]:.3g} at the start to " \
+            f"{g['mnist']['full_batch_grad_norm_start_end'][1]:.3g} after the last epoch."
     if want("1-2c"):
         c = x["1-2c"]
         b["1-2c"] = (f"{c['reached']} of {c['runs']} runs reached ||grad L|| < {c['grad_tol']:g} (largest among them "

@@ -49,3 +49,13 @@ def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
     assert tables.render(results, edited)[0] == readme       # regenerating restores the number
     for marker in tables.blocks(results):
         assert f"<!-- results:{marker} -->" in readme, f"README has no generated block for {marker}"
+
+
+def test_plateau_rule_compares_best_losses_and_ignores_late_spikes():
+    t = np.arange(1000)
+    assert not stats.plateaued(np.exp(-t / 200))                  # still falling fast at the end
+    flat = np.r_[np.exp(-t[:900] / 50), np.full(100, np.exp(-899 / 50))]
+    assert stats.plateaued(flat)
+    spiky = flat.copy()
+    spiky[950] *= 100                                              # an Adam spike late on
+    assert stats.plateaued(spiky)

@@ -148,3 +148,19 @@ def test_finite_but_exploding_loss_is_divergence_naming_the_epoch(mnist):
     ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
         fit_classifier(ens, train, None, epochs=20, batch_size=32, lr=1.0, progress=False)
+
+
+def test_full_batch_grad_norm_is_the_gradient_of_the_whole_set_loss(mnist):
+    from hw1lib.experiments.optimization import full_batch_grad_norm
+
+    split = Split(mnist.train.x[:300], mnist.train.y[:300])
+    ens = Ensemble(lambda: mlp(784, (16,), 10), [0, 1], CPU)
+    got = full_batch_grad_norm(ens, split, chunk=128)          # 3 chunks, one of them partial
+    for i in range(2):
+        model = mlp(784, (16,), 10)
+        model.load_state_dict(ens.state_dict(i))
+        loss = torch.nn.functional.cross_entropy(model(split.x), split.y)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        want = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
+        assert got[i] == pytest.approx(want, rel=1e-5)
+    assert all(p.grad is None for p in ens.parameters())
