@@ -107,3 +107,47 @@ def test_noisy_labels_replace_the_stated_fraction():
     changed = (n != y).float().mean().item()
     assert 0.2 * 0.9 * 0.9 < changed < 0.2 * 0.9 * 1.1  # 20% replaced, 1 in 10 by chance the same
     assert torch.equal(n, noisy_labels(y, 0.2, seed=3)) and torch.equal(noisy_labels(y, 0.0, seed=3), y)
+
+
+def test_lbfgsb_sharpness_matches_an_independent_scipy_run_per_member():
+    """The library's L-BFGS-B (Keskar's maximiser) on a 2-member ensemble equals
+    scipy run by hand on each member alone, and is close to the projected ascent."""
+    from scipy.optimize import minimize
+
+    from hw1lib.measures import epsilon_sharpness_lbfgsb
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5, dtype=torch.float64), torch.randint(0, 3, (64,))
+    build = lambda: mlp(5, (6,), 3)
+    ens = Ensemble(build, [0, 1], CPU, dtype=torch.float64)
+    f = ensemble_loss_fn(ens, x, y)
+    eps = 5e-2
+    got = epsilon_sharpness_lbfgsb(f, ens, eps, iters=10)
+    for i in range(2):
+        model = build().double()
+        model.load_state_dict(ens.state_dict(i))
+        theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        box = (eps * (theta.abs() + 1)).numpy()
+        shapes = [p.shape for p in model.parameters()]
+
+        def loss_at(t):
+            ps, k = [], 0
+            for s in shapes:
+                n = int(np.prod(s))
+                ps.append(t[k:k + n].view(s))
+                k += n
+            h = torch.relu(x @ ps[0].T + ps[1])
+            return nn.functional.cross_entropy(h @ ps[2].T + ps[3], y)
+
+        def neg(yv):
+            t = torch.tensor(yv, requires_grad=True)
+            loss = loss_at(theta + t)
+            (g,) = torch.autograd.grad(loss, t)
+            return -loss.item(), -g.numpy()
+
+        res = minimize(neg, np.zeros_like(box), jac=True, method="L-BFGS-B", bounds=list(zip(-box, box)),
+                       options={"maxiter": 10})
+        f0 = loss_at(theta).item()
+        assert got[i] == pytest.approx(100 * (-res.fun - f0) / (1 + f0), rel=1e-6)
+    ascent = epsilon_sharpness(f, ens.params, eps, steps=30).numpy()
+    np.testing.assert_allclose(ascent, got, rtol=0.1)

@@ -21,7 +21,7 @@ from ..config import make_config
 from ..curvature import FlatLoss, top_eigenvalues
 from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
-from ..measures import ensemble_loss_fn, epsilon_sharpness, sensitivity
+from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
 from ..train import fit_classifier
 from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units, with_nested
@@ -301,6 +301,7 @@ class SharpnessConfig:
     sweep: BatchSweepConfig = BatchSweepConfig()   # the models (reused from 1-3d's cache)
     epsilons: tuple[float, ...] = (1e-3, 5e-4)
     ascent_steps: int = 20                # projected gradient ascent iterations
+    lbfgsb_iters: int = 10                # Keskar's maximiser, as a check of the ascent (first epsilon only)
     loss_subset: int = 10_000             # first n training images the loss is measured on
     hessian_subset: int = 10_000          # ... and the Hessian eigenvalue
     device: str = "auto"
@@ -325,17 +326,19 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     models = batch_sweep_models(cfg.sweep, progress)
     sharp = np.zeros((len(cfg.epsilons), len(models), len(cfg.sweep.seeds)))
     top = np.zeros((len(models), len(cfg.sweep.seeds)))
+    lbfgsb = np.zeros((len(models), len(cfg.sweep.seeds)))
     for b, ens in enumerate(tqdm(models, desc="1-3e sharpness", disable=not progress, leave=False)):
         f = ensemble_loss_fn(ens, loss_split.x, loss_split.y)
         for e, eps in enumerate(cfg.epsilons):
             sharp[e, b] = epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
+        lbfgsb[b] = epsilon_sharpness_lbfgsb(f, ens, cfg.epsilons[0], iters=cfg.lbfgsb_iters)
         for s in range(len(ens)):
             model = mnist_mlp(cfg.sweep.hidden)().to(dev)
             model.load_state_dict(ens.state_dict(s))
             fl = FlatLoss(model, F.cross_entropy, hess_split.x, hess_split.y)
             top[b, s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
     arrays = {"batch_size": np.array(cfg.sweep.batch_sizes), "sharpness": sharp, "top_eig": top,
-              "epsilons": np.array(cfg.epsilons)}
+              "epsilons": np.array(cfg.epsilons), "sharpness_lbfgsb": lbfgsb}
     summary = {"sharpness_mean": sharp.mean(2).tolist(), "top_eig_mean": top.mean(1).tolist()}
     return cache.Result(arrays, summary)
 
