@@ -242,6 +242,30 @@ def _remove_stale_temps(final: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def clean_stale_temps(root: Path | None = None) -> list[Path]:
+    """Remove every temporary directory under the results directory whose
+    entry no process is writing (its lock can be taken at once): what killed
+    writers of any entry left behind. Returns what was removed."""
+    root = Path(root or results_dir())
+    removed = []
+    for tmp in root.glob("*/.tmp-*"):
+        name = tmp.name[len(".tmp-"):].rsplit("-", 1)[0]   # .tmp-<entry>-<random>
+        try:
+            fd = os.open(tmp.parent / f".lock-{name}", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer owns it
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def cached(experiment: str, config: Any, compute: Callable[[], Result],
            version: str | None = None) -> Result:
     """Load the entry for `config` if present and sound, else compute and save

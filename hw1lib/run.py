@@ -137,6 +137,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     timings record (also what `main` writes to the timings file)."""
     dev = resolve_device(device)
     cache.check_writable()  # before anything is computed, not after the first unit
+    cache.clean_stale_temps()  # left by killed writers of any entry
     selected = select(only) if only else list(REGISTRY)
     needed = {a for e in selected for a in e.after}  # what they read is computed too, in parallel
     selected = [e for e in REGISTRY if e in selected or e.name in needed]

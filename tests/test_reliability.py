@@ -309,3 +309,20 @@ def test_code_version_follows_exactly_the_code_a_result_depends_on(monkeypatch):
     assert versions("hw1lib.plotting") == before                    # presentation invalidates nothing
     monkeypatch.undo()
     provenance._version.cache_clear()
+
+
+def test_runner_start_cleans_stale_temps_of_any_entry_but_not_a_live_writers(tmp_path):
+    import fcntl
+
+    root = tmp_path / "results"
+    stale = root / "t" / ".tmp-0123456789abcdef-v1-abc123"
+    live = root / "t" / ".tmp-fedcba9876543210-v1-xyz789"
+    for d in (stale, live):
+        d.mkdir(parents=True)
+    fd = os.open(root / "t" / ".lock-fedcba9876543210-v1", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)              # a writer is still computing this one
+    try:
+        assert cache.clean_stale_temps(root) == [stale]
+        assert not stale.exists() and live.exists()
+    finally:
+        os.close(fd)
