@@ -152,7 +152,9 @@ def h_interpolation(r, cfg) -> dict:
         out[pair] = {"test_acc_end0": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al))]),
                      "test_acc_end1": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al - 1))]),
                      "barrier": _r(tl[inside].max() - ends),
-                     "min_test_acc_between": _r(100 * a[f"{pair}_test_acc"][inside].min())}
+                     "min_test_acc_between": _r(100 * a[f"{pair}_test_acc"][inside].min()),
+                     **dict(zip(("norm_end0", "norm_end1", "distance", "moved_end0", "moved_end1"),
+                                (_r(v) for v in a[f"{pair}_geometry"])))}
     return out
 
 
@@ -303,10 +305,13 @@ def blocks(results: dict, only: str | None = None) -> dict[str, str]:
     if want("1-3c"):
         ip = x["1-3c"]
         b["1-3c"] = _table(["pair", "test acc, alpha 0 (%)", "test acc, alpha 1 (%)", "lowest test acc between (%)",
-                            "barrier (train loss)"], [
+                            "barrier (train loss)", "norm, alpha 0", "norm, alpha 1", "distance 0-1",
+                            "moved from init, alpha 0", "moved from init, alpha 1"], [
             [k, f"{v['test_acc_end0']:.2f}", f"{v['test_acc_end1']:.2f}", f"{v['min_test_acc_between']:.2f}",
-             f"{v['barrier']:.3g}"] for k, v in ip.items()]) + \
-            "\n\nBarrier: highest training loss on [0, 1] minus the higher of the two ends."
+             f"{v['barrier']:.3g}", *(f"{v[g]:.3g}" for g in ("norm_end0", "norm_end1", "distance", "moved_end0",
+                                                             "moved_end1"))] for k, v in ip.items()]) + \
+            "\n\nBarrier: highest training loss on [0, 1] minus the higher of the two ends. Norms and distances " \
+            "of the flat weight vectors; both ends of a pair start from the same initialisation."
     if want("1-3d"):
         bs = x["1-3d"]
         b["1-3d"] = _table(["batch", "test acc (%)", "train loss", "test - train loss", "sensitivity"], [

@@ -198,6 +198,7 @@ def _compute_interpolation(cfg: InterpolationConfig, progress: bool) -> cache.Re
     groups = {cfg.base_batch: {"base": cfg.base_lr, "large_lr": cfg.large_lr},
               cfg.large_batch: {"large_batch": cfg.base_lr}}
     theta, end_test_acc = {}, {}
+    theta0 = Ensemble(build, [cfg.seed], dev).flat_params()[0]   # the shared initialisation of every end
     for bs, members in groups.items():
         ens = Ensemble(build, [cfg.seed] * len(members), dev)
         h = fit_classifier(ens, train, data.test, epochs=cfg.epochs, batch_size=bs, lr=tuple(members.values()),
@@ -215,6 +216,11 @@ def _compute_interpolation(cfg: InterpolationConfig, progress: bool) -> cache.Re
             arrays[f"{pair}_{split_name}_loss"], arrays[f"{pair}_{split_name}_acc"] = loss, acc
         for end, name in ((0, "base"), (1, other)):
             summary[f"{pair}_end{end}_test_acc"] = end_test_acc[name]
+        # The geometry beside the curves: weight norms, the distance between the ends (one unit of
+        # alpha) and how far each end moved from the shared initialisation.
+        a, b = theta["base"], theta[other]
+        arrays[f"{pair}_geometry"] = torch.stack([a.norm(), b.norm(), (a - b).norm(), (a - theta0).norm(),
+                                                  (b - theta0).norm()]).cpu().numpy()
     return cache.Result(arrays, summary)
 
 
