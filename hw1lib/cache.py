@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 
 from .config import config_dict, config_hash
+from .data import sha256
 from .errors import CacheError
 from .paths import results_dir
 from .provenance import code_version, git_commit
@@ -64,14 +64,6 @@ class Result:
 
 def entry_dir(experiment: str, config: Any, version: str) -> Path:
     return results_dir() / experiment / f"{config_hash(config)}-{version or 'none'}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _display(path: Path) -> str:
@@ -120,7 +112,7 @@ def save(experiment: str, config: Any, result: Result, version: str = "") -> Pat
         meta = {"format": FORMAT, "experiment": experiment, "code_version": version,
                 "commit": git_commit(), "torch": torch.__version__,
                 "device": str(getattr(config, "device", "n/a")), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())}}
+                "files": {p.name: sha256(p) for p in sorted(tmp.iterdir())}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared results directory from its other users
         try:
@@ -160,7 +152,7 @@ def _read(path: Path, config: Any, version: str) -> Result:
         raise _Invalid(f"meta.json lists the files {sorted(files)}")
     for name, digest in files.items():
         try:
-            actual = _sha256(path / name)
+            actual = sha256(path / name)
         except OSError as exc:
             raise _Invalid(f"{name} is unreadable ({exc.strerror})") from None
         if actual != digest:

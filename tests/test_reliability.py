@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from hw1lib import cache, provenance
+from hw1lib.data import sha256
 from hw1lib.errors import CacheError
 from hw1lib.experiments import experiment
 from hw1lib.experiments.deep_vs_shallow import function_fit_config
@@ -38,7 +39,7 @@ def _entry(tmp_path, version="v1"):
 def _rewrite_meta(path: Path) -> None:
     """Make meta.json agree with the files again (an attacker who knows the format)."""
     meta = json.loads((path / "meta.json").read_text())
-    meta["files"] = {n: cache._sha256(path / n) for n in meta["files"]}
+    meta["files"] = {n: sha256(path / n) for n in meta["files"]}
     (path / "meta.json").write_text(json.dumps(meta))
 
 
