@@ -14,15 +14,13 @@ from ..provenance import code_version
 
 def resolved(cfg):
     """The config with device "auto" replaced by the device actually used, so
-    that results from a CPU and a GPU never share a cache entry."""
-    return dataclasses.replace(cfg, device=resolve_device(cfg.device).type)
-
-
-def with_nested(cfg, field: str):
-    """The config resolved, with its nested config (`field`) on the same
-    device: the models an experiment reads must live where it computes."""
-    cfg = resolved(cfg)
-    return dataclasses.replace(cfg, **{field: dataclasses.replace(getattr(cfg, field), device=cfg.device)})
+    that results from a CPU and a GPU never share a cache entry; a nested config
+    (the models an experiment reads) goes on the same device, since they must
+    live where it computes."""
+    device = resolve_device(cfg.device).type
+    nested = {f.name: dataclasses.replace(v, device=device) for f in dataclasses.fields(cfg)
+              if dataclasses.is_dataclass(v := getattr(cfg, f.name)) and hasattr(v, "device")}
+    return dataclasses.replace(cfg, device=device, **nested)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
 from ..train import fit_classifier
-from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units, with_nested
+from .common import Unit, final_metrics, resolved, run_units, split_units, stack_units
 
 
 # ------------------------------------------------------------------ 1-3a
@@ -350,7 +350,7 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
 
 
 def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
-    return [Unit("sharpness", with_nested(cfg, "sweep"), _compute_sharpness)]
+    return [Unit("sharpness", resolved(cfg), _compute_sharpness)]
 
 
 def run_sharpness(cfg: SharpnessConfig, progress: bool = True) -> cache.Result:

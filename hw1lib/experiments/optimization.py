@@ -27,7 +27,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from .common import Unit, resolved, run_units, with_nested
+from .common import Unit, resolved, run_units
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -345,7 +345,7 @@ def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
 
 
 def surface_units(cfg: SurfaceConfig) -> list[Unit]:
-    return [Unit("surface", with_nested(cfg, "trajectory"), _compute_surface)]
+    return [Unit("surface", resolved(cfg), _compute_surface)]
 
 
 def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
