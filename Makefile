@@ -1,5 +1,5 @@
 # hw1lib: `make report` regenerates every figure, `make test` checks everything.
-# Both set themselves up (venv, packages, MNIST) on a fresh machine.
+# Both set themselves up (venv, packages, MNIST and Fashion-MNIST) on a fresh machine.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -32,6 +32,7 @@ lock:
 
 data: setup
 	@$(PY) -m hw1lib.data
+	@$(PY) -m hw1lib.fashion
 
 ## Compute every experiment headlessly into the cache (PROFILE=full by default);
 ## writes build/timings-$(PROFILE)-<device>.json.

@@ -4,7 +4,8 @@
 #   bash benchmarks/gpu_check.sh RESULT.json [JOBS]
 #
 # Needs only python3 with torch, torchvision, numpy, scipy and scikit-learn and the
-# MNIST files in data/MNIST/raw/. Anything else (tqdm; pytest for the CUDA tests) is
+# MNIST and Fashion-MNIST IDX files in data/MNIST/raw/ and data/FashionMNIST/raw/
+# (gzipped copies there are decompressed first: they fit a small upload). Anything else (tqdm; pytest for the CUDA tests) is
 # installed from benchmarks/wheels/ when that folder exists (no internet needed):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform any \
 #       -d benchmarks/wheels tqdm pytest pluggy iniconfig packaging pygments
@@ -25,6 +26,9 @@ if compgen -G "benchmarks/wheels/*.whl" >/dev/null; then
     export PYTHONPATH="$WORK/site"
 fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+for gz in data/*/raw/*.gz; do
+    [[ -e "$gz" && ! -e "${gz%.gz}" ]] && gunzip -k "$gz"
+done
 python3 - <<'EOF' || exit 1
 import torch
 assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine"

@@ -7,6 +7,15 @@ tolerance. LM is the textbook minimiser of a sum of squares: here the
 residual is g = grad L, whose Jacobian is the exact Hessian H, cheap at
 ~100 parameters. Plain gradient descent on ||g||^2 (the usual choice)
 moves along H g and stalls where H is ill-conditioned.
+
+Minimising ||g||^2 converges to points where H g = 0, which are not
+critical points when H is singular (g then lies in H's null space, where
+no step on ||g||^2 can reduce it). Phase 3 (`refine_critical`) therefore
+goes back to L itself: exact trust-region Newton steps in the Hessian's
+eigenbasis, which are not pushed away by negative curvature and converge
+quadratically once near a critical point, until ||g|| <= 1e-8 or an
+iteration cap. `resolved_spectrum` then counts only the eigenvalues the
+residual gradient cannot flip.
 Everything is vmapped over the runs; theta is [N, P], float64.
 """
 from __future__ import annotations
@@ -77,3 +86,108 @@ def hessian_spectrum(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Ten
     `eigvalsh`, since a Hessian is symmetric (general `eig` can return complex noise)."""
     H = hessian(f, theta)
     return torch.linalg.eigvalsh((H + H.transpose(1, 2)) / 2)
+
+
+def _trust_region_step(lam: torch.Tensor, c: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Exact trust-region step in the eigenbasis (rows = runs): minimise
+    c.d + d.diag(lam).d / 2 subject to ||d|| <= radius. The Newton step when H is
+    positive definite and the step fits; otherwise d = -c / (lam + mu) with the
+    smallest mu > max(0, -lam_min) that fits (found by bisection on the secular
+    equation; the measure-zero 'hard case' is ignored)."""
+    newton = -c / lam
+    use_newton = (lam[:, 0] > 0) & (newton.norm(dim=1) <= radius)
+    lo = (-lam[:, 0]).clamp_min(0) * (1 + 1e-12) + torch.finfo(lam.dtype).tiny
+    hi = lo + c.norm(dim=1) / radius + torch.finfo(lam.dtype).tiny   # ||d(hi)|| <= radius
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        big = (c / (lam + mid[:, None])).norm(dim=1) > radius
+        lo, hi = torch.where(big, mid, lo), torch.where(big, hi, mid)
+    return torch.where(use_newton[:, None], newton, -c / (lam + hi[:, None]))
+
+
+FLAT = 1e-9   # relative |lambda| below which a direction is treated as flat (no step along it)
+
+
+def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, tol: float = 1e-8,
+                    max_iters: int = 300, checkpoints: tuple[float, ...] = (), progress: bool = False
+                    ) -> dict[str, torch.Tensor]:
+    """Trust-region Newton on L itself, for every row of theta [N, P], until the
+    true ||grad L|| <= tol (those runs stop moving) or max_iters.
+
+    A step is accepted when L falls by at least a tenth of what the quadratic model
+    predicts (or, where rounding hides L's change, when L and ||g|| both fall).
+    Returns theta, grad_norm [N], loss [N], reached [N] bool, trace [iters + 1, N]
+    (||g||), loss_trace [iters + 1, N], and for every tolerance t in `checkpoints`
+    the spectrum at the first iterate with ||g|| <= t: `spectrum_at` [T, N, P] and
+    `grad_norm_at` [T, N] (NaN where a run never got there).
+    """
+    g_fn, L_fn = vmap(grad(f)), vmap(f)
+    theta = theta.detach().clone()
+    N, P = theta.shape
+    radius = torch.ones(N, dtype=theta.dtype, device=theta.device)
+    L, g = L_fn(theta), g_fn(theta)
+    gn = g.norm(dim=1)
+    nan = float("nan")
+    spectrum_at = torch.full((len(checkpoints), N, P), nan, dtype=theta.dtype, device=theta.device)
+    grad_norm_at = torch.full((len(checkpoints), N), nan, dtype=theta.dtype, device=theta.device)
+    trace, loss_trace = [gn.clone()], [L.clone()]
+
+    def record(idx, lam):
+        for k, t in enumerate(checkpoints):
+            new = (gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])
+            spectrum_at[k, idx[new]], grad_norm_at[k, idx[new]] = lam[new], gn[idx[new]]
+
+    bar = tqdm(range(max_iters + 1), desc="refine: Newton on L", disable=not progress, leave=False)
+    for it in bar:
+        # Spectra at every run still moving, and once at each checkpoint a run has just passed.
+        need = gn > tol
+        for k, t in enumerate(checkpoints):
+            need |= (gn <= t) & torch.isnan(grad_norm_at[k])
+        idx = need.nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        H = hessian(f, theta[idx])
+        lam, V = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+        record(idx, lam)
+        move = gn[idx] > tol
+        if it == max_iters or not move.any():
+            break
+        idx, lam, V = idx[move], lam[move], V[move]
+        c = (V.transpose(1, 2) @ g[idx].unsqueeze(-1)).squeeze(-1)
+        flat = lam.abs() <= FLAT * lam.abs().amax(1, keepdim=True)
+        c = torch.where(flat, torch.zeros_like(c), c)
+        dc = _trust_region_step(lam, c, radius[idx])
+        predicted = (c * dc).sum(1) + 0.5 * (lam * dc * dc).sum(1)           # < 0
+        cand = theta[idx] + (V @ dc.unsqueeze(-1)).squeeze(-1)
+        L_new, g_new = L_fn(cand), g_fn(cand)
+        gn_new = g_new.norm(dim=1)
+        rho = (L_new - L[idx]) / predicted
+        ok = torch.isfinite(gn_new) & ((rho > 0.1) | ((L_new <= L[idx]) & (gn_new < gn[idx])))
+        step = dc.norm(dim=1)
+        radius[idx] = torch.where(rho > 0.75, torch.maximum(radius[idx], 2 * step),
+                                  torch.where(rho < 0.25, step / 4, radius[idx])).clamp(1e-12, 1e3)
+        done = idx[ok]
+        theta[done], L[done], g[done], gn[done] = cand[ok], L_new[ok], g_new[ok], gn_new[ok]
+        trace.append(gn.clone())
+        loss_trace.append(L.clone())
+        bar.set_postfix(reached=int((gn <= tol).sum()), median_gn=f"{gn.median().item():.1e}")
+    return {"theta": theta, "grad_norm": gn, "loss": L, "reached": gn <= tol, "trace": torch.stack(trace),
+            "loss_trace": torch.stack(loss_trace), "spectrum_at": spectrum_at, "grad_norm_at": grad_norm_at}
+
+
+def resolved_spectrum(eigenvalues, grad_norm, factor: float = 1e3) -> dict:
+    """Counts of eigenvalues the residual gradient cannot flip. At distance d from a
+    critical point, g ~ H d and an eigenvalue moves by about ||third derivative|| * d;
+    we call an eigenvalue resolved when |lambda| > factor * ||g|| and count the rest
+    as near-zero. eigenvalues [..., P], grad_norm [...]. Returns negative, near_zero,
+    positive counts [...] and the resolved ratio positive / (positive + negative)
+    (NaN where nothing is resolved), next to the raw ratio (fraction > 0)."""
+    import numpy as np
+
+    ev = np.asarray(eigenvalues, dtype=float)
+    cut = factor * np.asarray(grad_norm, dtype=float)[..., None]
+    neg, pos = (ev < -cut).sum(-1), (ev > cut).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(neg + pos > 0, pos / np.maximum(neg + pos, 1), np.nan)
+    return {"negative": neg, "near_zero": ev.shape[-1] - neg - pos, "positive": pos, "resolved_ratio": ratio,
+            "raw_ratio": (ev > 0).mean(-1)}

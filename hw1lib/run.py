@@ -146,11 +146,13 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     executor = executor or local_executor(dev, jobs)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
-    # On a GPU run with threads, a unit whose config fixes the CPU (1-2c) goes to a
-    # process of its own: its Python-heavy vmapped linear algebra would otherwise
-    # hold the GIL that the GPU threads need to launch their steps.
-    cpu_pool = (cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                       initargs=(max(1, (os.cpu_count() or 2) - jobs),))
+    # On a GPU run with threads, units whose config fixes the CPU (1-2c's blocks of
+    # runs) go to worker processes: their Python-heavy vmapped linear algebra would
+    # otherwise hold the GIL that the GPU threads need to launch their steps. The
+    # cores the GPU threads leave free are shared out, 2 threads per process.
+    spare = max(1, (os.cpu_count() or 2) - jobs)
+    cpu_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),
+                                       initializer=_init_worker, initargs=(min(2, spare),))
                 if own_stream else None)
     # tqdm bars inside the units: in this process, or from worker processes when
     # they share a terminal (never in a log file, which each update would add a line to)

@@ -53,6 +53,24 @@ def spearman_ci(x, y, **kwargs) -> dict:
     return {"rho": spearman(x, y), "ci": list(bootstrap_ci(spearman, x, y, **kwargs)), "n": int(len(x))}
 
 
+def partial_spearman(x, y, z) -> float:
+    """Spearman's rho of x and y controlling for z: the Pearson correlation of
+    the residuals of rank(x) and rank(y) after a linear fit on rank(z)."""
+    from scipy import stats
+
+    rx, ry, rz = (stats.rankdata(v) for v in (x, y, z))
+    A = np.column_stack([np.ones_like(rz), rz])
+    res = [r - A @ np.linalg.lstsq(A, r, rcond=None)[0] for r in (rx, ry)]
+    den = np.linalg.norm(res[0]) * np.linalg.norm(res[1])
+    return float(res[0] @ res[1] / den) if den > 0 else float("nan")
+
+
+def partial_spearman_ci(x, y, z, **kwargs) -> dict:
+    """partial_spearman with its bootstrap 95% interval and the number of points."""
+    return {"rho": partial_spearman(x, y, z), "ci": list(bootstrap_ci(partial_spearman, x, y, z, **kwargs)),
+            "n": int(len(x))}
+
+
 def first_at_least(values, level: float) -> int | None:
     """The first index where `values` >= level (an epoch), or None if never."""
     hit = np.nonzero(np.asarray(values) >= level)[0]

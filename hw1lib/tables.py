@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .paths import repo_root
-from .stats import first_at_least, fmt_ci, mean_ci, plateaued, spearman_ci
+from .stats import partial_spearman_ci, first_at_least, fmt_ci, mean_ci, plateaued, spearman_ci
 
 RESULTS_JSON = Path("figures") / "results.json"
 RESULTS_MD = Path("RESULTS.md")
@@ -59,16 +59,16 @@ def h_function_fit(r, cfg) -> dict:
 def h_mnist_models(r, cfg) -> dict:
     from .experiments.deep_vs_shallow import mnist_models
 
-    a = r.arrays
     models = mnist_models(cfg)
-    out = {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "models": []}
-    for i, m in enumerate(models):
-        out["models"].append({"name": m["name"], "layers": m["layers"], "params": m["params"],
-                              **{k: _ci(a[k][i, -1] * (100 if "acc" in k else 1))
-                                 for k in ("train_loss", "test_loss", "train_acc", "test_acc")}})
-    acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
-    out["paired_test_acc_diff"] = {f"{models[i + 1]['name']} - {models[i]['name']}":
-                                   _ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}
+    out = {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "datasets": {}}
+    for t, task in enumerate(cfg.datasets):
+        a = {k: v[t] for k, v in r.arrays.items()}
+        rows = [{"name": m["name"], "layers": m["layers"], "params": m["params"],
+                 **{k: _ci(a[k][i, -1] * (100 if "acc" in k else 1))
+                    for k in ("train_loss", "test_loss", "train_acc", "test_acc")}} for i, m in enumerate(models)]
+        acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
+        out["datasets"][task] = {"models": rows, "paired_test_acc_diff": {
+            f"{models[i + 1]['name']} - {models[i]['name']}": _ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}}
     return out
 
 
@@ -98,19 +98,53 @@ def h_grad_norm(r, cfg) -> dict:
 
 
 def h_critical(r, cfg) -> dict:
+    from .critical import resolved_spectrum
+    from .experiments.optimization import REFINE_CHECKPOINTS
+
     a = r.arrays
     reached = a["reached"].astype(bool)
     ev = a["eigenvalues"]
-    return {"runs": int(len(reached)), "reached": int(reached.sum()), "grad_tol": cfg.grad_tol,
-            "params": r.summary["params"],
-            "max_grad_norm_reached": _r(a["grad_norm"][reached].max()) if reached.any() else None,
-            "minimal_ratio_raw": _ci(a["minimal_ratio"][reached]),
-            "minimal_ratio_range": [_r(a["minimal_ratio"][reached].min()), _r(a["minimal_ratio"][reached].max())],
-            "flat_eigenvalues_median": _r(np.median((np.abs(ev[reached]) < 1e-8).sum(1))),
-            "negative_eigenvalues_median": _r(np.median((ev[reached] < -1e-8).sum(1))),
-            "spearman_ratio_loss_reached": {k: (_r(v) if k == "rho" else [_r(c) for c in v] if k == "ci" else v)
-                                            for k, v in spearman_ci(a["minimal_ratio"][reached],
-                                                                    a["loss"][reached]).items()}}
+    out = {"runs": int(len(reached)), "reached": int(reached.sum()), "grad_tol": cfg.grad_tol,
+           "params": r.summary["params"],
+           "max_grad_norm_reached": _r(a["grad_norm"][reached].max()) if reached.any() else None,
+           "minimal_ratio_raw": _ci(a["minimal_ratio"][reached]),
+           "minimal_ratio_range": [_r(a["minimal_ratio"][reached].min()), _r(a["minimal_ratio"][reached].max())],
+           "flat_eigenvalues_median": _r(np.median((np.abs(ev[reached]) < 1e-8).sum(1))),
+           "negative_eigenvalues_median": _r(np.median((ev[reached] < -1e-8).sum(1))),
+           "spearman_ratio_loss_reached": _sp_r(spearman_ci(a["minimal_ratio"][reached], a["loss"][reached]))}
+    # Phase 3: trust-region Newton on L from the phase-2 points.
+    ok = a["refined_reached"].astype(bool)
+    gn, loss = a["refined_grad_norm"], a["refined_loss"]
+    res = resolved_spectrum(a["refined_eigenvalues"], gn, cfg.resolve_factor)
+    out |= {"refine_tol": cfg.refine_tol, "refine_iters": cfg.refine_iters, "resolve_factor": cfg.resolve_factor,
+            "refined_reached": int(ok.sum()),
+            "refined_grad_norm_median_not_reached": _r(np.median(gn[~ok])) if (~ok).any() else None,
+            "refined_loss_over_phase2_loss_median": _r(np.median(loss / a["loss"])),
+            "refined_loss_median": _r(np.median(loss))}
+    # Where phase 3 ended (all runs): the eigenvalues the residual gradient cannot flip.
+    out["end_counts_median"] = {k: _r(np.median(res[k])) for k in ("negative", "near_zero", "positive")}
+    # The resolved ratio at each tolerance phase 3 passed, over the runs that got there.
+    out["checkpoints"] = {}
+    for k, t in enumerate(REFINE_CHECKPOINTS):
+        got = ~np.isnan(a["grad_norm_at"][k])
+        rr = resolved_spectrum(a["spectrum_at"][k][got], a["grad_norm_at"][k][got], cfg.resolve_factor)
+        out["checkpoints"][f"{t:g}"] = {"runs": int(got.sum()),
+                                        "resolved_ratio": _r(np.nanmean(rr["resolved_ratio"])) if got.any() else None,
+                                        "negative_median": _r(np.median(rr["negative"])) if got.any() else None}
+    if ok.any():
+        out |= {"max_grad_norm_refined": _r(gn[ok].max()),
+                "minimal_ratio_resolved_mean": _ci(res["resolved_ratio"][ok]),
+                "minimal_ratio_refined_raw": _ci(res["raw_ratio"][ok])}
+        # Stability: the resolved ratio of the runs that reached the last checkpoint, at every checkpoint.
+        at = [resolved_spectrum(a["spectrum_at"][k], a["grad_norm_at"][k], cfg.resolve_factor)["resolved_ratio"]
+              for k in range(len(REFINE_CHECKPOINTS))]
+        last = ~np.isnan(a["grad_norm_at"][-1])
+        out["resolved_ratio_max_change_1e-6_to_1e-8"] = _r(np.max(np.abs(at[-1][last] - at[-3][last])))
+    if ok.sum() >= 4:
+        out["spearman_resolved_ratio_loss"] = _sp_r(spearman_ci(res["resolved_ratio"][ok], loss[ok]))
+        out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = _sp_r(
+            partial_spearman_ci(res["resolved_ratio"][ok], loss[ok], np.log(gn[ok])))
+    return out
 
 
 def h_surface(r, cfg) -> dict:
@@ -120,10 +154,14 @@ def h_surface(r, cfg) -> dict:
 
 def h_random_labels(r, cfg) -> dict:
     a = r.arrays
-    return {"params": r.summary["params"], "train_subset": cfg.train_subset, "epochs": cfg.epochs, **{
-        kind: {"train_acc": _r(100 * a[f"{kind}_train_acc"][-1]), "test_acc": _r(100 * a[f"{kind}_test_acc"][-1]),
-               "first_epoch_train_acc_99": first_at_least(a[f"{kind}_train_acc"], 0.99)}
-        for kind in ("true", "random")}}
+    out = {"params": r.summary["params"], "train_subset": cfg.train_subset, "epochs": cfg.epochs,
+           "seeds": len(cfg.seeds)}
+    for kind in ("true", "random"):
+        acc = a[f"{kind}_train_acc"]                                    # [epochs + 1, seeds]
+        first = [first_at_least(acc[:, s], 0.99) for s in range(acc.shape[1])]
+        out[kind] = {"train_acc": _ci(100 * acc[-1]), "test_acc": _ci(100 * a[f"{kind}_test_acc"][-1]),
+                     "first_epoch_train_acc_99": first}
+    return out
 
 
 def h_params_sweep(r, cfg) -> dict:
@@ -141,39 +179,71 @@ def h_params_sweep(r, cfg) -> dict:
             "interpolation_params": interp}
 
 
+def slice_rise(t, loss, at: float = 0.5) -> float:
+    """How much the training loss rises a filter-normalised distance `at` from an
+    end: the mean of the losses at t = -at and t = +at (nearest grid points)
+    minus the loss at t = 0."""
+    t, loss = np.asarray(t), np.asarray(loss)
+    i = lambda v: int(np.argmin(np.abs(t - v)))
+    return float((loss[i(-at)] + loss[i(at)]) / 2 - loss[i(0)])
+
+
 def h_interpolation(r, cfg) -> dict:
+    from .experiments.generalization import END_METRICS, PAIRS
+
     a = r.arrays
     al = a["alpha"]
     inside = (al >= 0) & (al <= 1)
-    out = {}
-    for pair in ("batch", "lr"):
+    ends = {n: {**dict(zip(END_METRICS, (_r(v) for v in row))),
+                "slice_rise": _r(slice_rise(a["slice_t"], a[f"slice_{n}"]))}
+            for n, row in zip(r.summary["ends"], a["end_metrics"])}
+    out = {"target_loss": cfg.target_loss, "max_epochs": cfg.max_epochs, "ends": ends, "pairs": {}}
+    for pair, end0, end1 in PAIRS:
         tl = a[f"{pair}_train_loss"]
-        ends = max(tl[np.argmin(np.abs(al))], tl[np.argmin(np.abs(al - 1))])
-        out[pair] = {"test_acc_end0": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al))]),
-                     "test_acc_end1": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al - 1))]),
-                     "barrier": _r(tl[inside].max() - ends),
-                     "min_test_acc_between": _r(100 * a[f"{pair}_test_acc"][inside].min()),
-                     **dict(zip(("norm_end0", "norm_end1", "distance", "moved_end0", "moved_end1"),
-                                (_r(v) for v in a[f"{pair}_geometry"])))}
+        top = max(tl[np.argmin(np.abs(al))], tl[np.argmin(np.abs(al - 1))])
+        out["pairs"][pair] = {"ends": [end0, end1],
+                              "test_acc_end0": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al))]),
+                              "test_acc_end1": _r(100 * a[f"{pair}_test_acc"][np.argmin(np.abs(al - 1))]),
+                              "barrier": _r(tl[inside].max() - top),
+                              "min_test_acc_between": _r(100 * a[f"{pair}_test_acc"][inside].min()),
+                              **dict(zip(("norm_end0", "norm_end1", "distance", "moved_end0", "moved_end1"),
+                                         (_r(v) for v in a[f"{pair}_geometry"])))}
     return out
+
+
+def _sp_r(d: dict) -> dict:
+    return {"rho": _r(d["rho"]), "ci": [_r(c) for c in d["ci"]], "n": d["n"]}
 
 
 def h_batch_sweep(r, cfg) -> dict:
     a = r.arrays
-    gap = a["test_loss"] - a["train_loss"]
-    rows = [{"batch": int(b), "test_acc": _ci(100 * a["test_acc"][i]), "train_loss": _ci(a["train_loss"][i]),
-             "gap": _ci(gap[i]), "sensitivity": _ci(a["sensitivity"][i])} for i, b in enumerate(a["batch_size"])]
-    sp = spearman_ci(a["sensitivity"].ravel(), gap.ravel())
-    return {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "rows": rows,
-            "spearman_sensitivity_gap": {"rho": _r(sp["rho"]), "ci": [_r(c) for c in sp["ci"]], "n": sp["n"]}}
+
+    def rows(prefix, sizes):
+        gap = a[f"{prefix}test_loss"] - a[f"{prefix}train_loss"]
+        return [{"batch": int(b), "test_acc": _ci(100 * a[f"{prefix}test_acc"][i]),
+                 "train_acc": _ci(100 * a[f"{prefix}train_acc"][i]), "train_loss": _ci(a[f"{prefix}train_loss"][i]),
+                 "gap": _ci(gap[i]), "sensitivity": _ci(a[f"{prefix}sensitivity"][i]),
+                 "epochs": _ci(a[f"{prefix}epochs"][i]), "steps_median": int(np.median(a[f"{prefix}steps"][i])),
+                 "reached": int(a[f"{prefix}reached"][i].sum())} for i, b in enumerate(sizes)], gap
+
+    true_rows, gap = rows("", a["batch_size"])
+    random_rows, rgap = rows("random_", a["random_batch_size"])
+    sens_all = np.concatenate([a["sensitivity"].ravel(), a["random_sensitivity"].ravel()])
+    gap_all = np.concatenate([gap.ravel(), rgap.ravel()])
+    return {"target_loss": cfg.target_loss, "max_epochs": cfg.max_epochs, "seeds": len(cfg.seeds),
+            "random_label_subset": cfg.random_label_subset, "rows": true_rows, "random_rows": random_rows,
+            "spearman_sensitivity_gap": _sp_r(spearman_ci(a["sensitivity"].ravel(), gap.ravel())),
+            "spearman_sensitivity_gap_with_random": _sp_r(spearman_ci(sens_all, gap_all))}
 
 
 def h_sharpness(r, cfg) -> dict:
     a = r.arrays
-    return {"epsilons": [float(e) for e in a["epsilons"]], "rows": [
+    return {"epsilons": [float(e) for e in a["epsilons"]], "target_loss": cfg.sweep.target_loss, "rows": [
         {"batch": int(b), "sharpness": [_ci(a["sharpness"][e, i]) for e in range(len(a["epsilons"]))],
          "sharpness_lbfgsb": _ci(a["sharpness_lbfgsb"][i]),
-         "top_eig": _ci(a["top_eig"][i])} for i, b in enumerate(a["batch_size"])]}
+         "top_eig": _ci(a["top_eig"][i])} for i, b in enumerate(a["batch_size"])],
+        "spearman_sharpness_batch": _sp_r(spearman_ci(np.repeat(a["batch_size"], a["sharpness"].shape[2]),
+                                                      a["sharpness"][0].ravel()))}
 
 
 HEADLINES: dict[str, Callable[[Any, Any], dict]] = {
@@ -230,6 +300,9 @@ def _sp(d: dict) -> str:
     return f"{d['rho']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n = {d['n']})"
 
 
+DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+
+
 def blocks(results: dict) -> dict[str, str]:
     """The generated blocks, by experiment name, of the experiments in `results`."""
     x = results["experiments"]
@@ -248,11 +321,16 @@ def blocks(results: dict) -> dict[str, str]:
                                      for m in ff["models"]) + "."
     if want("1-1b"):
         mm = x["1-1b"]
-        b["1-1b"] = _table(["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
-            [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}", _m(m["train_loss"], 3), _m(m["test_loss"], 3), _m(m["train_acc"]),
-             _m(m["test_acc"])] for m in mm["models"]]) + \
-            f"\n\nAfter {mm['epochs']} epochs; mean ± 95% t-interval over {_n(mm['seeds'], 'seed')}. Paired test-accuracy " \
-            "differences (points): " + "; ".join(f"{k}: {_m(v)}" for k, v in mm["paired_test_acc_diff"].items()) + "."
+        parts = []
+        for task, d in mm["datasets"].items():
+            parts.append(f"**{DATASET_NAMES.get(task, task)}**\n\n" + _table(
+                ["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
+                    [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}", _m(m["train_loss"], 3),
+                     _m(m["test_loss"], 3), _m(m["train_acc"]), _m(m["test_acc"])] for m in d["models"]]) +
+                "\n\nPaired test-accuracy differences (points): " +
+                "; ".join(f"{k}: {_m(v)}" for k, v in d["paired_test_acc_diff"].items()) + ".")
+        b["1-1b"] = "\n\n".join(parts) + f"\n\nAfter {mm['epochs']} epochs; mean ± 95% t-interval over " \
+            f"{_n(mm['seeds'], 'seed')}; a paired difference compares two depths seed by seed."
     if want("1-2a"):
         t = x["1-2a"]
         b["1-2a"] = (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
@@ -271,12 +349,35 @@ def blocks(results: dict) -> dict[str, str]:
             f"{g['mnist']['full_batch_grad_norm_start_end'][1]:.3g} after the last epoch."
     if want("1-2c"):
         c = x["1-2c"]
-        b["1-2c"] = (f"{c['reached']} of {c['runs']} runs reached ||grad L|| < {c['grad_tol']:g} (largest among them "
-                     f"{c['max_grad_norm_reached']:.2e}). Minimal ratio over those runs: {_m(c['minimal_ratio_raw'])} "
-                     f"(range {c['minimal_ratio_range'][0]:.2f} to {c['minimal_ratio_range'][1]:.2f}); per run, a "
-                     f"median of {c['negative_eigenvalues_median']:.0f} eigenvalues below -1e-8 and "
-                     f"{c['flat_eigenvalues_median']:.0f} with |lambda| < 1e-8, of {c['params']}. Spearman of minimal "
-                     f"ratio and loss (reached runs, bootstrap 95% interval): {_sp(c['spearman_ratio_loss_reached'])}.")
+        txt = (f"**Phase 2** (minimise ||grad L||^2): {c['reached']} of {c['runs']} runs reached ||grad L|| < "
+               f"{c['grad_tol']:g} (largest among them {c['max_grad_norm_reached']:.2e}). Raw minimal ratio there: "
+               f"{_m(c['minimal_ratio_raw'])} (range {c['minimal_ratio_range'][0]:.2f} to {c['minimal_ratio_range'][1]:.2f}); "
+               f"per run, a median of {c['negative_eigenvalues_median']:.0f} eigenvalues below -1e-8 and "
+               f"{c['flat_eigenvalues_median']:.0f} with |lambda| < 1e-8, of {c['params']}; Spearman of raw ratio and "
+               f"loss: {_sp(c['spearman_ratio_loss_reached'])}.\n\n"
+               f"**Phase 3** (trust-region Newton on L, at most {c['refine_iters']} iterations): "
+               f"{c['refined_reached']} of {c['runs']} runs reached ||grad L|| <= {c['refine_tol']:g}")
+        if c["refined_grad_norm_median_not_reached"] is not None:
+            txt += f"; the others stopped at a median ||grad L|| of {c['refined_grad_norm_median_not_reached']:.1e}"
+        txt += (f". Meanwhile the loss fell to a median {c['refined_loss_over_phase2_loss_median']:.2g} times its "
+                f"phase-2 value (median {c['refined_loss_median']:.2g}): the phase-2 points were not near critical "
+                "points of L.")
+        ec = c["end_counts_median"]
+        txt += (f" Where phase 3 ended, counting an eigenvalue only where |lambda| > {c['resolve_factor']:g} ||grad L||, "
+                f"a run has a median of {ec['negative']:.0f} negative, {ec['near_zero']:.0f} near-zero and "
+                f"{ec['positive']:.0f} positive eigenvalues. Resolved ratio at each tolerance phase 3 passed (runs that "
+                "got there): " + ", ".join(f"||grad L|| <= {t}: {v['resolved_ratio']:.3f} ({v['runs']} runs)"
+                                           if v["runs"] else f"{t}: no run" for t, v in c["checkpoints"].items()) + ".")
+        if c["refined_reached"]:
+            txt += (f" At the {c['refined_reached']} resolved points (largest ||grad L|| {c['max_grad_norm_refined']:.1e}): "
+                    f"minimal ratio over the resolved eigenvalues {_m(c['minimal_ratio_resolved_mean'])} (raw "
+                    f"{_m(c['minimal_ratio_refined_raw'])}); largest change of one run's resolved ratio from 1e-6 to "
+                    f"1e-8: {c['resolved_ratio_max_change_1e-6_to_1e-8']:.3g}.")
+        if "spearman_resolved_ratio_loss" in c:
+            txt += (f" Spearman of resolved ratio and loss (resolved runs, bootstrap 95% interval): "
+                    f"{_sp(c['spearman_resolved_ratio_loss'])}; controlling for log ||grad L||: "
+                    f"{_sp(c['partial_spearman_resolved_ratio_loss_given_grad_norm'])}.")
+        b["1-2c"] = txt
     if want("1-2d"):
         s = x["1-2d"]
         b["1-2d"] = (f"Loss at the trained weights {s['centre_loss']:.4f}; highest loss on the random plane "
@@ -284,10 +385,11 @@ def blocks(results: dict) -> dict[str, str]:
                      f"{s['pca_explained'][1]:.1f}% of the trajectory's variance; {s['grid']} x {s['grid']} points per plane.")
     if want("1-3a"):
         rl = x["1-3a"]
-        b["1-3a"] = _table(["labels", "train acc (%)", "test acc (%)", "first epoch with train acc >= 99%"], [
-            [k, f"{rl[k]['train_acc']:.2f}", f"{rl[k]['test_acc']:.2f}", rl[k]["first_epoch_train_acc_99"]]
+        b["1-3a"] = _table(["labels", "train acc (%)", "test acc (%)", "first epoch with train acc >= 99%, per seed"], [
+            [k, _m(rl[k]["train_acc"]), _m(rl[k]["test_acc"]),
+             ", ".join("never" if e is None else str(e) for e in rl[k]["first_epoch_train_acc_99"])]
             for k in ("true", "random")]) + f"\n\n{rl['params']:,} parameters, {rl['train_subset']:,} training " \
-            f"images, {rl['epochs']} epochs."
+            f"images, {rl['epochs']} epochs; mean ± 95% interval over {_n(rl['seeds'], 'seed')}."
     for name, what in (("1-3b", "acc"), ("1-3b-noise", "err")):
         if not want(name):
             continue
@@ -302,29 +404,45 @@ def blocks(results: dict) -> dict[str, str]:
                 f"training error first <= 1% at {p['interpolation_params']:,} parameters."))
     if want("1-3c"):
         ip = x["1-3c"]
-        b["1-3c"] = _table(["pair", "test acc, alpha 0 (%)", "test acc, alpha 1 (%)", "lowest test acc between (%)",
-                            "barrier (train loss)", "norm, alpha 0", "norm, alpha 1", "distance 0-1",
-                            "moved from init, alpha 0", "moved from init, alpha 1"], [
-            [k, f"{v['test_acc_end0']:.2f}", f"{v['test_acc_end1']:.2f}", f"{v['min_test_acc_between']:.2f}",
-             f"{v['barrier']:.3g}", *(f"{v[g]:.3g}" for g in ("norm_end0", "norm_end1", "distance", "moved_end0",
-                                                             "moved_end1"))] for k, v in ip.items()]) + \
-            "\n\nBarrier: highest training loss on [0, 1] minus the higher of the two ends. Norms and distances " \
-            "of the flat weight vectors; both ends of a pair start from the same initialisation."
+        b["1-3c"] = _table(["pair", "ends (alpha 0 / 1)", "test acc, alpha 0 / 1 (%)", "lowest test acc between (%)",
+                            "barrier (train loss)", "norm, alpha 0 / 1", "distance 0-1",
+                            "moved from own init, alpha 0 / 1"], [
+            [k, " / ".join(v["ends"]), f"{v['test_acc_end0']:.2f} / {v['test_acc_end1']:.2f}",
+             f"{v['min_test_acc_between']:.2f}", f"{v['barrier']:.3g}", f"{v['norm_end0']:.3g} / {v['norm_end1']:.3g}",
+             f"{v['distance']:.3g}", f"{v['moved_end0']:.3g} / {v['moved_end1']:.3g}"]
+            for k, v in ip["pairs"].items()]) + "\n\n" + _table(
+            ["end", "train loss", "epochs", "reached target", "test acc (%)", "slice rise at |t| = 0.5"], [
+            [k, f"{v['train_loss']:.3f}", f"{v['epochs']:.0f}", "yes" if v["reached"] else "no",
+             f"{100 * v['test_acc']:.2f}", f"{v['slice_rise']:.3g}"] for k, v in ip["ends"].items()]) + \
+            f"\n\nEvery end trained until its training loss reached {ip['target_loss']:g} (at most " \
+            f"{ip['max_epochs']} epochs). Pairs `batch` and `lr` share one initialisation (the protocol); in the " \
+            "`_ctrl` pairs the second end starts from an independent seed (the control). Barrier: highest training " \
+            "loss on [0, 1] minus the higher end. Slice rise: training loss a filter-normalised step of 0.5 away " \
+            "from the end (mean of both sides) minus the loss at the end (Li et al. 2018), one random direction."
     if want("1-3d"):
         bs = x["1-3d"]
-        b["1-3d"] = _table(["batch", "test acc (%)", "train loss", "test - train loss", "sensitivity"], [
-            [row["batch"], _m(row["test_acc"]), _m(row["train_loss"], 3), _m(row["gap"], 3), _m(row["sensitivity"], 3)]
-            for row in bs["rows"]]) + \
-            f"\n\n{bs['epochs']} epochs, mean ± 95% interval over {_n(bs['seeds'], 'seed')}. Spearman of sensitivity and " \
-            f"gap over all runs (bootstrap 95% interval): {_sp(bs['spearman_sensitivity_gap'])}."
+        head = ["labels", "batch", "epochs", "reached", "train loss", "train acc (%)", "test acc (%)",
+                "test - train loss", "sensitivity"]
+        b["1-3d"] = _table(head, [
+            [lab, row["batch"], _m(row["epochs"], 1), f"{row['reached']}/{bs['seeds']}", _m(row["train_loss"], 3),
+             _m(row["train_acc"]), _m(row["test_acc"]), _m(row["gap"], 3), _m(row["sensitivity"], 3)]
+            for lab, rows in (("true", bs["rows"]), ("random", bs["random_rows"])) for row in rows]) + \
+            f"\n\nEvery model trained until its training loss reached {bs['target_loss']:g} (at most " \
+            f"{bs['max_epochs']} epochs; 'reached' counts the seeds that did). Mean ± 95% interval over " \
+            f"{_n(bs['seeds'], 'seed')}. Random-label models: the first {bs['random_label_subset']:,} training " \
+            "images with random labels, test labels true. Spearman of sensitivity and gap (bootstrap 95% " \
+            f"interval), true labels: {_sp(bs['spearman_sensitivity_gap'])}; with the random-label models: " \
+            f"{_sp(bs['spearman_sensitivity_gap_with_random'])}."
     if want("1-3e"):
         sh = x["1-3e"]
         b["1-3e"] = _table(["batch", *[f"sharpness, eps {e:g}" for e in sh["epsilons"]],
                             f"sharpness, eps {sh['epsilons'][0]:g}, L-BFGS-B", "top Hessian eigenvalue"], [
             [row["batch"], *[_m(v) for v in row["sharpness"]], _m(row["sharpness_lbfgsb"]), _m(row["top_eig"])]
             for row in sh["rows"]]) + \
-            "\n\nMean ± 95% interval over the seeds of 1-3d. Sharpness maximised by projected sign ascent, and " \
-            "(as Keskar et al.) by 10 iterations of L-BFGS-B in the same box."
+            f"\n\nThe true-label models of 1-3d (training loss {sh['target_loss']:g}); mean ± 95% interval over " \
+            "their seeds. Sharpness maximised by projected sign ascent, and (as Keskar et al.) by 10 iterations of " \
+            "L-BFGS-B in the same box. Spearman of sharpness (first epsilon) and batch size: " \
+            f"{_sp(sh['spearman_sharpness_batch'])}."
     return b
 
 

@@ -67,3 +67,75 @@ def test_loaded_tensors(mnist):
     assert abs(mnist.train.x.mean().item()) < 1e-3 and abs(mnist.train.x.std().item() - 1) < 1e-3
     assert torch.bincount(mnist.test.y).tolist()[:3] == [980, 1135, 1032]  # published class counts
     assert data.load_mnist("cpu") is mnist  # loaded once
+
+
+# ------------------------------------------------------------------ Fashion-MNIST
+def _fake_deb(tmp_path, contents: dict[str, bytes]):
+    """A .deb laid out like Debian's dataset-fashion-mnist, built with dpkg-deb,
+    holding gzipped `contents`; returns (deb path, {name: sha256 of the raw bytes})."""
+    import gzip
+    import hashlib
+    import subprocess
+
+    from hw1lib import fashion
+
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: dataset-fashion-mnist\nVersion: 0\nArchitecture: all\n"
+                                              "Maintainer: test <t@t>\nDescription: test\n")
+    target = root / fashion.DEB_DATA
+    target.mkdir(parents=True)
+    for name, raw in contents.items():
+        (target / f"{name}.gz").write_bytes(gzip.compress(raw))
+    deb = tmp_path / "dataset-fashion-mnist_0_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(root), str(deb)], check=True, capture_output=True)
+    return deb, {n: hashlib.sha256(b).hexdigest() for n, b in contents.items()}
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build a test package")
+def test_fashion_from_a_deb_is_decompressed_and_checked(tmp_path, monkeypatch):
+    from hw1lib import data, fashion
+
+    names = list(fashion.FASHION_SHA256)
+    deb, digests = _fake_deb(tmp_path, {n: f"idx {n}".encode() for n in names})
+    monkeypatch.setattr(fashion, "DEB_SHA256", data.sha256(deb))
+    monkeypatch.setattr(fashion, "FASHION_SHA256", digests)
+    raw = fashion.fetch_fashion(tmp_path / "d", deb=deb, verbose=False)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(names)
+    assert (raw / names[0]).read_bytes() == f"idx {names[0]}".encode()
+    assert fashion.missing_files(tmp_path / "d") == []
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build a test package")
+def test_fashion_wrong_deb_or_wrong_file_is_never_used(tmp_path, monkeypatch):
+    from hw1lib import data, fashion
+
+    names = list(fashion.FASHION_SHA256)
+    deb, digests = _fake_deb(tmp_path, {n: f"idx {n}".encode() for n in names})
+    monkeypatch.setattr(fashion, "FASHION_SHA256", digests)
+    with pytest.raises(ChecksumError, match=deb.name):          # the real package's checksum: not this one
+        fashion.fetch_fashion(tmp_path / "a", deb=deb, verbose=False)
+    monkeypatch.setattr(fashion, "DEB_SHA256", data.sha256(deb))
+    monkeypatch.setattr(fashion, "FASHION_SHA256", {**digests, names[1]: "0" * 64})
+    with pytest.raises(ChecksumError, match=names[1]):
+        fashion.fetch_fashion(tmp_path / "b", deb=deb, verbose=False)
+    left = [p.name for p in fashion.fashion_raw_dir(tmp_path / "b").iterdir()]
+    assert names[1] not in left and not any(n.endswith(".part") for n in left)
+
+
+def test_fashion_missing_files_say_how_to_fetch(tmp_path):
+    from hw1lib import fashion
+
+    with pytest.raises(DataError, match="make data"):
+        fashion.load_fashion("cpu", root=tmp_path)
+
+
+def test_fashion_real_files_when_present():
+    from hw1lib import fashion
+
+    if fashion.missing_files():
+        pytest.skip("Fashion-MNIST not fetched (make data)")
+    d = fashion.load_fashion("cpu")
+    assert d.train.x.shape == (60_000, 1, 28, 28) and d.test.x.shape == (10_000, 1, 28, 28)
+    assert abs(d.train.x.mean().item()) < 0.01 and abs(d.train.x.std().item() - 1) < 0.01   # normalised
+    assert sorted(d.train.y.unique().tolist()) == list(range(10))

@@ -8,7 +8,7 @@ from torch.func import grad
 from torch import nn
 
 from hw1lib.analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
-from hw1lib.critical import hessian_spectrum, minimize_grad_norm
+from hw1lib.critical import hessian_spectrum, minimize_grad_norm, refine_critical, resolved_spectrum
 from hw1lib.curvature import FlatLoss
 from hw1lib.ensemble import Ensemble
 from hw1lib.models import mlp
@@ -95,6 +95,49 @@ def test_grad_norm_phase_reaches_tolerance_of_the_true_gradient():
         assert true == pytest.approx(out["grad_norm"][i].item(), rel=1e-6) and true < 1e-8
     assert (out["trace"][-1] <= out["trace"][0]).all()  # the phase actually ran and descended
     assert out["trace"].shape[0] > 2
+
+
+def test_refinement_reaches_true_critical_points_where_grad_norm_squared_stalls():
+    """f(x, y) = (x^2 - 1)^2 + y^4: minima at (+-1, 0) with a singular Hessian
+    (diag(8, 0)), a maximum in x at x = 0. Trust-region Newton on f must end at
+    grad f = 0 to 1e-10 from a start near the maximum and from far away, never
+    raising f, and record the spectrum at each checkpoint it passes."""
+    def f(t):
+        x, y = t[0], t[1]
+        return (x ** 2 - 1) ** 2 + y ** 4
+    start = torch.tensor([[0.05, 0.8], [2.0, -1.0], [-0.5, 0.5]], dtype=torch.float64)
+    out = refine_critical(f, start, tol=1e-10, max_iters=100, checkpoints=(1e-4, 1e-10))
+    assert out["reached"].all()
+    for i in range(3):
+        g = grad(f)(out["theta"][i])
+        assert g.norm().item() <= 1e-10 and g.norm().item() == pytest.approx(out["grad_norm"][i].item(), abs=1e-15)
+        # a descent method on L: the loss never rose
+        assert (out["loss_trace"][1:, i] <= out["loss_trace"][:-1, i] + 1e-15).all()
+        H = torch.autograd.functional.hessian(f, out["theta"][i])
+        np.testing.assert_allclose(out["spectrum_at"][1, i].numpy(), np.linalg.eigvalsh(H.numpy()), atol=1e-8)
+        assert abs(abs(out['theta'][i][0].item()) - 1) < 1e-6 and torch.linalg.eigvalsh(H).min() > -1e-12
+    assert not torch.isnan(out["grad_norm_at"]).any() and (out["grad_norm_at"][1] <= 1e-10).all()
+
+
+def test_refinement_on_a_net_reaches_1e_minus_8():
+    build, f = _tiny_problem(2)
+    ens = Ensemble(build, [0, 1, 2, 3], CPU, dtype=torch.float64)
+    out = refine_critical(f, ens.flat_params(), tol=1e-8, max_iters=300)
+    assert out["reached"].all()
+    for i in range(4):
+        assert grad(f)(out["theta"][i]).norm().item() <= 1e-8
+
+
+def test_resolved_spectrum_counts_only_eigenvalues_above_what_the_gradient_can_flip():
+    ev = np.array([[-1.0, -1e-7, 0.0, 2e-7, 3e-3, 5.0],
+                   [-2.0, -1.0, -1e-3, 1e-3, 1.0, 2.0]])
+    out = resolved_spectrum(ev, np.array([1e-8, 1e-9]), factor=1e3)   # cuts 1e-5 and 1e-6
+    np.testing.assert_array_equal(out["negative"], [1, 3])
+    np.testing.assert_array_equal(out["near_zero"], [3, 0])
+    np.testing.assert_array_equal(out["positive"], [2, 3])
+    np.testing.assert_allclose(out["resolved_ratio"], [2 / 3, 0.5])
+    np.testing.assert_allclose(out["raw_ratio"], [3 / 6, 3 / 6])
+    assert np.isnan(resolved_spectrum(np.zeros((1, 3)), np.array([1.0]))["resolved_ratio"][0])
 
 
 def test_hessian_spectrum_matches_eigvalsh_of_autograd_hessian():

@@ -14,7 +14,9 @@ import torch
 from .. import cache
 from ..config import make_config
 from ..data import load_mnist
+from ..fashion import load_fashion
 from ..ensemble import Ensemble
+from ..errors import ConfigError
 from ..functions import target
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
@@ -30,7 +32,7 @@ class FunctionFitConfig:
     n_points: int = 1000                   # evenly spaced on [-1, 1]
     epochs: int = 20_000                   # full-batch steps
     lr: float = 1e-3
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     device: str = "auto"
 
 
@@ -110,11 +112,12 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
 @dataclass(frozen=True)
 class MnistModelsConfig:
     depths: tuple[int, ...] = (1, 2, 4)   # conv blocks: shallow, medium, deep
+    datasets: tuple[str, ...] = ("mnist", "fashion")   # the task, then a second one (Fashion-MNIST)
     target_params: int = 10_000
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     train_subset: int | None = None       # first n training images; None = all 60,000
     test_subset: int | None = None        # first n test images; None = all 10,000
     device: str = "auto"
@@ -122,7 +125,7 @@ class MnistModelsConfig:
 
 MNIST_MODELS_PROFILES = {
     "smoke": dict(depths=(1, 2), epochs=1, seeds=(0,), train_subset=512, test_subset=512),
-    "quick": dict(epochs=3, seeds=(0,), train_subset=20_000),
+    "quick": dict(epochs=2, seeds=(0,), train_subset=10_000),
     "full": dict(),
 }
 
@@ -140,16 +143,20 @@ def mnist_models(cfg: MnistModelsConfig) -> list[dict]:
     return rows
 
 
+# The tasks of 1-1b: same image size, classes and splits, so the same CNNs serve both.
+DATASETS = {"mnist": load_mnist, "fashion": load_fashion}
+
+
 def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     dev = torch.device(cfg.device)
-    (depth,) = cfg.depths
+    (depth,), (task,) = cfg.depths, cfg.datasets
     spec = cnn_for_params(depth, cfg.target_params)
-    data = load_mnist(dev)
+    data = DATASETS[task](dev)
     ens = Ensemble(spec.build, cfg.seeds, dev)
     hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test.subset(cfg.test_subset),
                           epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          progress=progress, desc=f"1-1b CNN-{depth}")
-    summary = {"depth": depth, "params": count_params(ens), "channels": list(spec.channels),
+                          progress=progress, desc=f"1-1b {task} CNN-{depth}")
+    summary = {"dataset": task, "depth": depth, "params": count_params(ens), "channels": list(spec.channels),
                "hidden": spec.hidden}
     for k, v in hist.items():
         summary[f"final_{k}_mean"] = float(v[-1].mean())
@@ -158,18 +165,25 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
 
 
 def mnist_models_units(cfg: MnistModelsConfig) -> list[Unit]:
-    """One unit per depth (its seeds train as one ensemble)."""
-    return split_units("mnist_cnn_depth", resolved(cfg), "depths", _train_one_depth)
+    """One unit per (dataset, depth) (its seeds train as one ensemble)."""
+    cfg = resolved(cfg)
+    unknown = set(cfg.datasets) - set(DATASETS)
+    if unknown:
+        raise ConfigError(f"MnistModelsConfig.datasets: unknown {sorted(unknown)}; choose from {', '.join(DATASETS)}.")
+    return [Unit("mnist_cnn_depth", dataclasses.replace(cfg, datasets=(task,), depths=(d,)), _train_one_depth)
+            for task in cfg.datasets for d in cfg.depths]
 
 
 def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Result:
-    """Train every depth with every seed. Arrays: train_loss, train_acc,
-    test_loss, test_acc, each [D, epochs + 1, S] (row 0 = at initialisation)."""
+    """Train every depth with every seed on every dataset. Arrays: train_loss,
+    train_acc, test_loss, test_acc, each [datasets, D, epochs + 1, S] (epoch 0 =
+    at initialisation)."""
     cfg = resolved(cfg)
 
     def compute() -> cache.Result:
         parts = run_units(mnist_models_units(cfg), progress)
-        arrays = stack_units(parts)
+        shape = (len(cfg.datasets), len(cfg.depths))
+        arrays = {k: v.reshape(shape + v.shape[1:]) for k, v in stack_units(parts).items()}
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)
 

@@ -19,7 +19,7 @@ from torch.func import vmap
 from .. import cache
 from ..analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
 from ..config import make_config
-from ..critical import hessian_spectrum, minimize_grad_norm
+from ..critical import hessian_spectrum, minimize_grad_norm, refine_critical
 from ..curvature import FlatLoss, minimal_ratio
 from ..data import load_mnist
 from ..errors import ConfigError
@@ -203,19 +203,22 @@ class CriticalConfig:
                                          # points than parameters, so minima are not flat by construction
     runs: int = 100                      # seeds first_run .. first_run + runs - 1
     first_run: int = 0
-    runs_per_unit: int = 50              # blocks of runs computed (and cached) independently, in
-                                         # parallel with --jobs (2 blocks for 2 cores: smaller blocks
-                                         # repeat phase 1's per-step overhead); runs do not depend on it
+    runs_per_unit: int = 10              # blocks of runs computed (and cached) independently, in
+                                         # parallel (--jobs processes on a CPU; on a GPU run, the cores
+                                         # its threads leave free); runs do not depend on it
     phase1_epochs: int = 5_000           # full-batch Adam on the loss
     phase1_lr: float = 1e-2
     grad_tol: float = 1e-4               # stop when the TRUE ||grad L|| < grad_tol
     max_iters: int = 200                 # phase-2 Levenberg-Marquardt iterations at most
+    refine_tol: float = 1e-8             # phase 3, trust-region Newton on L: stop at ||grad L|| <= this
+    refine_iters: int = 300              # phase-3 iterations at most
+    resolve_factor: float = 1e3          # an eigenvalue is resolved when |lambda| > this * ||grad L||
     device: str = "cpu"                  # float64 small dense linear algebra: CPU is right
 
 
 CRITICAL_PROFILES = {
-    "smoke": dict(runs=4, runs_per_unit=2, phase1_epochs=50, max_iters=5),
-    "quick": dict(runs=100, phase1_epochs=3_000, max_iters=50),
+    "smoke": dict(runs=4, runs_per_unit=2, phase1_epochs=50, max_iters=5, refine_iters=5),
+    "quick": dict(runs=40, runs_per_unit=20, phase1_epochs=3_000, max_iters=30, refine_iters=40),
     "full": dict(),
 }
 
@@ -244,13 +247,24 @@ def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result
                              progress=progress)
     theta = out["theta"]
     eig = hessian_spectrum(f, theta)
+    ref = refine_critical(f, theta, tol=cfg.refine_tol, max_iters=cfg.refine_iters,
+                          checkpoints=REFINE_CHECKPOINTS, progress=progress)
     arrays = {"phase1_loss": phase1, "loss": vmap(f)(theta).cpu().numpy(),
               "grad_norm": out["grad_norm"].cpu().numpy(), "reached": out["reached"].cpu().numpy(),
               "minimal_ratio": minimal_ratio(eig.cpu().numpy()),
-              "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy()}
+              "eigenvalues": eig.cpu().numpy(), "trace": out["trace"].cpu().numpy(),
+              "refined_loss": ref["loss"].cpu().numpy(), "refined_grad_norm": ref["grad_norm"].cpu().numpy(),
+              "refined_reached": ref["reached"].cpu().numpy(),
+              "refined_eigenvalues": hessian_spectrum(f, ref["theta"]).cpu().numpy(),
+              "refine_trace": ref["trace"].cpu().numpy(), "refine_loss_trace": ref["loss_trace"].cpu().numpy(),
+              "spectrum_at": ref["spectrum_at"].cpu().numpy(), "grad_norm_at": ref["grad_norm_at"].cpu().numpy()}
     summary = {"params": count_params(f), "runs": R, "reached": int(out["reached"].sum()),
-               "grad_tol": cfg.grad_tol}
+               "grad_tol": cfg.grad_tol, "refined_reached": int(ref["reached"].sum())}
     return cache.Result(arrays, summary)
+
+
+# ||grad L|| levels at which phase 3 records the spectrum (is the ratio stable as the tolerance tightens?)
+REFINE_CHECKPOINTS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 
 
 def critical_units(cfg: CriticalConfig) -> list[Unit]:
@@ -272,17 +286,26 @@ def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
     """Arrays (one entry per run): phase1_loss [epochs + 1, R]; loss [R] (final
     loss of the original objective), grad_norm [R] (true, full-batch), reached
     [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
-    [R, P]; trace [iters + 1, R] (||grad L|| during phase 2)."""
+    [R, P]; trace [iters + 1, R] (||grad L|| during phase 2). Phase 3 (trust-region
+    Newton on L from the phase-2 points): refined_loss, refined_grad_norm,
+    refined_reached (||grad L|| <= refine_tol), refined_eigenvalues [R, P],
+    refine_trace / refine_loss_trace [iters + 1, R], and at each of
+    REFINE_CHECKPOINTS the spectrum where a run first got there, spectrum_at
+    [T, R, P] and grad_norm_at [T, R] (NaN where it never did)."""
     cfg = resolved(cfg)
 
     def compute() -> cache.Result:
         parts = run_units(critical_units(cfg), progress)
-        rows = max(len(p.arrays["trace"]) for p in parts)
         arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in
-                  ("loss", "grad_norm", "reached", "minimal_ratio", "eigenvalues")}
-        arrays["phase1_loss"] = np.concatenate([p.arrays["phase1_loss"] for p in parts], 1)
-        arrays["trace"] = np.concatenate([_pad_rows(p.arrays["trace"], rows) for p in parts], 1)
-        summary = {**parts[0].summary, "runs": cfg.runs, "reached": int(arrays["reached"].sum())}
+                  ("loss", "grad_norm", "reached", "minimal_ratio", "eigenvalues", "refined_loss",
+                   "refined_grad_norm", "refined_reached", "refined_eigenvalues")}
+        for k in ("phase1_loss", "spectrum_at", "grad_norm_at"):
+            arrays[k] = np.concatenate([p.arrays[k] for p in parts], 1)
+        for k in ("trace", "refine_trace", "refine_loss_trace"):
+            n = max(len(p.arrays[k]) for p in parts)
+            arrays[k] = np.concatenate([_pad_rows(p.arrays[k], n) for p in parts], 1)
+        summary = {**parts[0].summary, "runs": cfg.runs, "reached": int(arrays["reached"].sum()),
+                   "refined_reached": int(arrays["refined_reached"].sum())}
         return cache.Result(arrays, summary)
 
     return cache.cached("critical", cfg, compute)
