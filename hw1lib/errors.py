@@ -27,3 +27,15 @@ class TrainingDiverged(Hw1libError, FloatingPointError):
 
 class CacheError(Hw1libError, OSError):
     """The results directory cannot be written (permissions, full disk)."""
+
+
+def run_cli(fn, *args) -> None:
+    """Run a command-line entry point: a user error (Hw1libError) becomes its one
+    sentence on stderr and exit status 1, never a traceback."""
+    import sys
+
+    try:
+        fn(*args)
+    except Hw1libError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1)

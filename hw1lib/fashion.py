@@ -146,15 +146,7 @@ def load_fashion(device="auto", root: Path | None = None) -> Dataset:
         return _CACHE[key]
 
 
-def main() -> None:
-    import sys
-
-    try:
-        fetch_fashion()
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1)
-
-
 if __name__ == "__main__":
-    main()
+    from .errors import run_cli
+
+    run_cli(fetch_fashion)

@@ -40,16 +40,18 @@ def color(i: int) -> str:
 
 
 def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
-    """Write `<name>.png` and `<name>.pdf` to the figures directory of `profile`
-    (`figures/` for full, `build/figures/<profile>/` otherwise) and say where,
-    relative to the repository (a notebook's output holds no machine path)."""
+    """Write `<name>.png` to the figures directory of `profile` (`figures/` for
+    full, `build/figures/<profile>/` otherwise), and for the full profile (the
+    report) a vector copy `<name>.pdf`; say where, relative to the repository (a
+    notebook's output holds no machine path)."""
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
-    # Fixed metadata keeps regenerated vector files byte-stable across runs.
     fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-    print(f"saved {shown(png)} (and .pdf)")
+    if profile == "full":
+        # Fixed metadata keeps regenerated vector files byte-stable across runs.
+        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    print(f"saved {shown(png)}" + (" (and .pdf)" if profile == "full" else ""))
 
 
 def shown(path: Path) -> str:

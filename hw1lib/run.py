@@ -146,14 +146,15 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     executor = executor or local_executor(dev, jobs)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
-    # On a GPU run with threads, units whose config fixes the CPU (1-2c's blocks of
-    # runs) go to worker processes: their Python-heavy vmapped linear algebra would
-    # otherwise hold the GIL that the GPU threads need to launch their steps. The
+    # On a GPU run with threads, the units of experiments marked `own_process` (1-2c:
+    # forward-mode autodiff, whose state is global to a process, and Python-heavy
+    # linear algebra that would hold the GIL the GPU threads need) go to worker
+    # processes, on the same device, as do units whose config fixes the CPU. The
     # cores the GPU threads leave free are shared out, 2 threads per process.
     spare = max(1, (os.cpu_count() or 2) - jobs)
-    cpu_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(min(2, spare),))
-                if own_stream else None)
+    process_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),
+                                           initializer=_init_worker, initargs=(min(2, spare),))
+                    if own_stream else None)
     # tqdm bars inside the units: in this process, or from worker processes when
     # they share a terminal (never in a log file, which each update would add a line to)
     unit_progress = progress and (in_process or sys.stderr.isatty())
@@ -183,8 +184,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                         cached_units.append(key)
                         continue
                     pending[e.name].append(u)
-                    if cpu_pool is not None and getattr(u.config, "device", None) == "cpu":
-                        fut = cpu_pool.submit(run_unit, u, False, False)
+                    if process_pool is not None and (e.own_process or getattr(u.config, "device", None) == "cpu"):
+                        fut = process_pool.submit(run_unit, u, False, False)
                     else:
                         fut = executor.submit(run_unit, u, unit_progress, own_stream)
                     futures[fut] = u
@@ -222,10 +223,10 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                 if left[name] == 0:
                     finish(name)
     except BaseException:   # Ctrl-C included: stop now, keep what finished
-        for ex in ([executor] if own else []) + ([cpu_pool] if cpu_pool else []):
+        for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
             _abandon(ex)
         raise
-    for ex in ([executor] if own else []) + ([cpu_pool] if cpu_pool else []):
+    for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
         ex.shutdown(wait=True)
     total = round(time.perf_counter() - t_start, 2)
     record = {

@@ -43,9 +43,15 @@ def bootstrap_ci(stat: Callable[..., float], *samples, n_boot: int = 2000, level
 
 
 def spearman(x, y) -> float:
+    """Spearman's rho; NaN (silently) where either input is constant, as a
+    bootstrap resample of a few points can be."""
+    import warnings
+
     from scipy import stats
 
-    return float(stats.spearmanr(x, y).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.spearmanr(x, y).statistic)
 
 
 def spearman_ci(x, y, **kwargs) -> dict:

@@ -359,9 +359,10 @@ def blocks(results: dict) -> dict[str, str]:
                f"{c['refined_reached']} of {c['runs']} runs reached ||grad L|| <= {c['refine_tol']:g}")
         if c["refined_grad_norm_median_not_reached"] is not None:
             txt += f"; the others stopped at a median ||grad L|| of {c['refined_grad_norm_median_not_reached']:.1e}"
-        txt += (f". Meanwhile the loss fell to a median {c['refined_loss_over_phase2_loss_median']:.2g} times its "
-                f"phase-2 value (median {c['refined_loss_median']:.2g}): the phase-2 points were not near critical "
-                "points of L.")
+        drop = c["refined_loss_over_phase2_loss_median"]
+        txt += (f". Meanwhile the loss fell to a median {drop:.2g} times its phase-2 value (median "
+                f"{c['refined_loss_median']:.2g})" + (": the phase-2 points were not near critical points of L."
+                                                      if drop <= 0.1 else "."))
         ec = c["end_counts_median"]
         txt += (f" Where phase 3 ended, counting an eigenvalue only where |lambda| > {c['resolve_factor']:g} ||grad L||, "
                 f"a run has a median of {ec['negative']:.0f} negative, {ec['near_zero']:.0f} near-zero and "

@@ -115,5 +115,5 @@ def test_every_profile_of_every_experiment_is_valid_and_nested_configs_follow_th
             e.make_config(profile)
     assert surface_config("quick", device="cpu").trajectory.device == "cpu"
     assert sharpness_config("quick", device="cpu").sweep.device == "cpu"
-    with pytest.raises(ConfigError, match=r"BatchSweepConfig\.epochs = 0"):
-        sharpness_config("quick", sweep=dataclasses.replace(sharpness_config("quick").sweep, epochs=0))
+    with pytest.raises(ConfigError, match=r"BatchSweepConfig\.max_epochs = 0"):
+        sharpness_config("quick", sweep=dataclasses.replace(sharpness_config("quick").sweep, max_epochs=0))

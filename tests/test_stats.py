@@ -62,7 +62,8 @@ def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
     want_readme, want_md = tables.render(results, readme)
     assert want_readme == readme
     row = results["experiments"]["1-3a"]["random"]
-    edited = readme.replace(f"| random | {row['train_acc']:.2f} |", "| random | 12.34 |")
+    shown = tables.fmt_ci(row["train_acc"]["mean"], row["train_acc"]["ci95"])
+    edited = readme.replace(f"| random | {shown} |", "| random | 12.34 |")
     assert edited != readme
     assert tables.render(results, edited)[0] == readme       # regenerating restores the number
     for marker in tables.blocks(results):

@@ -21,8 +21,10 @@ class Experiment:
     """name: the id `--only` takes; notebook: file name in notebooks/;
     config(profile, **overrides) -> config; run(config, progress) -> Result;
     units(config) -> the independently computable pieces; after: experiments
-    whose cached results this one reads (they are computed first);
-    takes_device: False where the device is fixed by design (1-2c)."""
+    whose cached results this one reads (they are computed first); own_process:
+    its units must not share a process with concurrently running units (1-2c's
+    forward-mode autodiff keeps process-global state), so a threaded GPU run
+    gives them worker processes."""
     name: str
     title: str
     notebook: str
@@ -30,12 +32,12 @@ class Experiment:
     run: Callable[..., cache.Result]
     units: Callable[[Any], list[Unit]]
     after: tuple[str, ...] = ()
-    takes_device: bool = True
+    own_process: bool = False
 
     def make_config(self, profile: str, device: str = "auto"):
         """The config a notebook builds for `profile` and `device` (so both
         address the same cache entries)."""
-        return self.config(profile, device=device) if self.takes_device else self.config(profile)
+        return self.config(profile, device=device)
 
 
 REGISTRY: tuple[Experiment, ...] = (
@@ -48,7 +50,7 @@ REGISTRY: tuple[Experiment, ...] = (
     Experiment("1-2b", "gradient norm", "1-2b_gradient_norm.ipynb",
                _s2.grad_norm_config, _s2.run_grad_norm, _s2.grad_norm_units),
     Experiment("1-2c", "critical points", "1-2c_gradient_near_zero.ipynb",
-               _s2.critical_config, _s2.run_critical, _s2.critical_units, takes_device=False),
+               _s2.critical_config, _s2.run_critical, _s2.critical_units, own_process=True),
     Experiment("1-2d", "error surface", "1-2d_error_surface.ipynb",
                _s2.surface_config, _s2.run_surface, _s2.surface_units, after=("1-2a",)),
     Experiment("1-3a", "random labels", "1-3a_random_labels.ipynb",

@@ -38,7 +38,7 @@ class FunctionFitConfig:
 
 FUNCTION_FIT_PROFILES = {
     "smoke": dict(depths=(1, 3), epochs=30, seeds=(0,), n_points=64),
-    "quick": dict(epochs=5_000, seeds=(0, 1)),
+    "quick": dict(epochs=3_000, seeds=(0, 1)),
     "full": dict(),
 }
 

@@ -218,7 +218,7 @@ class CriticalConfig:
 
 CRITICAL_PROFILES = {
     "smoke": dict(runs=4, runs_per_unit=2, phase1_epochs=50, max_iters=5, refine_iters=5),
-    "quick": dict(runs=40, runs_per_unit=20, phase1_epochs=3_000, max_iters=30, refine_iters=40),
+    "quick": dict(runs=20, phase1_epochs=2_000, max_iters=20, refine_iters=20),
     "full": dict(),
 }
 
