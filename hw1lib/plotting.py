@@ -48,10 +48,11 @@ def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
     fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
-    if profile == "full":
+    vector = profile == "full"
+    if vector:
         # Fixed metadata keeps regenerated vector files byte-stable across runs.
         fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-    print(f"saved {shown(png)}" + (" (and .pdf)" if profile == "full" else ""))
+    print(f"saved {shown(png)}" + (" (and .pdf)" if vector else ""))
 
 
 def shown(path: Path) -> str:

@@ -149,8 +149,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     # On a GPU run with threads, the units of experiments marked `own_process` (1-2c:
     # forward-mode autodiff, whose state is global to a process, and Python-heavy
     # linear algebra that would hold the GIL the GPU threads need) go to worker
-    # processes, on the same device, as do units whose config fixes the CPU. The
-    # cores the GPU threads leave free are shared out, 2 threads per process.
+    # processes, on the same device. The cores the GPU threads leave free are
+    # shared out, 2 threads per process.
     spare = max(1, (os.cpu_count() or 2) - jobs)
     process_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),
                                            initializer=_init_worker, initargs=(min(2, spare),))
@@ -184,7 +184,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                         cached_units.append(key)
                         continue
                     pending[e.name].append(u)
-                    if process_pool is not None and (e.own_process or getattr(u.config, "device", None) == "cpu"):
+                    if process_pool is not None and e.own_process:
                         fut = process_pool.submit(run_unit, u, False, False)
                     else:
                         fut = executor.submit(run_unit, u, unit_progress, own_stream)

@@ -123,23 +123,23 @@ def h_critical(r, cfg) -> dict:
             "refined_loss_median": _r(np.median(loss))}
     # Where phase 3 ended (all runs): the eigenvalues the residual gradient cannot flip.
     out["end_counts_median"] = {k: _r(np.median(res[k])) for k in ("negative", "near_zero", "positive")}
-    # The resolved ratio at each tolerance phase 3 passed, over the runs that got there.
+    # The spectrum recorded where each run first passed each tolerance ([T, R, P]; NaN where it never did),
+    # counted once: per tolerance over the runs that got there, and run by run for the stability check.
+    at = resolved_spectrum(a["spectrum_at"], a["grad_norm_at"], cfg.resolve_factor)
     out["checkpoints"] = {}
     for k, t in enumerate(REFINE_CHECKPOINTS):
         got = ~np.isnan(a["grad_norm_at"][k])
-        rr = resolved_spectrum(a["spectrum_at"][k][got], a["grad_norm_at"][k][got], cfg.resolve_factor)
-        out["checkpoints"][f"{t:g}"] = {"runs": int(got.sum()),
-                                        "resolved_ratio": _r(np.nanmean(rr["resolved_ratio"])) if got.any() else None,
-                                        "negative_median": _r(np.median(rr["negative"])) if got.any() else None}
+        out["checkpoints"][f"{t:g}"] = {
+            "runs": int(got.sum()),
+            "resolved_ratio": _r(np.nanmean(at["resolved_ratio"][k][got])) if got.any() else None,
+            "negative_median": _r(np.median(at["negative"][k][got])) if got.any() else None}
     if ok.any():
         out |= {"max_grad_norm_refined": _r(gn[ok].max()),
                 "minimal_ratio_resolved_mean": _ci(res["resolved_ratio"][ok]),
                 "minimal_ratio_refined_raw": _ci(res["raw_ratio"][ok])}
-        # Stability: the resolved ratio of the runs that reached the last checkpoint, at every checkpoint.
-        at = [resolved_spectrum(a["spectrum_at"][k], a["grad_norm_at"][k], cfg.resolve_factor)["resolved_ratio"]
-              for k in range(len(REFINE_CHECKPOINTS))]
-        last = ~np.isnan(a["grad_norm_at"][-1])
-        out["resolved_ratio_max_change_1e-6_to_1e-8"] = _r(np.max(np.abs(at[-1][last] - at[-3][last])))
+        # Stability: how far a run's resolved ratio moved between the 1e-6 and the 1e-8 checkpoints.
+        ratio, last = at["resolved_ratio"], ~np.isnan(a["grad_norm_at"][-1])
+        out["resolved_ratio_max_change_1e-6_to_1e-8"] = _r(np.max(np.abs(ratio[-1][last] - ratio[-3][last])))
     if ok.sum() >= 4:
         out["spearman_resolved_ratio_loss"] = _sp_r(spearman_ci(res["resolved_ratio"][ok], loss[ok]))
         out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = _sp_r(
