@@ -20,6 +20,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -181,13 +182,30 @@ def load_mnist(device="auto", root: Path | None = None) -> Dataset:
     Only torchvision's reader is used (`download=False`); run `make data` first.
     Thread-safe: units running in threads share one copy.
     """
-    dev = resolve_device(device)
-    raw = raw_dir(root)
+    return load_cached(raw_dir(root), resolve_device(device), lambda dev: _read_mnist(root, dev))
+
+
+def load_cached(raw: Path, dev: torch.device, read: Callable[[torch.device], Dataset]) -> Dataset:
+    """read(dev), once per (raw folder, device) for the whole process (thread-safe)."""
     key = (str(raw), str(dev))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _read_mnist(root, dev)
+            _CACHE[key] = read(dev)
         return _CACHE[key]
+
+
+def read_idx_dataset(dataset_cls, raw: Path, mean: float, std: float, dev: torch.device) -> Dataset:
+    """Both splits of a torchvision MNIST-format dataset class (MNIST, FashionMNIST)
+    read from `raw` (…/<Name>/raw, never downloading), scaled to [0, 1] and
+    standardised by (mean, std), on `dev`."""
+    splits = []
+    for train in (True, False):
+        ds = dataset_cls(str(raw.parent.parent), train=train, download=False)
+        x = ds.data.to(dev).unsqueeze(1).float().div_(255).sub_(mean).div_(std)
+        splits.append(Split(x, ds.targets.to(dev)))
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)   # ready before any other thread's stream reads it
+    return Dataset(*splits)
 
 
 def _read_mnist(root: Path | None, dev: torch.device) -> Dataset:
@@ -200,14 +218,7 @@ def _read_mnist(root: Path | None, dev: torch.device) -> Dataset:
         )
     from torchvision.datasets import MNIST
 
-    splits = []
-    for train in (True, False):
-        ds = MNIST(str(raw.parent.parent), train=train, download=False)
-        x = ds.data.to(dev).unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
-        splits.append(Split(x, ds.targets.to(dev)))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)   # ready before any other thread's stream reads it
-    return Dataset(*splits)
+    return read_idx_dataset(MNIST, raw, MNIST_MEAN, MNIST_STD, dev)
 
 
 def main() -> None:

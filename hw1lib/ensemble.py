@@ -28,6 +28,50 @@ def seeded_init(build: Callable[[], nn.Module], seed: int) -> nn.Module:
         return build()
 
 
+_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
+
+
+def mlp_plan(model: nn.Module) -> list[tuple] | None:
+    """The layers of a plain MLP (nn.Sequential of an optional leading Flatten,
+    Linear layers and ReLU/Tanh) as [("linear", weight name, bias name) or
+    ("act", fn)], or None for any other architecture."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    plan: list[tuple] = []
+    for i, (name, m) in enumerate(model.named_children()):
+        if isinstance(m, nn.Flatten) and i == 0 and m.start_dim == 1 and m.end_dim == -1:
+            continue
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            plan.append(("linear", f"{name}.weight", f"{name}.bias"))
+        elif type(m) in _ACTIVATIONS:
+            plan.append(("act", _ACTIVATIONS[type(m)]))
+        else:
+            return None
+    return plan if any(step[0] == "linear" for step in plan) else None
+
+
+def run_mlp_plan(plan: list[tuple], params: dict[str, torch.Tensor], x: torch.Tensor,
+                 shared: bool) -> torch.Tensor:
+    """An MLP ensemble's forward pass written out as batched matrix products:
+    out_i = b_i + h_i W_i^T for every member i in one `baddbmm`. The same
+    arithmetic as vmap(functional_call) (tested), without its per-call
+    bookkeeping, and with layouts that keep the backward pass off strided
+    elementwise kernels: a full-batch step of 1-1a's shallow net (15 members,
+    1000 points, width 190) took 17.9 ms vmapped and 9.7 ms written out, a
+    784-64-64-10 step at batch 64 2.2 ms and 1.5 ms (1 thread)."""
+    n = next(iter(params.values())).shape[0]
+    h = x.flatten(1) if shared else x.flatten(2)
+    if shared:
+        h = h.expand(n, *h.shape)
+    for step in plan:
+        if step[0] == "linear":
+            w, b = params[step[1]], params[step[2]]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        else:
+            h = step[1](h)
+    return h
+
+
 class Ensemble:
     """N copies of one architecture with independent weights.
 
@@ -57,6 +101,7 @@ class Ensemble:
         # at batch 128 took 14.7/22.8/18.2 ms vmapped vs 7.3/14.8/15.7 ms member
         # by member (1/2/4 blocks, 2 cores). MLPs keep vmap (one batched matmul).
         self._loop = device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
+        self._plan = mlp_plan(models[0])
 
     @classmethod
     def from_stacked(cls, build: Callable[[], nn.Module], state: dict[str, torch.Tensor],
@@ -69,6 +114,25 @@ class Ensemble:
         ens.params = {k: state[k].to(device).detach().clone().requires_grad_(True) for k in ens.params}
         ens.buffers = {k: state[k].to(device).detach().clone() for k in ens.buffers}
         return ens
+
+    def subset(self, idx: Sequence[int]) -> "Ensemble":
+        """A new ensemble of members `idx` (same architecture; weights copied,
+        as new leaf tensors). Write trained weights back with `assign`."""
+        sub = copy.copy(self)
+        sub.seeds = tuple(self.seeds[i] for i in idx)
+        i = torch.as_tensor(list(idx), dtype=torch.long, device=self.device)
+        sub.params = {k: v.detach()[i].clone().requires_grad_(True) for k, v in self.params.items()}
+        sub.buffers = {k: v[i].clone() for k, v in self.buffers.items()}
+        return sub
+
+    def assign(self, idx: Sequence[int], other: "Ensemble") -> None:
+        """Members `idx` take the weights of `other` (whose members are, in order, those)."""
+        i = torch.as_tensor(list(idx), dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            for k, v in self.params.items():
+                v[i] = other.params[k].detach()
+            for k, v in self.buffers.items():
+                v[i] = other.buffers[k]
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -101,6 +165,8 @@ class Ensemble:
         """Outputs [N, B, ...]. `params` ([N, ...] each) replaces the members'
         own weights for this call, e.g. perturbed weights in a sharpness search."""
         params = self.params if params is None else params
+        if self._plan is not None:
+            return run_mlp_plan(self._plan, params, x, shared)
         if len(self) == 1 or self._loop:
             # One model: skip vmap, whose bookkeeping costs more than the
             # forward pass of a small net at small batch sizes.

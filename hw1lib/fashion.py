@@ -17,12 +17,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import torch
 
-from .data import Dataset, Split, verify_file
+from .data import Dataset, load_cached, read_idx_dataset, verify_file
 from .device import resolve_device
 from .errors import ChecksumError, DataError
 from .paths import data_dir
@@ -117,33 +116,21 @@ def fetch_fashion(root: Path | None = None, *, deb: Path | None = None, timeout:
     return raw
 
 
-_CACHE: dict[tuple[str, str], Dataset] = {}
-_LOCK = threading.Lock()
-
-
 def load_fashion(device="auto", root: Path | None = None) -> Dataset:
     """Fashion-MNIST once per (root, device), normalised like MNIST, on `device`.
     Thread-safe. Run `make data` first."""
-    dev = resolve_device(device)
     raw = fashion_raw_dir(root)
-    with _LOCK:
-        key = (str(raw), str(dev))
-        if key not in _CACHE:
-            missing = missing_files(root)
-            if missing:
-                raise DataError(f"Fashion-MNIST files missing from {raw}: {', '.join(missing)}; run `make data` "
-                                "(or `python -m hw1lib.fashion`) to fetch and verify them.")
-            from torchvision.datasets import FashionMNIST
 
-            splits = []
-            for train in (True, False):
-                ds = FashionMNIST(str(raw.parent.parent), train=train, download=False)
-                x = ds.data.to(dev).unsqueeze(1).float().div_(255).sub_(FASHION_MEAN).div_(FASHION_STD)
-                splits.append(Split(x, ds.targets.to(dev)))
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            _CACHE[key] = Dataset(*splits)
-        return _CACHE[key]
+    def read(dev: torch.device) -> Dataset:
+        missing = missing_files(root)
+        if missing:
+            raise DataError(f"Fashion-MNIST files missing from {raw}: {', '.join(missing)}; run `make data` "
+                            "(or `python -m hw1lib.fashion`) to fetch and verify them.")
+        from torchvision.datasets import FashionMNIST
+
+        return read_idx_dataset(FashionMNIST, raw, FASHION_MEAN, FASHION_STD, dev)
+
+    return load_cached(raw, resolve_device(device), read)
 
 
 if __name__ == "__main__":

@@ -83,14 +83,23 @@ def first_at_least(values, level: float) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
+def last_window_drop(curve, window: float = 0.1) -> float:
+    """How much the last `window` fraction of a loss curve [T] lowered the best
+    loss so far, relative to it: 1 - min(last part) / min(before). NaN rows (a
+    run that stopped) are ignored. Compares minima, not ends, so Adam's late
+    spikes do not count as progress or regress."""
+    curve = np.asarray(curve, dtype=float)
+    curve = curve[np.isfinite(curve)]
+    cut = len(curve) - max(1, int(round(window * len(curve))))
+    before, after = curve[:cut].min(), curve[cut:].min()
+    return float(1 - after / before) if before > 0 else 0.0
+
+
 def plateaued(curve, window: float = 0.1, rtol: float = 0.01) -> bool:
     """The plateau rule of 1-1a: a loss curve [T] has converged when its last
     `window` fraction of epochs lowered the best loss so far by less than `rtol`
-    (relative). Robust to Adam's late spikes: it compares minima, not ends."""
-    curve = np.asarray(curve, dtype=float)
-    cut = len(curve) - max(1, int(round(window * len(curve))))
-    before, after = curve[:cut].min(), curve[cut:].min()
-    return bool(after >= (1 - rtol) * before)
+    (relative); see last_window_drop."""
+    return bool(last_window_drop(curve, window) <= rtol)
 
 
 def fmt_ci(mean: float, half: float, digits: int = 2) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .paths import repo_root
-from .stats import partial_spearman_ci, first_at_least, fmt_ci, mean_ci, plateaued, spearman_ci
+from .stats import first_at_least, fmt_ci, last_window_drop, mean_ci, partial_spearman_ci, spearman_ci
 
 RESULTS_JSON = Path("figures") / "results.json"
 RESULTS_MD = Path("RESULTS.md")
@@ -43,17 +43,44 @@ def _ci(x) -> dict:
 
 
 # ------------------------------------------------------------ headline numbers per experiment
+SPIKE = 2.0   # 1-1a: a run whose final loss is above this many times its best ended inside one of Adam's spikes
+
+
 def h_function_fit(r, cfg) -> dict:
     from .experiments.deep_vs_shallow import function_fit_models
 
-    final = r.arrays["loss"][:, -1]                     # [depth, function, seed]
-    return {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
+    final, stopped, conv = (r.arrays[k] for k in ("final_loss", "stopped_at", "converged"))   # [depth, function, seed]
+    loss = r.arrays["loss"]                                                                   # [depth, epoch, function, seed]
+
+    def drop(i, j):   # how much the last 10% of epochs still lowered the best loss, median over unconverged runs
+        d = [last_window_drop(loss[i, :, j, s], cfg.plateau_window) for s in range(len(cfg.seeds)) if not conv[i, j, s]]
+        return _r(np.median(d)) if d else None
+
+    return {"min_epochs": cfg.min_epochs, "max_epochs": cfg.max_epochs, "plateau_window": cfg.plateau_window,
+            "plateau_rtol": cfg.plateau_rtol, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
         {"name": m["name"], "widths": list(m["widths"]), "params": m["params"],
          "final_mse": {f: {"median": _r(np.median(final[i, j])), "min": _r(final[i, j].min()),
                            "max": _r(final[i, j].max())} for j, f in enumerate(cfg.functions)},
-         "plateaued": {f: int(sum(plateaued(r.arrays["loss"][i, :, j, s]) for s in range(len(cfg.seeds))))
-                       for j, f in enumerate(cfg.functions)}}
-        for i, m in enumerate(function_fit_models(cfg))]}
+         "converged": {f: int(conv[i, j].sum()) for j, f in enumerate(cfg.functions)},
+         "median_epochs": {f: int(np.median(stopped[i, j])) for j, f in enumerate(cfg.functions)},
+         "unconverged_last_drop": {f: drop(i, j) for j, f in enumerate(cfg.functions)},
+         "ended_on_spike": {f: int((final[i, j] > SPIKE * np.nanmin(loss[i, :, j], axis=0)).sum())
+                            for j, f in enumerate(cfg.functions)}}
+        for i, m in enumerate(function_fit_models(cfg))], "best": best_depths(final, function_fit_models(cfg), cfg.functions)}
+
+
+def best_depths(final: np.ndarray, models: list[dict], functions) -> dict:
+    """Per function, the model with the lowest median final loss, and whether it
+    is separated from every other model (its worst seed better than their best
+    seed). final: [model, function, seed]."""
+    out = {}
+    for j, f in enumerate(functions):
+        med = np.median(final[:, j], axis=1)
+        b = int(np.argmin(med))
+        others = [i for i in range(len(models)) if i != b]
+        out[f] = {"model": models[b]["name"],
+                  "separated": bool(all(final[b, j].max() < final[i, j].min() for i in others))}
+    return out
 
 
 def h_mnist_models(r, cfg) -> dict:
@@ -303,6 +330,21 @@ def _sp(d: dict) -> str:
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 
 
+def _unconverged_note(ff: dict) -> str:
+    """1-1a: how fast the runs stopped by the cap were still improving."""
+    parts = [f"{m['name']} {f} {m['unconverged_last_drop'][f]:.0%}" for m in ff["models"] for f in ff["functions"]
+             if m["unconverged_last_drop"][f] is not None]
+    out = "" if not parts else (
+        f" The runs stopped by the cap were still improving: over their last {ff['plateau_window']:.0%} of epochs "
+        "the best loss fell by (median) " + ", ".join(parts) + ".")
+    spikes = [f"{m['name']} {f} {m['ended_on_spike'][f]}" for m in ff["models"] for f in ff["functions"]
+              if m["ended_on_spike"][f]]
+    if spikes:
+        out += (f" Runs that ended inside one of Adam's loss spikes (final loss above {SPIKE:g} times their best, so "
+                "their final MSE overstates what they reached): " + ", ".join(spikes) + ".")
+    return out
+
+
 def blocks(results: dict) -> dict[str, str]:
     """The generated blocks, by experiment name, of the experiments in `results`."""
     x = results["experiments"]
@@ -315,10 +357,15 @@ def blocks(results: dict) -> dict[str, str]:
             [m["name"], ", ".join(map(str, m["widths"])), m["params"],
              *[f"{m['final_mse'][f]['median']:.1e} [{m['final_mse'][f]['min']:.1e}, {m['final_mse'][f]['max']:.1e}]"
                for f in fns]] for m in ff["models"]]) + \
-            f"\n\nFinal training MSE after {ff['epochs']:,} full-batch epochs, over {_n(ff['seeds'], 'seed')}. " \
-            "Runs on a plateau (the last 10% of epochs lowered the best loss by less than 1%), per model and " \
-            "function: " + "; ".join(f"{m['name']} " + ", ".join(f"{f} {m['plateaued'][f]}/{ff['seeds']}" for f in fns)
-                                     for m in ff["models"]) + "."
+            f"\n\nFinal training MSE over {_n(ff['seeds'], 'seed')}. Every run trains {ff['min_epochs']:,} full-batch " \
+            f"epochs, then on until its plateau rule holds (the last {ff['plateau_window']:.0%} of its epochs lowered " \
+            f"its best loss by less than {ff['plateau_rtol']:.0%}), checked as it trains, or until {ff['max_epochs']:,} " \
+            "epochs. Converged runs (median epochs trained), per model and function: " + \
+            "; ".join(f"{m['name']} " + ", ".join(f"{f} {m['converged'][f]}/{ff['seeds']} ({m['median_epochs'][f]:,})"
+                                                  for f in fns) for m in ff["models"]) + "." + \
+            _unconverged_note(ff) + " Lowest median per function: " + \
+            "; ".join(f"{f} {ff['best'][f]['model']} (" + ("every seed better than every seed of the other depths"
+                      if ff["best"][f]["separated"] else "seed ranges overlap another depth's") + ")" for f in fns) + "."
     if want("1-1b"):
         mm = x["1-1b"]
         parts = []

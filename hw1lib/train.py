@@ -444,10 +444,24 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     return result
 
 
+def _subset_adam(opt: torch.optim.Optimizer, sub: Ensemble, keep: torch.Tensor, lr: float) -> torch.optim.Adam:
+    """A fresh Adam over `sub` (members `keep` of the ensemble `opt` steps) that
+    carries on where `opt` was: its moments sliced to those members, its step
+    count copied. Adam is elementwise, so the kept members step on exactly as before."""
+    if not isinstance(opt, torch.optim.Adam):
+        raise ConfigError("Dropping converged members needs one learning rate for the whole ensemble.")
+    new = make_adam(sub, lr)
+    for old_p, new_p in zip(opt.param_groups[0]["params"], sub.parameters()):
+        state = opt.state[old_p]
+        new.state[new_p] = {k: (v[keep].clone() if k != "step" else v.clone()) for k, v in state.items()}
+    return new
+
+
 def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
                    progress: bool = True, desc: str = "fit", check_every: int = 200,
                    record_grad_norm: bool = False, graphs: bool | None = None,
-                   static: bool = False) -> dict[str, np.ndarray]:
+                   static: bool = False,
+                   stop: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Full-batch Adam on mean squared error, each member on its own data.
 
     x, y: [N, n, d]. One epoch is one step on the whole set. Returns
@@ -458,40 +472,80 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     On CUDA the step is captured once and replayed (see CapturedStep); the
     host looks at the losses every `check_every` steps, to stop on NaN.
     static=True runs the captured step's code eagerly (for tests on a CPU).
+
+    stop: a rule that, every `check_every` steps, is given the loss history
+    [T, n] of the members still training (rows 0 .. T-1, T steps done) and
+    returns which of them have converged [n] (bool). Those stop there: their
+    row T is the loss of their final weights, later rows are NaN, and the
+    ensemble trains on without them (smaller, so cheaper). With a rule, the
+    result also has stopped_at [N]: the number of steps each member took
+    (`epochs` for those the rule never stopped).
     """
     N = len(ens)
+    dev = x.device
+    losses = torch.full((epochs + 1, N), float("nan"), dtype=x.dtype, device=dev)
+    gnorms = torch.full((epochs, N), float("nan"), dtype=x.dtype, device=dev) if record_grad_norm else None
+    stopped_at = np.full(N, epochs)
+    active = torch.arange(N, device=dev)        # members (indices into ens) still training
+    cur, cx, cy = ens, x, y
     opt = make_adam(ens, lr)
-    losses = torch.empty(epochs + 1, N, dtype=x.dtype, device=x.device)
-    gnorms = torch.empty(epochs, N, dtype=x.dtype, device=x.device) if record_grad_norm else None
-    pos = torch.zeros((), dtype=torch.long, device=x.device)
-
-    def step(at: int | torch.Tensor) -> None:
-        loss = (ens(x) - y).pow(2).mean(dim=(1, 2))
-        gn = _backward_step(ens, opt, loss, record_grad_norm)
-        _record(losses, at, loss.detach())
-        _record(gnorms, at, gn)
-
-    def device_step() -> None:
-        step(pos)
-        pos.add_(1)
-
-    captured = graphs_wanted(x.device, graphs)
+    captured = graphs_wanted(dev, graphs)
     static = captured or static
-    run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}")
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
-    with on_stream(thread_stream(x.device) if captured else None):
-        for e in range(epochs):
-            run() if static else step(e)
-            if (e + 1) % check_every == 0 or e + 1 == epochs:
-                start = max(0, e + 1 - check_every)
-                _raise_diverged(losses[start:e + 1], start + 1, start=losses[0])
-                bar.update(e + 1 - bar.n)
-                bar.set_postfix(loss=f"{losses[e].mean().item():.2e}")
+    e, seg_start = 0, 0
+    with on_stream(thread_stream(dev) if captured else None):
+        while e < epochs:
+            n = len(cur)
+            seg = torch.empty(epochs + 1, n, dtype=x.dtype, device=dev)
+            seg_g = torch.empty(epochs, n, dtype=x.dtype, device=dev) if record_grad_norm else None
+            pos = torch.full((), e, dtype=torch.long, device=dev)
+
+            def step(at, cur=cur, opt=opt, cx=cx, cy=cy, seg=seg, seg_g=seg_g) -> None:
+                loss = (cur(cx) - cy).pow(2).mean(dim=(1, 2))
+                gn = _backward_step(cur, opt, loss, record_grad_norm)
+                _record(seg, at, loss.detach())
+                _record(seg_g, at, gn)
+
+            def device_step(step=step, pos=pos) -> None:
+                step(pos)
+                pos.add_(1)
+
+            run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}")
+            done = None
+            while e < epochs and done is None:
+                run() if static else step(e)
+                e += 1
+                if e % check_every == 0 or e == epochs:
+                    start = max(seg_start, e - check_every)
+                    _raise_diverged(seg[start:e], start + 1, start=losses[0, active] if seg_start else seg[0])
+                    losses[start:e, active] = seg[start:e]
+                    if record_grad_norm:
+                        gnorms[start:e, active] = seg_g[start:e]
+                    bar.update(e - bar.n)
+                    bar.set_postfix(loss=f"{seg[e - 1].mean().item():.2e}", training=n)
+                    if stop is not None and e < epochs:
+                        conv = np.asarray(stop(losses[:e, active].cpu().numpy()), dtype=bool)
+                        if conv.any():
+                            done = conv
+            run.close()
+            with torch.no_grad():       # row e: the loss of the weights after e steps
+                losses[e, active] = (cur(cx) - cy).pow(2).mean(dim=(1, 2))
+            if cur is not ens:
+                ens.assign(active.tolist(), cur)
+            if done is None:
+                break
+            stopped_at[active.cpu().numpy()[done]] = e
+            keep = torch.as_tensor(np.nonzero(~done)[0], device=dev)
+            if len(keep) == 0:
+                break
+            sub = ens.subset(active[keep].tolist())
+            opt = _subset_adam(opt, sub, keep, lr)
+            active, cur, cx, cy = active[keep], sub, cx[keep], cy[keep]
+            seg_start = e
         bar.close()
-        with torch.no_grad():
-            losses[epochs] = (ens(x) - y).pow(2).mean(dim=(1, 2))
-    run.close()
     out = {"loss": losses.cpu().numpy()}
     if record_grad_norm:
         out["grad_norm"] = gnorms.cpu().numpy()
+    if stop is not None:
+        out["stopped_at"] = stopped_at
     return out

@@ -78,3 +78,27 @@ def test_plateau_rule_compares_best_losses_and_ignores_late_spikes():
     spiky = flat.copy()
     spiky[950] *= 100                                              # an Adam spike late on
     assert stats.plateaued(spiky)
+
+
+def test_last_window_drop_is_the_relative_fall_of_the_best_loss():
+    curve = np.r_[np.linspace(2.0, 1.0, 90), np.full(10, 0.95)]
+    assert stats.last_window_drop(curve) == pytest.approx(0.05)
+    assert stats.last_window_drop(np.r_[curve, np.full(20, np.nan)]) == pytest.approx(0.05)  # a stopped run
+    assert not stats.plateaued(curve) and stats.plateaued(curve, rtol=0.06)
+
+
+def test_1_1a_stop_rule_waits_for_min_epochs():
+    from hw1lib.experiments.deep_vs_shallow import function_fit_config, plateau_rule
+
+    rule = plateau_rule(function_fit_config("smoke", min_epochs=100, max_epochs=200))
+    flat, falling = np.ones(150), np.exp(-np.arange(150) / 20)
+    assert not rule(np.c_[flat, falling][:99]).any()
+    assert rule(np.c_[flat, falling]).tolist() == [True, False]
+
+
+def test_best_depth_is_the_lowest_median_and_separation_needs_disjoint_seeds():
+    models = [{"name": "a"}, {"name": "b"}]
+    final = np.array([[[1.0, 2.0, 3.0]], [[0.5, 0.6, 0.7]]])       # [model, function, seed]
+    assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
+    final[1, 0, 2] = 1.5                                          # b's worst seed now above a's best
+    assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}

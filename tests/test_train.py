@@ -164,3 +164,54 @@ def test_full_batch_grad_norm_is_the_gradient_of_the_whole_set_loss(mnist):
         want = torch.sqrt(sum(g.pow(2).sum() for g in grads)).item()
         assert got[i] == pytest.approx(want, rel=1e-5)
     assert all(p.grad is None for p in ens.parameters())
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_written_out_mlp_equals_vmap(activation, dtype):
+    ens = Ensemble(lambda: mlp(784, (32, 16), 10, activation=activation), [0, 1, 2], CPU, dtype=dtype)
+    plan_of_ens = ens._plan
+    assert plan_of_ens is not None
+    gen = torch.Generator().manual_seed(0)
+    for shared, x in ((False, torch.randn(3, 20, 1, 28, 28, generator=gen, dtype=dtype)),
+                      (True, torch.randn(20, 1, 28, 28, generator=gen, dtype=dtype))):
+        outs, grads = [], []
+        for plan in (plan_of_ens, None):
+            ens._plan = plan
+            out = ens(x, shared=shared)
+            outs.append(out.detach())
+            grads.append(torch.autograd.grad(out.pow(2).sum(), ens.parameters()))
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(outs[0], outs[1], rtol=tol, atol=tol)
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+        ens._plan = plan_of_ens
+    assert Ensemble(cnn_for_params(1, 10_000).build, [0], CPU)._plan is None
+
+
+def test_stop_rule_drops_members_without_changing_the_others():
+    x = torch.linspace(-1, 1, 128).view(1, -1, 1).expand(3, -1, -1)
+    y = target("sinc", x)
+    build = lambda: mlp(1, (16, 16), 1)
+
+    def stop(history):        # member 1 (the middle one of three) stops after 100 steps
+        done = np.zeros(history.shape[1], dtype=bool)
+        if len(history) >= 100 and history.shape[1] == 3:
+            done[1] = True
+        return done
+
+    ens = Ensemble(build, [0, 1, 2], CPU)
+    out = fit_full_batch(ens, x, y, epochs=300, lr=1e-2, check_every=50, stop=stop, progress=False)
+    ref_ens = Ensemble(build, [0, 1, 2], CPU)
+    ref = fit_full_batch(ref_ens, x, y, epochs=300, lr=1e-2, progress=False)["loss"]
+    short_ens = Ensemble(build, [1], CPU)
+    short = fit_full_batch(short_ens, x[:1], y[:1], epochs=100, lr=1e-2, progress=False)["loss"]
+    np.testing.assert_array_equal(out["stopped_at"], [300, 100, 300])
+    # the members that trained on follow the uninterrupted run (Adam's moments carried over) ...
+    np.testing.assert_allclose(out["loss"][:, [0, 2]], ref[:, [0, 2]], rtol=1e-5, atol=1e-7)
+    for k, v in ens.params.items():
+        torch.testing.assert_close(v[[0, 2]], ref_ens.params[k][[0, 2]], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(v[1], short_ens.params[k][0], rtol=1e-5, atol=1e-6)
+    # ... and the stopped one ends with the loss of its final weights, NaN after
+    np.testing.assert_allclose(out["loss"][:101, 1], short[:, 0], rtol=1e-5, atol=1e-7)
+    assert np.isnan(out["loss"][101:, 1]).all()

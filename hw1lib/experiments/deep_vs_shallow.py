@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .. import cache
@@ -18,6 +19,7 @@ from ..fashion import load_fashion
 from ..ensemble import Ensemble
 from ..errors import ConfigError
 from ..functions import target
+from ..stats import plateaued
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
 from .common import Unit, resolved, run_units, split_units, stack_units
@@ -30,15 +32,19 @@ class FunctionFitConfig:
     depths: tuple[int, ...] = (1, 3, 6)   # hidden layers: shallow, medium, deep
     target_params: int = 571               # the classic choice; matched within 1%
     n_points: int = 1000                   # evenly spaced on [-1, 1]
-    epochs: int = 20_000                   # full-batch steps
+    min_epochs: int = 20_000               # full-batch steps every run takes (the classic length) ...
+    max_epochs: int = 60_000               # ... then each trains on until its plateau rule holds, or this cap
+    plateau_window: float = 0.1            # plateau rule: the last 10% of a run's epochs ...
+    plateau_rtol: float = 0.01             # ... lowered its best loss by less than 1%
+    check_every: int = 1_000               # the rule is checked every this many epochs
     lr: float = 1e-3
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     device: str = "auto"
 
 
 FUNCTION_FIT_PROFILES = {
-    "smoke": dict(depths=(1, 3), epochs=30, seeds=(0,), n_points=64),
-    "quick": dict(epochs=3_000, seeds=(0, 1)),
+    "smoke": dict(depths=(1, 3), min_epochs=30, max_epochs=60, check_every=10, seeds=(0,), n_points=64),
+    "quick": dict(min_epochs=2_000, max_epochs=4_000, check_every=500, seeds=(0, 1)),
     "full": dict(),
 }
 
@@ -57,6 +63,16 @@ def function_fit_models(cfg: FunctionFitConfig) -> list[dict]:
     return rows
 
 
+def plateau_rule(cfg: FunctionFitConfig):
+    """The stop rule of 1-1a for fit_full_batch: a run stops once it has
+    trained `min_epochs` and its curve meets stats.plateaued."""
+    def stop(history: np.ndarray) -> np.ndarray:        # [T, n] -> [n]
+        if len(history) < cfg.min_epochs:
+            return np.zeros(history.shape[1], dtype=bool)
+        return np.array([plateaued(c, cfg.plateau_window, cfg.plateau_rtol) for c in history.T])
+    return stop
+
+
 def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
     dev = torch.device(cfg.device)
     (depth,) = cfg.depths
@@ -66,31 +82,42 @@ def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
     ens = Ensemble(lambda: mlp(1, widths, 1), [s for _, s in members], dev)
     x = torch.linspace(-1, 1, cfg.n_points, device=dev).unsqueeze(-1)   # [n, 1]
     y = torch.stack([target(f, x) for f, _ in members])                  # [N, n, 1]
-    loss = fit_full_batch(ens, x.expand(len(members), -1, -1), y, epochs=cfg.epochs,
-                          lr=cfg.lr, progress=progress, desc=f"1-1a depth {depth}")["loss"]
+    fit = fit_full_batch(ens, x.expand(len(members), -1, -1), y, epochs=cfg.max_epochs, lr=cfg.lr,
+                         check_every=cfg.check_every, stop=plateau_rule(cfg), progress=progress,
+                         desc=f"1-1a depth {depth}")
+    loss, stopped = fit["loss"], fit["stopped_at"]
     with torch.no_grad():
         pred = ens(x, shared=True)[..., 0]                                # [N, n]
-    final = loss[-1].reshape(F_, S)
+    final = loss[stopped, np.arange(len(members))].reshape(F_, S)
+    converged = np.array([plateaued(loss[:t, i], cfg.plateau_window, cfg.plateau_rtol)
+                          for i, t in enumerate(stopped)])
     summary = {
         "depth": depth, "widths": list(widths), "params": count_params(ens),
         "final_loss_mean": {f: float(final[i].mean()) for i, f in enumerate(cfg.functions)},
         "final_loss_std": {f: float(final[i].std()) for i, f in enumerate(cfg.functions)},
+        "converged": int(converged.sum()),
     }
     return cache.Result(
-        arrays={"loss": loss.reshape(-1, F_, S), "pred": pred.cpu().numpy().reshape(F_, S, -1)},
+        arrays={"loss": loss.reshape(-1, F_, S), "pred": pred.cpu().numpy().reshape(F_, S, -1),
+                "final_loss": final, "stopped_at": stopped.reshape(F_, S),
+                "converged": converged.reshape(F_, S)},
         summary=summary, weights=ens.stacked_state())
 
 
 def function_fit_units(cfg: FunctionFitConfig) -> list[Unit]:
     """One unit per depth (every function and seed of a depth is one ensemble)."""
+    if cfg.min_epochs > cfg.max_epochs:
+        raise ConfigError(f"FunctionFitConfig: min_epochs = {cfg.min_epochs} exceeds max_epochs = {cfg.max_epochs}.")
     return split_units("function_fit_depth", resolved(cfg), "depths", _fit_one_depth)
 
 
 def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Result:
     """Fit every function with every depth and seed.
 
-    Arrays: x [n]; y [F, n]; loss [D, epochs + 1, F, S] (MSE per full-batch
-    step, the last row after the final step); pred [D, F, S, n].
+    Arrays: x [n]; y [F, n]; loss [D, max_epochs + 1, F, S] (MSE per full-batch
+    step; row t of a run that stopped after t steps is its final loss, later
+    rows NaN); pred [D, F, S, n] (final fits); final_loss, stopped_at (steps
+    taken) and converged (its plateau rule held) [D, F, S].
     """
     cfg = resolved(cfg)
 
@@ -100,7 +127,7 @@ def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Res
         arrays = {
             "x": x.numpy(),
             "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
-            **stack_units(parts, ("loss", "pred")),
+            **stack_units(parts, ("loss", "pred", "final_loss", "stopped_at", "converged")),
         }
         summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
         return cache.Result(arrays, summary)
