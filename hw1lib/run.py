@@ -147,8 +147,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
     # On a GPU run with threads, the units of experiments marked `own_process` (1-2c:
-    # forward-mode autodiff, whose state is global to a process, and Python-heavy
-    # linear algebra that would hold the GIL the GPU threads need) go to worker
+    # Python-heavy linear algebra that would hold the GIL the GPU threads need; see
+    # Experiment.own_process) go to worker
     # processes, on the same device. The cores the GPU threads leave free are
     # shared out, 2 threads per process.
     spare = max(1, (os.cpu_count() or 2) - jobs)

@@ -40,6 +40,16 @@ def test_full_hessian_matches_autograd_functional_hessian():
     torch.testing.assert_close(H, H.T, rtol=1e-10, atol=1e-12)
 
 
+def test_many_hessians_batched_and_one_by_one_equal_the_single_ones():
+    """Both routes for many points (vmapped: what a GPU takes; a loop: a CPU) give each point's Hessian."""
+    f, _ = _flat_loss()
+    gen = torch.Generator().manual_seed(4)
+    thetas = f.theta0 + 0.1 * torch.randn(3, count_params(f), dtype=torch.float64, generator=gen)
+    single = torch.stack([torch.autograd.functional.hessian(f, t) for t in thetas])
+    for batched in (True, False):
+        torch.testing.assert_close(hessian(f, thetas, batched=batched), single, rtol=1e-10, atol=1e-12)
+
+
 def test_full_hessian_matches_finite_differences():
     f, _ = _flat_loss(seed=1)
     theta, P, eps = f.theta0, count_params(f), 1e-6

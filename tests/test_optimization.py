@@ -122,7 +122,9 @@ def test_refinement_reaches_true_critical_points_where_grad_norm_squared_stalls(
 def test_refinement_on_a_net_reaches_1e_minus_8():
     build, f = _tiny_problem(2)
     ens = Ensemble(build, [0, 1, 2, 3], CPU, dtype=torch.float64)
-    out = refine_critical(f, ens.flat_params(), tol=1e-8, max_iters=300)
+    # Run 0 wanders between 1e-7 and 1e-5 for a few hundred iterations (accepted steps lower L, not
+    # always ||g||) before it converges; when it gets there depends on the Hessian's last bits.
+    out = refine_critical(f, ens.flat_params(), tol=1e-8, max_iters=1000)
     assert out["reached"].all()
     for i in range(4):
         assert grad(f)(out["theta"][i]).norm().item() <= 1e-8
