@@ -146,10 +146,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     executor = executor or local_executor(dev, jobs)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
-    # On a GPU run with threads, the units of experiments marked `own_process` (1-2c:
-    # Python-heavy linear algebra that would hold the GIL the GPU threads need; see
-    # Experiment.own_process) go to worker
-    # processes, on the same device. The cores the GPU threads leave free are
+    # On a GPU run with threads, the units of experiments marked `own_process` go to
+    # worker processes, on the same device; the cores the GPU threads leave free are
     # shared out, 2 threads per process.
     spare = max(1, (os.cpu_count() or 2) - jobs)
     process_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),

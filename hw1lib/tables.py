@@ -49,6 +49,7 @@ SPIKE = 2.0   # 1-1a: a run whose final loss is above this many times its best e
 def h_function_fit(r, cfg) -> dict:
     from .experiments.deep_vs_shallow import function_fit_models
 
+    models = function_fit_models(cfg)
     final, stopped, conv = (r.arrays[k] for k in ("final_loss", "stopped_at", "converged"))   # [depth, function, seed]
     loss = r.arrays["loss"]                                                                   # [depth, epoch, function, seed]
 
@@ -66,7 +67,7 @@ def h_function_fit(r, cfg) -> dict:
          "unconverged_last_drop": {f: drop(i, j) for j, f in enumerate(cfg.functions)},
          "ended_on_spike": {f: int((final[i, j] > SPIKE * np.nanmin(loss[i, :, j], axis=0)).sum())
                             for j, f in enumerate(cfg.functions)}}
-        for i, m in enumerate(function_fit_models(cfg))], "best": best_depths(final, function_fit_models(cfg), cfg.functions)}
+        for i, m in enumerate(models)], "best": best_depths(final, models, cfg.functions)}
 
 
 def best_depths(final: np.ndarray, models: list[dict], functions) -> dict:

@@ -22,11 +22,8 @@ class Experiment:
     config(profile, **overrides) -> config; run(config, progress) -> Result;
     units(config) -> the independently computable pieces; after: experiments
     whose cached results this one reads (they are computed first); own_process:
-    its units must not share a process with concurrently running units (1-2c:
-    measured with its Hessians forward over reverse, whose forward-mode state is
-    global to a process; they are reverse over reverse now, but its long,
-    Python-heavy linear algebra would still hold the GIL the GPU threads need),
-    so a threaded GPU run gives them worker processes."""
+    a threaded GPU run gives its units worker processes (1-2c: its long,
+    Python-heavy linear algebra would hold the GIL the GPU threads need)."""
     name: str
     title: str
     notebook: str
