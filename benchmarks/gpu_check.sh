@@ -47,12 +47,12 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log an
 
 STEPS=${GPU_CHECK_STEPS:-tests full_profile bench}   # a subset, to rerun part of the check
 want() { [[ " $STEPS " == *" $1 "* ]]; }
-want tests && step tests 120 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_train.py
+want tests && step tests 100 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_train.py
 export HW1LIB_RESULTS="$WORK/results"   # empty cache: the full profile is timed from scratch
-want full_profile && step full_profile 300 python3 -m hw1lib.run --profile full --device cuda --jobs "$JOBS" --no-progress \
+want full_profile && step full_profile 360 python3 -m hw1lib.run --profile full --device cuda --jobs "$JOBS" --no-progress \
     --out "$WORK/timings-full-cuda.json"
 cp "$WORK/timings-full-cuda.json" build/ 2>/dev/null || true
-want bench && step bench 120 python3 benchmarks/bench_training.py --device cuda --repeats 2 --json "$WORK/bench-cuda.json"
+want bench && step bench 110 python3 benchmarks/bench_training.py --device cuda --repeats 2 --json "$WORK/bench-cuda.json"
 
 python3 - "$WORK" "$RESULT" "$JOBS" <<'EOF'
 import json, pathlib, sys, torch

@@ -189,8 +189,22 @@ def test_written_out_mlp_equals_vmap(activation, dtype):
     assert Ensemble(cnn_for_params(1, 10_000).build, [0], CPU)._plan is None
 
 
-def test_stop_rule_drops_members_without_changing_the_others():
-    x = torch.linspace(-1, 1, 128).view(1, -1, 1).expand(3, -1, -1)
+STOP_MODES = [
+    pytest.param(("cpu", False), id="cpu-eager"),
+    pytest.param(("cpu", True), id="cpu-static"),       # the captured step's code, run eagerly
+    pytest.param(("cuda", None), id="cuda-captured", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU; this machine has none")),
+]
+
+
+@pytest.mark.parametrize("mode", STOP_MODES)
+def test_stop_rule_drops_members_without_changing_the_others(mode):
+    """Members leave the ensemble when the rule says so; on CUDA each smaller
+    ensemble's step is captured anew, with Adam's moments carried over."""
+    name, static = mode
+    dev = torch.device(name)
+    kw = dict(progress=False, static=bool(static))
+    x = torch.linspace(-1, 1, 128, device=dev).view(1, -1, 1).expand(3, -1, -1)
     y = target("sinc", x)
     build = lambda: mlp(1, (16, 16), 1)
 
@@ -200,12 +214,12 @@ def test_stop_rule_drops_members_without_changing_the_others():
             done[1] = True
         return done
 
-    ens = Ensemble(build, [0, 1, 2], CPU)
-    out = fit_full_batch(ens, x, y, epochs=300, lr=1e-2, check_every=50, stop=stop, progress=False)
-    ref_ens = Ensemble(build, [0, 1, 2], CPU)
-    ref = fit_full_batch(ref_ens, x, y, epochs=300, lr=1e-2, progress=False)["loss"]
-    short_ens = Ensemble(build, [1], CPU)
-    short = fit_full_batch(short_ens, x[:1], y[:1], epochs=100, lr=1e-2, progress=False)["loss"]
+    ens = Ensemble(build, [0, 1, 2], dev)
+    out = fit_full_batch(ens, x, y, epochs=300, lr=1e-2, check_every=50, stop=stop, **kw)
+    ref_ens = Ensemble(build, [0, 1, 2], dev)
+    ref = fit_full_batch(ref_ens, x, y, epochs=300, lr=1e-2, **kw)["loss"]
+    short_ens = Ensemble(build, [1], dev)
+    short = fit_full_batch(short_ens, x[:1], y[:1], epochs=100, lr=1e-2, **kw)["loss"]
     np.testing.assert_array_equal(out["stopped_at"], [300, 100, 300])
     # the members that trained on follow the uninterrupted run (Adam's moments carried over) ...
     np.testing.assert_allclose(out["loss"][:, [0, 2]], ref[:, [0, 2]], rtol=1e-5, atol=1e-7)
