@@ -9,7 +9,10 @@ through a `concurrent.futures`-style executor:
 - `--jobs 1`: one after another in this process;
 - on a GPU, `--jobs N`: N threads, each unit on its own CUDA stream, so that
   the small kernels (or replayed CUDA graphs) of independent units overlap;
-- on a CPU, `--jobs N`: N worker processes, each with 1/N of the CPU threads.
+- on a CPU, `--jobs N`: N worker processes, each with 1/N of the CPU threads;
+- experiments marked `host` in the registry (1-2c) compute on the CPU on every
+  run: on a GPU run with `--jobs N`, their units go to worker processes on the
+  cores the N GPU threads leave free, one thread each.
 
 Any object with `submit(fn, *args) -> future with .result()` serves: pass it
 as `run_all(..., executor=...)` to run units elsewhere over a shared results
@@ -90,6 +93,15 @@ def local_executor(device: torch.device, jobs: int) -> cf.Executor:
                                   initargs=(threads,))
 
 
+def host_pool(gpu_threads: int, cores: int | None = None) -> cf.ProcessPoolExecutor:
+    """Worker processes for the units of host experiments (registry: `host`) in
+    a threaded GPU run: one per core the GPU threads leave free, one torch
+    thread each (their small dense linear algebra gains nothing from more)."""
+    spare = max(1, (cores or os.cpu_count() or 2) - gpu_threads)
+    return cf.ProcessPoolExecutor(spare, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                  initargs=(1,))
+
+
 def _abandon(executor: cf.Executor) -> None:
     """Cancel what has not started and stop worker processes at once (a unit in
     flight is lost; every finished unit is already cached)."""
@@ -146,13 +158,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     executor = executor or local_executor(dev, jobs)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
-    # On a GPU run with threads, the units of experiments marked `own_process` go to
-    # worker processes, on the same device; the cores the GPU threads leave free are
-    # shared out, 2 threads per process.
-    spare = max(1, (os.cpu_count() or 2) - jobs)
-    process_pool = (cf.ProcessPoolExecutor(max(1, spare // 2), mp_context=mp.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(min(2, spare),))
-                    if own_stream else None)
+    process_pool = host_pool(jobs) if own_stream and any(e.host for e in selected) else None
     # tqdm bars inside the units: in this process, or from worker processes when
     # they share a terminal (never in a log file, which each update would add a line to)
     unit_progress = progress and (in_process or sys.stderr.isatty())
@@ -182,7 +188,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                         cached_units.append(key)
                         continue
                     pending[e.name].append(u)
-                    if process_pool is not None and e.own_process:
+                    if process_pool is not None and e.host:
                         fut = process_pool.submit(run_unit, u, False, False)
                     else:
                         fut = executor.submit(run_unit, u, unit_progress, own_stream)

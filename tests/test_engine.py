@@ -116,8 +116,9 @@ def test_captured_full_batch_equals_eager_on_cuda():
 @CUDA
 @pytest.mark.filterwarnings("error:CUDA graph capture failed")
 def test_threaded_units_on_cuda_equal_inline(tmp_path, monkeypatch):
-    ref = _run_into(tmp_path / "inline", monkeypatch, ["1-3b", "1-1a"], InlineExecutor(), "cuda")
-    got = _run_into(tmp_path / "threads", monkeypatch, ["1-3b", "1-1a"], cf.ThreadPoolExecutor(3), "cuda")
+    only = ["1-3b", "1-1a", "1-2c"]       # 1-2c: a host experiment, in worker processes on the CPU
+    ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor(), "cuda")
+    got = _run_into(tmp_path / "threads", monkeypatch, only, cf.ThreadPoolExecutor(3), "cuda")
     _assert_same(ref, got, rtol=1e-5)
 
 
@@ -132,6 +133,26 @@ def test_registry_is_the_list_of_notebooks():
         for profile in ("smoke", "quick", "full"):
             units = e.units(e.make_config(profile))
             assert units and pickle.loads(pickle.dumps(units[0])).config == units[0].config
+
+
+def test_host_experiments_compute_on_the_cpu_whatever_the_device():
+    hosts = [e for e in REGISTRY if e.host]
+    assert [e.name for e in hosts] == ["1-2c"]
+    for e in hosts:
+        for device in ("auto", "cpu", "cuda"):
+            cfg = e.make_config("smoke", device)
+            assert cfg.device == "cpu" and all(u.config.device == "cpu" for u in e.units(cfg))
+    e = experiment("1-3b")        # the others go where they are told
+    assert e.make_config("smoke", "cuda").device == "cuda"
+
+
+def test_host_pool_takes_the_cores_the_gpu_threads_leave_one_thread_each():
+    from hw1lib.run import host_pool
+
+    assert host_pool(4, cores=16)._max_workers == 12
+    assert host_pool(4, cores=2)._max_workers == 1
+    with host_pool(1, cores=2) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1
 
 
 def test_unknown_experiment_lists_valid_ones():

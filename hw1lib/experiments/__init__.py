@@ -21,9 +21,14 @@ class Experiment:
     """name: the id `--only` takes; notebook: file name in notebooks/;
     config(profile, **overrides) -> config; run(config, progress) -> Result;
     units(config) -> the independently computable pieces; after: experiments
-    whose cached results this one reads (they are computed first); own_process:
-    a threaded GPU run gives its units worker processes (1-2c: its long,
-    Python-heavy linear algebra would hold the GIL the GPU threads need)."""
+    whose cached results this one reads (they are computed first); host: it
+    computes on the CPU whatever device a run or notebook asks for, and a
+    threaded GPU run gives its units worker processes on the cores its GPU
+    threads leave free, one thread each. 1-2c is such an experiment: float64
+    Hessians and eigendecompositions of 141 x 141 matrices, a chain of small
+    dependent steps that is latency-bound on a GPU (a 10-run block took 82-94 s
+    on an H200 shared with 5 others, about 43 s on one CPU thread; see
+    benchmarks/README.md)."""
     name: str
     title: str
     notebook: str
@@ -31,12 +36,12 @@ class Experiment:
     run: Callable[..., cache.Result]
     units: Callable[[Any], list[Unit]]
     after: tuple[str, ...] = ()
-    own_process: bool = False
+    host: bool = False
 
     def make_config(self, profile: str, device: str = "auto"):
         """The config a notebook builds for `profile` and `device` (so both
-        address the same cache entries)."""
-        return self.config(profile, device=device)
+        address the same cache entries); "cpu" for a host experiment."""
+        return self.config(profile, device="cpu" if self.host else device)
 
 
 REGISTRY: tuple[Experiment, ...] = (
@@ -49,7 +54,7 @@ REGISTRY: tuple[Experiment, ...] = (
     Experiment("1-2b", "gradient norm", "1-2b_gradient_norm.ipynb",
                _s2.grad_norm_config, _s2.run_grad_norm, _s2.grad_norm_units),
     Experiment("1-2c", "critical points", "1-2c_gradient_near_zero.ipynb",
-               _s2.critical_config, _s2.run_critical, _s2.critical_units, own_process=True),
+               _s2.critical_config, _s2.run_critical, _s2.critical_units, host=True),
     Experiment("1-2d", "error surface", "1-2d_error_surface.ipynb",
                _s2.surface_config, _s2.run_surface, _s2.surface_units, after=("1-2a",)),
     Experiment("1-3a", "random labels", "1-3a_random_labels.ipynb",
