@@ -111,35 +111,18 @@ def _abandon(executor: cf.Executor) -> None:
         proc.terminate()
 
 
-def _as_completed(futures: list):
-    """Futures as they finish: concurrent.futures ones directly, others (e.g.
-    submitit jobs, which have .done() and .result()) by polling."""
+def _wait_any(futures: list) -> list:
+    """Block until at least one future is done; return those that are:
+    concurrent.futures ones through cf.wait, others (e.g. submitit jobs, which
+    have .done() and .result()) by polling."""
     if all(isinstance(f, cf.Future) for f in futures):
-        done = [f for f in futures if f.done()]   # in submission order (all of them, inline)
-        yield from done
-        yield from cf.as_completed([f for f in futures if f not in done])
-        return
-    left = list(futures)
-    while left:
-        ready = [f for f in left if f.done()]
-        for f in ready:
-            left.remove(f)
-            yield f
-        if not ready:
-            time.sleep(1.0)
-
-
-def _waves(selected: list[Experiment]) -> list[list[Experiment]]:
-    """Experiments in waves: each waits only for what it reads (`after`)."""
-    names = {e.name for e in selected}
-    done: set[str] = set()
-    left, waves = list(selected), []
-    while left:
-        wave = [e for e in left if all(a in done or a not in names for a in e.after)]
-        waves.append(wave)
-        done |= {e.name for e in wave}
-        left = [e for e in left if e not in wave]
-    return waves
+        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        return [f for f in futures if f in done]      # in submission order
+    while True:
+        ready = [f for f in futures if f.done()]
+        if ready:
+            return ready
+        time.sleep(1.0)
 
 
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
@@ -173,59 +156,77 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         from .data import load_mnist
 
         load_mnist(dev)
+    names = {e.name for e in selected}
+    started: set[str] = set()
+    finished: set[str] = set()
+    pending: dict[str, list[Unit]] = {}      # per experiment: its units computed in this run
+    waiting: dict[str, list[str]] = {}       # unit -> the experiments waiting for it
+    left: dict[str, int] = {}
+    futures: dict[Any, Unit] = {}
+
+    def finish(name: str) -> None:
+        e = experiment(name)
+        t0 = time.perf_counter()
+        if not any(k.startswith(name + ":") for k in failures):
+            try:
+                e.run(configs[name], progress=False)  # assembles the cached units
+            except Exception as exc:
+                failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
+        seconds[name] = round(sum(unit_seconds.get(str(u), 0.0) for u in pending[name])
+                              + time.perf_counter() - t0, 2)
+        status = "FAILED" if any(k.startswith(name + ":") for k in failures) else "done"
+        n_units = len(pending[name])
+        log(f"[run] {name:<10} {e.title:<18} {status} in {seconds[name]:7.1f} s "
+            f"({n_units} unit{'s' * (n_units != 1)} computed)")
+        finished.add(name)
+        start_ready()
+
+    def start_ready() -> None:
+        """Submit every experiment whose inputs (`after`) are done: each starts as
+        soon as what it reads is there, not when everything before it is."""
+        for e in selected:
+            if e.name in started or not all(a in finished or a not in names for a in e.after):
+                continue
+            started.add(e.name)
+            pending[e.name], left[e.name] = [], 0
+            for u in e.units(configs[e.name]):
+                key = str(u)
+                if key in unit_seconds:
+                    continue
+                if key in waiting:              # the same unit, already submitted for another
+                    waiting[key].append(e.name)
+                    left[e.name] += 1
+                    continue
+                if u.is_cached():
+                    cached_units.append(key)
+                    continue
+                pending[e.name].append(u)
+                waiting[key] = [e.name]
+                left[e.name] += 1
+                if process_pool is not None and e.host:
+                    fut = process_pool.submit(run_unit, u, False, False)
+                else:
+                    fut = executor.submit(run_unit, u, unit_progress, own_stream)
+                futures[fut] = u
+            if left[e.name] == 0:
+                finish(e.name)
+
     try:
-        for wave in _waves(selected):
-            pending: dict[str, list[Unit]] = {}
-            futures: dict[Any, Unit] = {}
-            submitted: set[str] = set()
-            for e in wave:
-                pending[e.name] = []
-                for u in e.units(configs[e.name]):
-                    key = str(u)
-                    if key in unit_seconds or key in submitted:
-                        continue
-                    if u.is_cached():
-                        cached_units.append(key)
-                        continue
-                    pending[e.name].append(u)
-                    if process_pool is not None and e.host:
-                        fut = process_pool.submit(run_unit, u, False, False)
-                    else:
-                        fut = executor.submit(run_unit, u, unit_progress, own_stream)
-                    futures[fut] = u
-                    submitted.add(key)
-            owner = {str(u): name for name, us in pending.items() for u in us}
-            left = {name: len(us) for name, us in pending.items()}
-
-            def finish(name: str) -> None:
-                e = experiment(name)
-                t0 = time.perf_counter()
-                if not any(k.startswith(name + ":") for k in failures):
-                    try:
-                        e.run(configs[name], progress=False)  # assembles the cached units
-                    except Exception as exc:
-                        failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
-                seconds[name] = round(sum(unit_seconds.get(str(u), 0.0) for u in pending[name])
-                                      + time.perf_counter() - t0, 2)
-                status = "FAILED" if any(k.startswith(name + ":") for k in failures) else "done"
-                n_units = len(pending[name])
-                log(f"[run] {name:<10} {e.title:<18} {status} in {seconds[name]:7.1f} s "
-                    f"({n_units} unit{'s' * (n_units != 1)} computed)")
-
-            for name, n in left.items():
-                if n == 0:
-                    finish(name)
-            for fut in _as_completed(list(futures)):
-                u = futures[fut]
-                name = owner[str(u)]
+        start_ready()
+        while futures:
+            for fut in _wait_any(list(futures)):
+                u = futures.pop(fut)
+                key = str(u)
                 try:
-                    unit_seconds[str(u)] = round(fut.result(), 2)
+                    unit_seconds[key] = round(fut.result(), 2)
                 except Exception as exc:
-                    failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
-                    unit_seconds[str(u)] = 0.0
-                left[name] -= 1
-                if left[name] == 0:
-                    finish(name)
+                    for name in waiting[key]:
+                        failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
+                    unit_seconds[key] = 0.0
+                for name in waiting.pop(key):
+                    left[name] -= 1
+                    if left[name] == 0:
+                        finish(name)
     except BaseException:   # Ctrl-C included: stop now, keep what finished
         for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
             _abandon(ex)
