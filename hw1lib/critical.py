@@ -131,6 +131,11 @@ def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
     spectrum_at = torch.full((len(checkpoints), N, P), nan, dtype=theta.dtype, device=theta.device)
     grad_norm_at = torch.full((len(checkpoints), N), nan, dtype=theta.dtype, device=theta.device)
     trace, loss_trace = [gn.clone()], [L.clone()]
+    # The spectrum of each run's current point, kept while a run's steps are
+    # rejected (its point does not move): about a third of all iterations.
+    lam_at = torch.zeros(N, P, dtype=theta.dtype, device=theta.device)
+    V_at = torch.zeros(N, P, P, dtype=theta.dtype, device=theta.device)
+    known = torch.zeros(N, dtype=torch.bool, device=theta.device)
 
     def record(idx, lam):
         for k, t in enumerate(checkpoints):
@@ -146,8 +151,12 @@ def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
         idx = need.nonzero().squeeze(1)
         if len(idx) == 0:
             break
-        H = hessian(f, theta[idx])
-        lam, V = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+        new = idx[~known[idx]]
+        if len(new):
+            H = hessian(f, theta[new])
+            lam_at[new], V_at[new] = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+            known[new] = True
+        lam, V = lam_at[idx], V_at[idx]
         record(idx, lam)
         move = gn[idx] > tol
         if it == max_iters or not move.any():
@@ -168,6 +177,7 @@ def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
                                   torch.where(rho < 0.25, step / 4, radius[idx])).clamp(1e-12, 1e3)
         done = idx[ok]
         theta[done], L[done], g[done], gn[done] = cand[ok], L_new[ok], g_new[ok], gn_new[ok]
+        known[done] = False
         trace.append(gn.clone())
         loss_trace.append(L.clone())
         bar.set_postfix(reached=int((gn <= tol).sum()), median_gn=f"{gn.median().item():.1e}")

@@ -130,6 +130,29 @@ def test_refinement_on_a_net_reaches_1e_minus_8():
         assert grad(f)(out["theta"][i]).norm().item() <= 1e-8
 
 
+def test_refinement_evaluates_each_points_hessian_once(monkeypatch):
+    """A rejected step leaves a run where it was: its spectrum is reused, not
+    recomputed (a third of phase 3's Hessians in 1-2c were repeats)."""
+    import hw1lib.critical as critical
+
+    build, f = _tiny_problem(2)
+    seen, calls, real = set(), [], critical.hessian
+
+    def once(f_, theta):
+        for row in theta:
+            key = row.numpy().tobytes()
+            assert key not in seen, "the Hessian of an unchanged point was computed again"
+            seen.add(key)
+        calls.append(len(theta))
+        return real(f_, theta)
+
+    monkeypatch.setattr(critical, "hessian", once)
+    ens = Ensemble(build, [0, 1, 2, 3], CPU, dtype=torch.float64)
+    out = refine_critical(f, ens.flat_params(), tol=1e-8, max_iters=1000)
+    assert out["reached"].all()
+    assert sum(calls) < 4 * (len(out["trace"]))      # fewer than one Hessian per run and iteration
+
+
 def test_resolved_spectrum_counts_only_eigenvalues_above_what_the_gradient_can_flip():
     ev = np.array([[-1.0, -1e-7, 0.0, 2e-7, 3e-3, 5.0],
                    [-2.0, -1.0, -1e-3, 1e-3, 1.0, 2.0]])
