@@ -246,6 +246,9 @@ _KILLED = textwrap.dedent("""
 
     if sys.argv[1] == "sigint":
         from hw1lib import run
+        # as at a terminal: a shell without job control starts background jobs with
+        # SIGINT ignored, and Python then never turns it into KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         s1.fit_full_batch = interrupted_in_second_unit
         sys.exit(run.main(["--profile", "smoke", "--device", "cpu", "--only", "1-1a", "--jobs", "1",
                            "--no-progress", "--out", os.devnull]))
