@@ -96,3 +96,29 @@ def test_minimal_ratio_hand_cases():
     assert minimal_ratio(np.linalg.eigvalsh(np.diag([-2.0, 1.0, 4.0]))) == pytest.approx(2 / 3)
     # a batch of spectra, one ratio per row
     np.testing.assert_allclose(minimal_ratio(np.array([[1.0, -1.0], [2.0, 3.0]])), [0.5, 1.0])
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (1, 10, 10, 1), (2, 5, 1), (1, 4, 3, 5, 1), (3, 2, 6, 4, 2, 1)])
+def test_closed_form_hessian_of_a_tanh_mlp_equals_autodiff(dims):
+    """1-2c's Hessians come from the closed form; the oracle is the autodiff route
+    (reached by hiding the FlatLoss behind a lambda), at several random points."""
+    torch.manual_seed(len(dims))
+    model = mlp(dims[0], dims[1:-1], 1, activation="tanh").double()
+    x = torch.randn(37, dims[0], dtype=torch.float64)
+    y = torch.randn(37, 1, dtype=torch.float64)
+    f = FlatLoss(model, nn.functional.mse_loss, x, y)
+    assert f.tanh_mlp_dims == dims
+    theta = f.theta0 + 0.5 * torch.randn(3, f.theta0.numel(), dtype=torch.float64)
+    got, ref = hessian(f, theta), hessian(lambda t: f(t), theta)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12 * ref.abs().max().item())
+    torch.testing.assert_close(hessian(f, theta[1]), got[1], rtol=0, atol=1e-12 * ref.abs().max().item())
+
+
+def test_closed_form_only_where_it_holds():
+    x, y = torch.randn(9, 2, dtype=torch.float64), torch.randn(9, 1, dtype=torch.float64)
+    tanh = lambda out=1: mlp(2, (3,), out, activation="tanh").double()
+    assert FlatLoss(tanh(), nn.functional.mse_loss, x, y).tanh_mlp_dims == (2, 3, 1)
+    assert FlatLoss(mlp(2, (3,), 1).double(), nn.functional.mse_loss, x, y).tanh_mlp_dims is None   # ReLU
+    assert FlatLoss(tanh(2), nn.functional.mse_loss, x, torch.randn(9, 2)).tanh_mlp_dims is None    # 2 outputs
+    assert FlatLoss(tanh(), nn.functional.l1_loss, x, y).tanh_mlp_dims is None                      # not MSE
+    assert FlatLoss(tanh(), nn.functional.mse_loss, x, y[:, 0]).tanh_mlp_dims is None               # y [n]
