@@ -26,9 +26,9 @@ class Experiment:
     threaded GPU run gives its units worker processes on the cores its GPU
     threads leave free, one thread each. 1-2c is such an experiment: float64
     Hessians and eigendecompositions of 141 x 141 matrices, a chain of small
-    dependent steps that is latency-bound on a GPU (a 10-run block took 82-94 s
-    on an H200 shared with 5 others, about 43 s on one CPU thread; see
-    benchmarks/README.md)."""
+    dependent steps that is latency-bound on a GPU (measured with autodiff
+    Hessians: a 10-run block took 82-94 s on an H200 shared with 5 others, about
+    43 s on one CPU thread; see benchmarks/README.md)."""
     name: str
     title: str
     notebook: str
