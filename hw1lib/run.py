@@ -41,7 +41,7 @@ import torch
 
 from . import cache
 from .device import resolve_device
-from .experiments import REGISTRY, Experiment, experiment, select
+from .experiments import REGISTRY, experiment, select
 from .experiments.common import Unit
 from .paths import repo_root
 from .provenance import git_commit
