@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp, vmap
 
+from .ensemble import mlp_plan
+
 
 class FlatLoss:
     """loss(theta) for theta [P], the model's parameters flattened in
@@ -53,20 +55,17 @@ class FlatLoss:
 
 
 def _tanh_mlp_dims(model: nn.Module) -> tuple[int, ...] | None:
-    """(d0, d1, ..., 1) when `model` is [Flatten], Linear, Tanh, ..., Linear(., 1),
-    every Linear with a bias and no other parameters or buffers; else None."""
-    mods = list(model.children()) if isinstance(model, nn.Sequential) else []
-    if mods and isinstance(mods[0], nn.Flatten):
-        mods = mods[1:]
-    if not mods or len(mods) % 2 == 0 or any(True for _ in model.buffers()):
+    """(d0, d1, ..., 1) when `model` is a plain MLP (see ensemble.mlp_plan) of
+    Linear layers with tanh between them and one output; else None."""
+    plan = mlp_plan(model)
+    if plan is None or [s[0] for s in plan] != ["linear", "act"] * (len(plan) // 2) + ["linear"] \
+            or any(s[1] is not torch.tanh for s in plan if s[0] == "act"):
         return None
-    linears, acts = mods[0::2], mods[1::2]
-    if not all(type(m) is nn.Linear and m.bias is not None for m in linears) or \
-            not all(type(a) is nn.Tanh for a in acts) or linears[-1].out_features != 1:
+    params = dict(model.named_parameters())
+    weights = [params[s[1]] for s in plan if s[0] == "linear"]
+    if weights[-1].shape[0] != 1:
         return None
-    if any(a.out_features != b.in_features for a, b in zip(linears, linears[1:])):
-        return None
-    return (linears[0].in_features, *(m.out_features for m in linears))
+    return (weights[0].shape[1], *(w.shape[0] for w in weights))
 
 
 def flatten(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -89,7 +88,7 @@ def hessian(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
     CPU, where the loop was faster: 0.09 s against 0.12 s vmapped, and 0.18-0.21 s
     forward over reverse, for the 10 Hessians above).
     """
-    dims = getattr(f, "tanh_mlp_dims", None) if isinstance(f, FlatLoss) else None
+    dims = f.tanh_mlp_dims if isinstance(f, FlatLoss) else None
     if dims:
         x = f.x.flatten(1)
         if theta.dim() == 1:

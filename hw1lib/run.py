@@ -88,8 +88,12 @@ def local_executor(device: torch.device, jobs: int) -> cf.Executor:
         return InlineExecutor()
     if device.type == "cuda":
         return cf.ThreadPoolExecutor(jobs, thread_name_prefix="hw1lib-unit")
-    threads = max(1, torch.get_num_threads() // jobs)
-    return cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+    return _process_pool(jobs, max(1, torch.get_num_threads() // jobs))
+
+
+def _process_pool(workers: int, threads: int) -> cf.ProcessPoolExecutor:
+    """`workers` spawned processes, each running torch on `threads` threads."""
+    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                   initargs=(threads,))
 
 
@@ -97,9 +101,7 @@ def host_pool(gpu_threads: int, cores: int | None = None) -> cf.ProcessPoolExecu
     """Worker processes for the units of host experiments (registry: `host`) in
     a threaded GPU run: one per core the GPU threads leave free, one torch
     thread each (their small dense linear algebra gains nothing from more)."""
-    spare = max(1, (cores or os.cpu_count() or 2) - gpu_threads)
-    return cf.ProcessPoolExecutor(spare, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                  initargs=(1,))
+    return _process_pool(max(1, (cores or os.cpu_count() or 2) - gpu_threads), 1)
 
 
 def _abandon(executor: cf.Executor) -> None:
