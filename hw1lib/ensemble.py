@@ -72,6 +72,49 @@ def run_mlp_plan(plan: list[tuple], params: dict[str, torch.Tensor], x: torch.Te
     return h
 
 
+class SliceMaxPool2d(nn.MaxPool2d):
+    """nn.MaxPool2d(k) (stride k, no padding) that, where no gradient is wanted,
+    takes the elementwise maximum of its k*k strided slices instead of calling
+    the CPU pooling kernel. Max is exact, so the output is the same to the bit
+    (tested, ties and NaN included); on 2 cores evaluating 20k MNIST images
+    through five 1-1b CNNs took 2.0/3.8/3.4 s with nn.MaxPool2d and 1.4/1.8/1.6 s
+    this way (1/2/4 blocks). Where a gradient flows it is nn.MaxPool2d: a
+    backward pass written this way (first maximum wins, as in max_pool2d) was
+    equal but slower in a training step (52 -> 68 ms, CNN-2)."""
+
+    @staticmethod
+    def fits(m: nn.Module) -> bool:
+        """Whether `m` is a MaxPool2d that this pooling reproduces exactly."""
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+        return (type(m) is nn.MaxPool2d and pair(m.stride) == pair(m.kernel_size) and pair(m.padding) == (0, 0)
+                and pair(m.dilation) == (1, 1) and not m.ceil_mode and not m.return_indices)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return super().forward(x)
+        kh, kw = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,) * 2
+        H, W = x.shape[-2] // kh * kh, x.shape[-1] // kw * kw
+        out = x[..., 0:H:kh, 0:W:kw]
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    out = torch.maximum(out, x[..., i:H:kh, j:W:kw])
+        return out
+
+
+def _with_slice_pooling(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose plain max-pooling layers are SliceMaxPool2d."""
+    model = copy.deepcopy(model)
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if SliceMaxPool2d.fits(child):
+                parent._modules[name] = SliceMaxPool2d(child.kernel_size)
+    return model
+
+
+CHUNK_ELEMENTS = 1 << 18   # activation values of one member chunk (1 MiB in float32); see members_per_chunk
+
+
 class Ensemble:
     """N copies of one architecture with independent weights.
 
@@ -89,9 +132,11 @@ class Ensemble:
         self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         self.buffers = buffers
         self._base = copy.deepcopy(models[0]).to("meta")
+        # what runs the members' weights: the architecture, with CPU-fast pooling on a CPU
+        self._run_as = _with_slice_pooling(self._base) if device.type == "cpu" else self._base
 
         def call(p, b, x):
-            return functional_call(self._base, (p, b), (x,))
+            return functional_call(self._run_as, (p, b), (x,))
 
         self._call = call
         self._per = vmap(call, in_dims=(0, 0, 0))
@@ -175,6 +220,20 @@ class Ensemble:
                            x if shared else x[i])
                 for i in range(len(self))])
         return (self._shared if shared else self._per)(params, self.buffers, x)
+
+    def members_per_chunk(self, rows: int) -> int:
+        """How many members a full-batch step of `rows` rows per member should
+        run forward and backward at a time. On a CPU, a plain MLP whose widest
+        activations over all members outgrow one core's cache runs in chunks of
+        at most CHUNK_ELEMENTS activation values (fewer memory round trips):
+        a step of 1-1a's shallow ensemble (15 members x 1000 points x 190 units)
+        took 15.0 ms whole and 4.1 ms member by member, 1 thread; its deeper
+        nets (<= 16 units) stay whole, where chunking made them slower. Other
+        architectures and devices: all members at once."""
+        if self.device.type != "cpu" or self._plan is None:
+            return len(self)
+        widest = max(self.params[step[1]].shape[1] for step in self._plan if step[0] == "linear")
+        return max(1, min(len(self), CHUNK_ELEMENTS // (rows * widest)))
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())

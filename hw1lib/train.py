@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -41,14 +41,23 @@ def shuffle_generator(seed: int) -> torch.Generator:
 
 def make_adam(ens: Ensemble, lr: float | Sequence[float]) -> "torch.optim.Adam | MemberLrAdam":
     """torch.optim.Adam over the stacked parameters. Adam is elementwise, so each
-    member is updated exactly as by its own optimizer. (fused=True saves only
-    ~3% here and is not bitwise equal to the default; not worth the drift.)
-    On CUDA, capturable=True keeps its step count on the device, which a
-    captured step needs; eager CUDA steps use the same setting so that the
-    two paths run the same arithmetic. `lr` may be one rate per member."""
+    member is updated exactly as by its own optimizer. See `_adam`."""
     if isinstance(lr, (int, float)):
-        return torch.optim.Adam(ens.parameters(), lr=lr, capturable=ens.device.type == "cuda")
+        return _adam(ens, lr)
     return MemberLrAdam(ens, lr)
+
+
+def _adam(ens: Ensemble, lr: float) -> torch.optim.Adam:
+    """torch.optim.Adam as every training loop here builds it. foreach=True:
+    the multi-tensor implementation, which the CPU does not pick by default;
+    it is equal to the default one to the bit (tested) and 3.3x faster on a
+    CPU (the Adam step of five 784-1024-10 MLPs: 20.7 -> 6.3 ms, 1 thread; a
+    quarter of their training step). fused=True (1.8 ms) is not bitwise equal
+    to the default: not taken. On CUDA (where foreach is the default anyway),
+    capturable=True keeps its step count on the device, which a captured step
+    needs; eager CUDA steps use the same setting so that the two paths run
+    the same arithmetic."""
+    return torch.optim.Adam(ens.parameters(), lr=lr, foreach=True, capturable=ens.device.type == "cuda")
 
 
 class MemberLrAdam:
@@ -64,7 +73,7 @@ class MemberLrAdam:
         if len(lrs) != len(ens):
             raise ConfigError(f"{len(lrs)} learning rates given for an ensemble of {len(ens)} members.")
         self.params = ens.parameters()
-        self.adam = torch.optim.Adam(self.params, lr=1.0, capturable=ens.device.type == "cuda")
+        self.adam = _adam(ens, 1.0)
         rates = torch.tensor([float(r) for r in lrs], dtype=torch.float64)
         self.rates = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
 
@@ -203,16 +212,21 @@ def _record(buf: torch.Tensor | None, at: int | torch.Tensor, row: torch.Tensor 
         buf.index_copy_(0, at.view(1), row.unsqueeze(0))
 
 
-def _backward_step(ens: Ensemble, opt: torch.optim.Optimizer, loss: torch.Tensor,
-                   record_grad_norm: bool) -> torch.Tensor | None:
-    """Backward of the summed member losses and one Adam step; returns the
-    per-member gradient norms [N] (before the step) if asked."""
+def _backward_step(ens: Ensemble, opt: torch.optim.Optimizer, losses: Iterable[torch.Tensor],
+                   record_grad_norm: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Backward of the summed member losses and one Adam step. `losses` gives
+    the per-member losses [N] whole, or chunk by chunk of members (lazily, so
+    that each chunk's backward runs before the next chunk's forward). Returns
+    the losses (detached, [N]) and, if asked, the per-member gradient norms [N]
+    (before the step)."""
     opt.zero_grad(set_to_none=True)
-    loss.sum().backward()  # members are independent: d(sum)/d(theta_i) = dL_i/d(theta_i)
+    done = []
+    for loss in losses:
+        loss.sum().backward()  # members are independent: d(sum)/d(theta_i) = dL_i/d(theta_i)
+        done.append(loss.detach())
     gn = ens.grad_norms().detach() if record_grad_norm else None
     opt.step()
-    return gn
-
+    return (done[0] if len(done) == 1 else torch.cat(done)), gn
 
 
 GROWTH_LIMIT = 1e3   # a loss this many times its starting value has diverged, even if finite
@@ -320,9 +334,9 @@ class MinibatchTrainer:
 
     def _step(self, idx: torch.Tensor, at: int | torch.Tensor) -> None:
         x, y = gather(self.train.x, idx), gather_labels(self.train.y, idx)   # [N, B, ...], [N, B]
-        loss = member_cross_entropy(self.ens(x), y).mean(1)                 # [N]
-        gn = _backward_step(self.ens, self.opt, loss, self.record_grad_norm)
-        _record(self.losses, at, loss.detach())
+        loss, gn = _backward_step(self.ens, self.opt, [member_cross_entropy(self.ens(x), y).mean(1)],
+                                  self.record_grad_norm)
+        _record(self.losses, at, loss)
         _record(self.grad_norms, at, gn)
 
     def _device_step(self, b: int) -> None:
@@ -500,10 +514,16 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
             seg_g = torch.empty(epochs, n, dtype=x.dtype, device=dev) if record_grad_norm else None
             pos = torch.full((), e, dtype=torch.long, device=dev)
 
-            def step(at, cur=cur, opt=opt, cx=cx, cy=cy, seg=seg, seg_g=seg_g) -> None:
-                loss = (cur(cx) - cy).pow(2).mean(dim=(1, 2))
-                gn = _backward_step(cur, opt, loss, record_grad_norm)
-                _record(seg, at, loss.detach())
+            chunk = cur.members_per_chunk(cx.shape[1])
+
+            def member_mse(cur=cur, cx=cx, cy=cy, chunk=chunk):
+                for s in range(0, len(cur), chunk):
+                    p = {k: v[s:s + chunk] for k, v in cur.params.items()} if chunk < len(cur) else None
+                    yield (cur(cx[s:s + chunk], params=p) - cy[s:s + chunk]).pow(2).mean(dim=(1, 2))
+
+            def step(at, cur=cur, opt=opt, seg=seg, seg_g=seg_g, member_mse=member_mse) -> None:
+                loss, gn = _backward_step(cur, opt, member_mse(), record_grad_norm)
+                _record(seg, at, loss)
                 _record(seg_g, at, gn)
 
             def device_step(step=step, pos=pos) -> None:

@@ -3,11 +3,12 @@ import pytest
 import torch
 
 from hw1lib.data import Split
-from hw1lib.ensemble import Ensemble
+from hw1lib import ensemble as ensemble_module
+from hw1lib.ensemble import Ensemble, SliceMaxPool2d
 from hw1lib.errors import TrainingDiverged
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
-from hw1lib.train import evaluate, fit_classifier, fit_full_batch
+from hw1lib.train import evaluate, fit_classifier, fit_full_batch, make_adam
 
 CPU = torch.device("cpu")
 
@@ -229,3 +230,78 @@ def test_stop_rule_drops_members_without_changing_the_others(mode):
     # ... and the stopped one ends with the loss of its final weights, NaN after
     np.testing.assert_allclose(out["loss"][:101, 1], short[:, 0], rtol=1e-5, atol=1e-7)
     assert np.isnan(out["loss"][101:, 1]).all()
+
+
+@pytest.mark.parametrize("k, shape", [(2, (3, 4, 28, 28)), (4, (3, 4, 28, 28)), (2, (2, 3, 7, 9)), (3, (2, 2, 10, 11))])
+def test_slice_pooling_is_max_pool_to_the_bit(k, shape):
+    """Ties (the constant background of MNIST, zeros after ReLU), NaN and sizes
+    the window does not divide; without a gradient the slices serve, with one
+    nn.MaxPool2d itself (the same gradient, first maximum wins)."""
+    x = torch.relu(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    x[..., :3, :] = 0.25
+    x[0, 0, 0, 1] = float("nan")
+    pool, ref = SliceMaxPool2d(k), torch.nn.MaxPool2d(k)
+    assert SliceMaxPool2d.fits(ref) and not SliceMaxPool2d.fits(torch.nn.MaxPool2d(k, stride=1))
+    with torch.no_grad():
+        torch.testing.assert_close(pool(x), ref(x), rtol=0, atol=0, equal_nan=True)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(ref(x).shape)
+    pool(a).backward(g)
+    ref(b).backward(g)
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+def test_cpu_ensemble_evaluates_cnns_with_slice_pooling(mnist):
+    """The CNNs' pooling runs as SliceMaxPool2d on a CPU, and evaluation equals
+    the ensemble run through nn.MaxPool2d to the bit."""
+    build = cnn_for_params(1, 10_000).build      # MaxPool2d(4)
+    ens = Ensemble(build, [0, 1], CPU)
+    x = mnist.test.x[:200]
+    with torch.no_grad():
+        fast = ens(x, shared=True)
+        plain = torch.stack([torch.func.functional_call(ens.base, ens.state_dict(i), (x,)) for i in range(2)])
+    torch.testing.assert_close(fast, plain, rtol=0, atol=0)
+    assert any(isinstance(m, SliceMaxPool2d) for m in ens._run_as.modules())
+
+
+def test_full_batch_members_in_chunks_equal_all_at_once(monkeypatch):
+    """A step taken member chunk by member chunk (here forced to 2 members a
+    chunk) is the same step: losses, gradient norms and weights equal to
+    rounding (the matrix products of fewer members may round differently)."""
+    def fit(chunk_elements):
+        monkeypatch.setattr(ensemble_module, "CHUNK_ELEMENTS", chunk_elements)
+        ens = Ensemble(lambda: mlp(1, (32,), 1), [0, 1, 2, 3, 4], CPU, dtype=torch.float64)
+        x = torch.linspace(-1, 1, 64, dtype=torch.float64).unsqueeze(-1).expand(5, -1, -1)
+        y = torch.stack([target(f, x[0]) for f in ("sinc", "sign", "chirp", "sinc", "sign")])
+        assert ens.members_per_chunk(64) == min(5, chunk_elements // (64 * 32))
+        return ens, fit_full_batch(ens, x, y, epochs=150, lr=1e-2, progress=False, record_grad_norm=True)
+    whole_ens, whole = fit(1 << 20)
+    chunk_ens, chunked = fit(2 * 64 * 32)
+    for k in ("loss", "grad_norm"):
+        np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-10)
+    torch.testing.assert_close(chunk_ens.flat_params(), whole_ens.flat_params(), rtol=1e-10, atol=1e-12)
+
+
+def test_members_per_chunk_splits_only_wide_cpu_mlps():
+    shallow = Ensemble(lambda: mlp(1, (190,), 1), range(15), CPU)
+    assert shallow.members_per_chunk(1000) == 1                       # 1-1a's shallow net
+    assert Ensemble(lambda: mlp(1, (16, 16, 16), 1), range(15), CPU).members_per_chunk(1000) == 15
+    assert Ensemble(cnn_for_params(1, 10_000).build, range(3), CPU).members_per_chunk(10**6) == 3
+
+
+def test_training_adam_equals_the_default_single_tensor_adam_to_the_bit():
+    """make_adam takes the multi-tensor (foreach) Adam for speed; it must step
+    exactly as torch.optim.Adam's default CPU implementation."""
+    def run(make):
+        ens = Ensemble(lambda: mlp(20, (64,), 10), [0, 1, 2], CPU)
+        opt = make(ens)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(5):
+            opt.zero_grad()
+            x, y = torch.randn(3, 32, 20, generator=g), torch.randint(0, 10, (3, 32), generator=g)
+            torch.nn.functional.cross_entropy(ens(x).flatten(0, 1), y.flatten()).backward()
+            opt.step()
+        return ens.flat_params()
+    ours = run(lambda ens: make_adam(ens, 1e-2))
+    default = run(lambda ens: torch.optim.Adam(ens.parameters(), lr=1e-2, foreach=False))
+    assert torch.equal(ours, default)
