@@ -76,8 +76,8 @@ class SliceMaxPool2d(nn.MaxPool2d):
     """nn.MaxPool2d(k) (stride k, no padding) that, where no gradient is wanted,
     takes the elementwise maximum of its k*k strided slices instead of calling
     the CPU pooling kernel. Max is exact, so the output is the same to the bit
-    (tested, ties and NaN included); on 2 cores evaluating 20k MNIST images
-    through five 1-1b CNNs took 2.0/3.8/3.4 s with nn.MaxPool2d and 1.4/1.8/1.6 s
+    (tested, ties and NaN included); evaluating 20k MNIST images through five
+    1-1b CNNs on one thread took 2.1/4.1/3.6 s with nn.MaxPool2d and 1.5/1.6/2.0 s
     this way (1/2/4 blocks). Where a gradient flows it is nn.MaxPool2d: a
     backward pass written this way (first maximum wins, as in max_pool2d) was
     equal but slower in a training step (52 -> 68 ms, CNN-2)."""
