@@ -136,8 +136,10 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     cache.check_writable()  # before anything is computed, not after the first unit
     cache.clean_stale_temps()  # left by killed writers of any entry
     selected = select(only) if only else list(REGISTRY)
-    needed = {a for e in selected for a in e.after}  # what they read is computed too, in parallel
-    selected = [e for e in REGISTRY if e in selected or e.name in needed]
+    wanted = {e.name for e in selected}
+    while more := {a for e in REGISTRY if e.name in wanted for a in e.after} - wanted:
+        wanted |= more                   # what they read is computed too, and what that reads
+    selected = [e for e in REGISTRY if e.name in wanted]
     configs = {e.name: e.make_config(profile, device) for e in selected}
     own = executor is None
     executor = executor or local_executor(dev, jobs)
@@ -158,7 +160,6 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         from .data import load_mnist
 
         load_mnist(dev)
-    names = {e.name for e in selected}
     started: set[str] = set()
     finished: set[str] = set()
     pending: dict[str, list[Unit]] = {}      # per experiment: its units computed in this run
@@ -187,7 +188,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         """Submit every experiment whose inputs (`after`) are done: each starts as
         soon as what it reads is there, not when everything before it is."""
         for e in selected:
-            if e.name in started or not all(a in finished or a not in names for a in e.after):
+            if e.name in started or not all(a in finished for a in e.after):
                 continue
             started.add(e.name)
             pending[e.name], left[e.name] = [], 0

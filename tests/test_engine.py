@@ -353,3 +353,20 @@ def test_per_member_learning_rates_equal_separate_runs(mnist, cpu):
         for k, v in alone.params.items():
             torch.testing.assert_close(both.params[k][i], v[0], rtol=1e-4, atol=1e-6)
     assert not np.allclose(hb["step_loss"][:, 0], hb["step_loss"][:, 1])  # the rates did differ
+
+
+def test_what_an_experiment_reads_is_computed_transitively(tmp_path, monkeypatch):
+    """--only pulls in what the selection reads, and what that reads in turn, each
+    started only after its own inputs: here a chain 1-2d <- 1-2a <- 1-2b."""
+    import dataclasses
+
+    import hw1lib.run as run
+
+    chain = [dataclasses.replace(e, after=("1-2b",)) if e.name == "1-2a" else e for e in REGISTRY]
+    monkeypatch.setattr(run, "REGISTRY", chain)
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
+    lines = []
+    rec = run_all("smoke", "cpu", ["1-2d"], executor=InlineExecutor(), progress=False,
+                  log=lambda line: lines.append(line.split()[1]))
+    assert not rec["failures"]
+    assert lines == ["1-2b", "1-2a", "1-2d"]
