@@ -16,17 +16,16 @@ eigenbasis, which are not pushed away by negative curvature and converge
 quadratically once near a critical point, until ||g|| <= 1e-8 or an
 iteration cap. `resolved_spectrum` then counts only the eigenvalues the
 residual gradient cannot flip.
-Everything is vmapped over the runs; theta is [N, P], float64.
+Everything is batched over the runs; theta is [N, P], float64.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
-from torch.func import grad, vmap
 from tqdm.auto import tqdm
 
-from .curvature import hessian
+from .curvature import hessian, loss_and_grad
 
 
 def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *,
@@ -38,11 +37,10 @@ def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
     tensor), grad_norm [N], reached [N] bool, and trace [iters + 1, N], the
     true gradient norm after each iteration.
     """
-    g_fn = vmap(grad(f))
     theta = theta.detach().clone()
     N, P = theta.shape
     eye = torch.eye(P, dtype=theta.dtype, device=theta.device)
-    g_all = g_fn(theta)                          # kept up to date: never recomputed at an unchanged point
+    g_all = loss_and_grad(f, theta)[1]           # kept up to date: never recomputed at an unchanged point
     gn = g_all.norm(dim=1)
     mu = torch.full((N,), float("nan"), dtype=theta.dtype, device=theta.device)
     trace = [gn.clone()]
@@ -65,7 +63,7 @@ def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
             step = -torch.linalg.solve(HH[pending] + m[pending, None, None] * eye,
                                        rhs[pending].unsqueeze(-1)).squeeze(-1)
             cand = th[pending] + step
-            g_new = g_fn(cand)
+            g_new = loss_and_grad(f, cand)[1]
             gn_new = g_new.norm(dim=1)
             ok = torch.isfinite(gn_new) & (gn_new < gn[idx[pending]])
             done = pending[ok]
@@ -105,7 +103,8 @@ def _trust_region_step(lam: torch.Tensor, c: torch.Tensor, radius: torch.Tensor)
     return torch.where(use_newton[:, None], newton, -c / (lam + hi[:, None]))
 
 
-FLAT = 1e-9   # relative |lambda| below which a direction is treated as flat (no step along it)
+FLAT = 1e-9   # relative |lambda| below which a direction is flat: no step along it while the
+              # gradient along the other directions is larger
 
 
 def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, tol: float = 1e-8,
@@ -121,11 +120,10 @@ def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
     the spectrum at the first iterate with ||g|| <= t: `spectrum_at` [T, N, P] and
     `grad_norm_at` [T, N] (NaN where a run never got there).
     """
-    g_fn, L_fn = vmap(grad(f)), vmap(f)
     theta = theta.detach().clone()
     N, P = theta.shape
     radius = torch.ones(N, dtype=theta.dtype, device=theta.device)
-    L, g = L_fn(theta), g_fn(theta)
+    L, g = loss_and_grad(f, theta)
     gn = g.norm(dim=1)
     nan = float("nan")
     spectrum_at = torch.full((len(checkpoints), N, P), nan, dtype=theta.dtype, device=theta.device)
@@ -164,11 +162,15 @@ def refine_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tens
         idx, lam, V = idx[move], lam[move], V[move]
         c = (V.transpose(1, 2) @ g[idx].unsqueeze(-1)).squeeze(-1)
         flat = lam.abs() <= FLAT * lam.abs().amax(1, keepdim=True)
-        c = torch.where(flat, torch.zeros_like(c), c)
+        c_steep = torch.where(flat, torch.zeros_like(c), c)
+        # No step along flat directions, unless most of the gradient left lies along them
+        # (then nothing else would lower ||g||).
+        along_flat = (c - c_steep).norm(dim=1) > c_steep.norm(dim=1)
+        c = torch.where(along_flat[:, None], c, c_steep)
         dc = _trust_region_step(lam, c, radius[idx])
         predicted = (c * dc).sum(1) + 0.5 * (lam * dc * dc).sum(1)           # < 0
         cand = theta[idx] + (V @ dc.unsqueeze(-1)).squeeze(-1)
-        L_new, g_new = L_fn(cand), g_fn(cand)
+        L_new, g_new = loss_and_grad(f, cand)
         gn_new = g_new.norm(dim=1)
         rho = (L_new - L[idx]) / predicted
         ok = torch.isfinite(gn_new) & ((rho > 0.1) | ((L_new <= L[idx]) & (gn_new < gn[idx])))

@@ -147,6 +147,8 @@ def h_critical(r, cfg) -> dict:
     out |= {"refine_tol": cfg.refine_tol, "refine_iters": cfg.refine_iters, "resolve_factor": cfg.resolve_factor,
             "refined_reached": int(ok.sum()),
             "refined_grad_norm_median_not_reached": _r(np.median(gn[~ok])) if (~ok).any() else None,
+            # what stopped the others: the iteration of each one's last accepted step (the cap, or a stall)
+            "refined_not_reached_last_step": [_last_change(a["refine_trace"][:, i]) for i in np.flatnonzero(~ok)],
             "refined_loss_over_phase2_loss_median": _r(np.median(loss / a["loss"])),
             "refined_loss_median": _r(np.median(loss))}
     # Where phase 3 ended (all runs): the eigenvalues the residual gradient cannot flip.
@@ -162,17 +164,31 @@ def h_critical(r, cfg) -> dict:
             "resolved_ratio": _r(np.nanmean(at["resolved_ratio"][k][got])) if got.any() else None,
             "negative_median": _r(np.median(at["negative"][k][got])) if got.any() else None}
     if ok.any():
+        tr = a["refine_trace"][:, ok]
+        its = (tr <= cfg.refine_tol).argmax(0)                     # first iteration at the tolerance
+        out["refine_iterations_reached"] = {"median": _r(np.median(its)),
+                                            "p10_p90": [_r(v) for v in np.percentile(its, [10, 90])]}
         out |= {"max_grad_norm_refined": _r(gn[ok].max()),
                 "minimal_ratio_resolved_mean": _ci(res["resolved_ratio"][ok]),
                 "minimal_ratio_refined_raw": _ci(res["raw_ratio"][ok])}
         # Stability: how far a run's resolved ratio moved between the 1e-6 and the 1e-8 checkpoints.
         ratio, last = at["resolved_ratio"], ~np.isnan(a["grad_norm_at"][-1])
         out["resolved_ratio_max_change_1e-6_to_1e-8"] = _r(np.max(np.abs(ratio[-1][last] - ratio[-3][last])))
-    if ok.sum() >= 4:
+    varies = ok.sum() >= 4 and np.ptp(res["resolved_ratio"][ok]) > 0
+    if ok.sum() >= 4 and not varies:
+        # a correlation needs the ratio to vary: say what it is instead
+        out["resolved_ratio_all_equal"] = _r(res["resolved_ratio"][ok][0])
+    if varies:
         out["spearman_resolved_ratio_loss"] = _sp_r(spearman_ci(res["resolved_ratio"][ok], loss[ok]))
         out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = _sp_r(
             partial_spearman_ci(res["resolved_ratio"][ok], loss[ok], np.log(gn[ok])))
     return out
+
+
+def _last_change(trace) -> int:
+    """The last iteration at which a run's ||grad L|| trace [iters + 1] changed (0: never)."""
+    moved = np.flatnonzero(np.diff(trace))
+    return int(moved[-1] + 1) if len(moved) else 0
 
 
 def h_surface(r, cfg) -> dict:
@@ -406,7 +422,16 @@ def blocks(results: dict) -> dict[str, str]:
                f"**Phase 3** (trust-region Newton on L, at most {c['refine_iters']} iterations): "
                f"{c['refined_reached']} of {c['runs']} runs reached ||grad L|| <= {c['refine_tol']:g}")
         if c["refined_grad_norm_median_not_reached"] is not None:
-            txt += f"; the others stopped at a median ||grad L|| of {c['refined_grad_norm_median_not_reached']:.1e}"
+            last = c["refined_not_reached_last_step"]
+            # still moving: an accepted step in the last tenth of the iterations
+            capped = sum(i >= 0.9 * c["refine_iters"] for i in last)
+            stalled = sorted(i for i in last if i < 0.9 * c["refine_iters"])
+            txt += ((f"; the other {len(last)} stopped at a median ||grad L|| of " if len(last) > 1 else
+                     "; the other one stopped at ||grad L|| = ") + f"{c['refined_grad_norm_median_not_reached']:.1e} ("
+                    + ", ".join(([f"{capped} still moving at the cap, with an accepted step in the last tenth of the iterations"] if capped else [])
+                                + ([f"{len(stalled)} with no accepted step after iteration "
+                                    + (", ".join(str(i) for i in stalled) if len(stalled) <= 4
+                                       else f"{stalled[0]} to {stalled[-1]}")] if stalled else [])) + ")")
         drop = c["refined_loss_over_phase2_loss_median"]
         txt += (f". Meanwhile the loss fell to a median {drop:.2g} times its phase-2 value (median "
                 f"{c['refined_loss_median']:.2g})" + (": the phase-2 points were not near critical points of L."
@@ -418,10 +443,20 @@ def blocks(results: dict) -> dict[str, str]:
                 "got there): " + ", ".join(f"||grad L|| <= {t}: {v['resolved_ratio']:.3f} ({v['runs']} runs)"
                                            if v["runs"] else f"{t}: no run" for t, v in c["checkpoints"].items()) + ".")
         if c["refined_reached"]:
+            ri = c["refine_iterations_reached"]
+            txt += (f" The runs that reached it needed a median of {ri['median']:.0f} iterations (10th to 90th "
+                    f"percentile {ri['p10_p90'][0]:.0f} to {ri['p10_p90'][1]:.0f}).")
             txt += (f" At the {c['refined_reached']} resolved points (largest ||grad L|| {c['max_grad_norm_refined']:.1e}): "
                     f"minimal ratio over the resolved eigenvalues {_m(c['minimal_ratio_resolved_mean'])} (raw "
                     f"{_m(c['minimal_ratio_refined_raw'])}); largest change of one run's resolved ratio from 1e-6 to "
                     f"1e-8: {c['resolved_ratio_max_change_1e-6_to_1e-8']:.3g}.")
+        if "resolved_ratio_all_equal" in c:
+            txt += (f" Every resolved point has the same resolved ratio, {c['resolved_ratio_all_equal']:.3f}, so there is "
+                    "no variation to correlate with the loss" + (
+                        ": no resolved eigenvalue is negative, so as far as the Hessian can tell these are local "
+                        "minima. Phase 3 accepts only steps that lower L, so it is drawn to minima, not saddles; "
+                        "saddles would need a method attracted to every critical point (Newton on grad L = 0)."
+                        if c["resolved_ratio_all_equal"] == 1 else "."))
         if "spearman_resolved_ratio_loss" in c:
             txt += (f" Spearman of resolved ratio and loss (resolved runs, bootstrap 95% interval): "
                     f"{_sp(c['spearman_resolved_ratio_loss'])}; controlling for log ||grad L||: "

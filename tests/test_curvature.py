@@ -5,7 +5,7 @@ import torch
 from torch.func import grad
 from torch import nn
 
-from hw1lib.curvature import FlatLoss, hessian, hvp, minimal_ratio, top_eigenvalues
+from hw1lib.curvature import FlatLoss, hessian, hvp, loss_and_grad, minimal_ratio, top_eigenvalues
 from hw1lib.models import count_params, mlp
 
 
@@ -112,6 +112,24 @@ def test_closed_form_hessian_of_a_tanh_mlp_equals_autodiff(dims):
     got, ref = hessian(f, theta), hessian(lambda t: f(t), theta)
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-12 * ref.abs().max().item())
     torch.testing.assert_close(hessian(f, theta[1]), got[1], rtol=0, atol=1e-12 * ref.abs().max().item())
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (1, 10, 10, 1), (3, 2, 6, 4, 2, 1)])
+def test_batched_loss_and_grad_of_a_tanh_mlp_equal_autodiff(dims):
+    """1-2c's phases 2 and 3 take L and grad L from one batched forward and backward;
+    the oracle is torch.func's per-point route (reached through a lambda)."""
+    torch.manual_seed(len(dims))
+    model = mlp(dims[0], dims[1:-1], 1, activation="tanh").double()
+    x = torch.randn(37, dims[0], dtype=torch.float64)
+    y = torch.randn(37, 1, dtype=torch.float64)
+    f = FlatLoss(model, nn.functional.mse_loss, x, y)
+    theta = f.theta0 + 0.5 * torch.randn(4, f.theta0.numel(), dtype=torch.float64)
+    loss, g = loss_and_grad(f, theta)
+    ref_loss, ref_g = loss_and_grad(lambda t: f(t), theta)
+    assert loss.shape == (4,) and g.shape == theta.shape and not g.requires_grad
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-13, atol=0)
+    torch.testing.assert_close(g, ref_g, rtol=0, atol=1e-13 * ref_g.abs().max().item())
+    torch.testing.assert_close(ref_g[2], grad(f)(theta[2]), rtol=0, atol=1e-13 * ref_g.abs().max().item())
 
 
 def test_closed_form_only_where_it_holds():

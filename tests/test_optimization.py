@@ -130,6 +130,20 @@ def test_refinement_on_a_net_reaches_1e_minus_8():
         assert grad(f)(out["theta"][i]).norm().item() <= 1e-8
 
 
+def test_refinement_steps_along_flat_directions_once_the_rest_has_converged():
+    """f = x^2 / 2 + 1e-10 y^2 / 2: y's curvature is below FLAT relative to x's, so
+    phase 3 does not step along it while x's gradient dominates; once x has
+    converged, the gradient left (1e-10 y) lies along y alone, and only a step along
+    y lowers ||g|| to the tolerance (1-2c: runs stalled at 1.0-1.15e-8 without it)."""
+    def f(t):
+        return t[0] ** 2 / 2 + 1e-10 * t[1] ** 2 / 2
+    start = torch.tensor([[0.5, 1.0], [-0.3, -2.0]], dtype=torch.float64)
+    out = refine_critical(f, start, tol=1e-12, max_iters=20)
+    assert out["reached"].all(), out["grad_norm"]
+    for i in range(2):
+        assert grad(f)(out["theta"][i]).norm().item() <= 1e-12
+
+
 def test_refinement_evaluates_each_points_hessian_once(monkeypatch):
     """A rejected step leaves a run where it was: its spectrum is reused, not
     recomputed (a third of phase 3's Hessians in 1-2c were repeats)."""

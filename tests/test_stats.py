@@ -102,3 +102,11 @@ def test_best_depth_is_the_lowest_median_and_separation_needs_disjoint_seeds():
     assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
     final[1, 0, 2] = 1.5                                          # b's worst seed now above a's best
     assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}
+
+
+def test_last_change_is_the_last_accepted_step_of_a_trace():
+    """1-2c says what stopped the runs short of the tolerance: the cap (still moving)
+    or a stall (no accepted step since some iteration)."""
+    assert tables._last_change(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0])) == 3
+    assert tables._last_change(np.array([3.0, 2.0, 1.0])) == 2          # moving at the last iteration
+    assert tables._last_change(np.array([3.0, 3.0, 3.0])) == 0          # never moved

@@ -211,7 +211,8 @@ class CriticalConfig:
     grad_tol: float = 1e-4               # stop when the TRUE ||grad L|| < grad_tol
     max_iters: int = 200                 # phase-2 Levenberg-Marquardt iterations at most
     refine_tol: float = 1e-8             # phase 3, trust-region Newton on L: stop at ||grad L|| <= this
-    refine_iters: int = 300              # phase-3 iterations at most
+    refine_iters: int = 5_000            # phase-3 iterations at most (runs stop when they reach refine_tol;
+                                         # most need 1,000-3,000: long valleys of slowly falling loss)
     resolve_factor: float = 1e3          # an eigenvalue is resolved when |lambda| > this * ||grad L||
     device: str = "cpu"                  # float64 small dense linear algebra: CPU is right
 
