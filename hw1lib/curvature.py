@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, jacrev, vjp, vmap
 
-from .ensemble import mlp_plan
+from .ensemble import mlp_plan, run_mlp_plan
 
 
 class FlatLoss:
@@ -113,7 +113,7 @@ def loss_and_grad(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
     `vmap` of torch.func's `grad_and_value`."""
     dims = f.tanh_mlp_dims if isinstance(f, FlatLoss) else None
     if dims:
-        return tanh_mlp_mse_loss_and_grad(theta, f.x.flatten(1), f.y, dims)
+        return tanh_mlp_mse_loss_and_grad(f, theta)
     g, value = vmap(grad_and_value(f))(theta)
     return value, g
 
@@ -131,21 +131,16 @@ def _tanh_mlp_layers(theta: torch.Tensor, dims: tuple[int, ...]):
     return Ws, bs
 
 
-def tanh_mlp_mse_loss_and_grad(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                               dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """L = mean((f(x) - y)^2) and dL/dtheta for N tanh MLPs d0 -> ... -> 1 at once
-    (layout as in `tanh_mlp_mse_hessian`): theta [N, P], x [n, d0], y [n, 1] ->
-    (loss [N], grad [N, P]). The nets are independent, so the gradient of the sum
-    of their losses is each net's own gradient."""
+def tanh_mlp_mse_loss_and_grad(f: "FlatLoss", theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """L = mean((f(x) - y)^2) and dL/dtheta for N of f's nets at once (theta [N, P]
+    -> (loss [N], grad [N, P])): the ensembles' written-out forward
+    (`ensemble.run_mlp_plan`) over theta's rows, and one backward. The nets are
+    independent, so the gradient of the sum of their losses is each net's own."""
     with torch.enable_grad():
         theta = theta.detach().requires_grad_(True)
-        Ws, bs = _tanh_mlp_layers(theta, dims)
-        h = x.expand(theta.shape[0], *x.shape)
-        for l, (W, b) in enumerate(zip(Ws, bs)):
-            h = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
-            if l < len(Ws) - 1:
-                h = torch.tanh(h)
-        loss = (h - y).square().mean((1, 2))
+        params = {n: t.view(-1, *s) for n, t, s in zip(f.names, theta.split(f.sizes, 1), f.shapes)}
+        out = run_mlp_plan(mlp_plan(f.base), params, f.x, shared=True)
+        loss = (out - f.y).square().mean((1, 2))
         g, = torch.autograd.grad(loss.sum(), theta)
     return loss.detach(), g
 
