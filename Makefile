@@ -1,7 +1,9 @@
 # hw1lib: `make report` regenerates every figure, `make test` checks everything.
 # Both set themselves up (venv, packages, MNIST and Fashion-MNIST) on a fresh machine.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first of these that runs and is a supported Python (3.11 to 3.13); or PYTHON=/path/to/python3.x.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null && command -v $$p && break; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,21 +15,29 @@ JOBS ?= 2
 # One section only: `make report NB=1-3e` (an experiment or notebook name).
 NB ?=
 
-.PHONY: setup lock data results report html notebooks test lab bench clean
+# Simulated machines `make test` computes the quick profile as (hw1lib.verify.MACHINES), and what each
+# computes (empty: every experiment); see the README, "Reproducible".
+CHECK_MACHINES ?= scalar
+CHECK_ONLY ?=
+
+.PHONY: setup lock data results report html notebooks test verify lab bench clean
 
 setup: $(STAMP)
 
 # Installs every package from requirements.lock (pinned, with hashes: nothing
 # floats), then hw1lib itself; re-installs only when the lock file changes.
 $(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11, 3.12 or 3.13 found; install one, or run make PYTHON=/path/to/python3.x" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-## Regenerate requirements.lock after changing a pin in pyproject.toml.
+## Regenerate requirements.lock after changing a pin in pyproject.toml (uv resolves for every
+## supported Python and platform at once).
 lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==0.13.9
 	$(PY) tools/lock.py
 
 data: setup
@@ -50,17 +60,28 @@ report: results
 html: setup
 	$(PY) -m hw1lib.report --html
 
-## Re-execute notebooks/ in place with the quick profile: the outputs nbval compares.
+## Re-execute notebooks/ in place with the quick profile (one thread per process, the reference
+## machine setting), and write its per-seed values to figures/results-quick.json: what make test checks.
 notebooks: data
-	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS)
+	$(PY) -m hw1lib.run --profile quick --jobs $(JOBS) --threads 1
 	$(PY) -m hw1lib.report --profile quick --in-place --jobs $(JOBS)
+	$(PY) -m hw1lib.verify --write --profile quick
 
-## Unit tests against oracles, then nbval over every notebook (their quick-profile
-## results computed first, headlessly and --jobs at a time).
+## A reader's check of the report: recompute NB=... (default: everything) of PROFILE into a scratch
+## directory and compare every headline number with the committed one, within its tolerance.
+verify: data
+	$(PY) -m hw1lib.verify --profile $(PROFILE) --jobs $(JOBS) $(if $(NB),--only $(NB))
+
+## Unit tests against oracles; nbval executes every notebook (their quick-profile results computed
+## first, headlessly and --jobs at a time); then the quick profile's headline numbers, computed here
+## and as the simulated machines would, are checked against figures/results-quick.json within tolerances.
 test: data
-	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS) --no-progress
+	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS) --threads 1 --no-progress
 	$(PY) -m pytest tests -q
-	CUDA_VISIBLE_DEVICES= $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
+	CUDA_VISIBLE_DEVICES= $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -q
+	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress --machine native
+	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress \
+		$(foreach m,$(CHECK_MACHINES),--machine $(m)) $(if $(CHECK_ONLY),--only $(CHECK_ONLY))
 
 # Containers often run as root, where Jupyter refuses to start without --allow-root.
 lab: data

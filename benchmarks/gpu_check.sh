@@ -11,8 +11,10 @@
 #       -d benchmarks/wheels tqdm pytest pluggy iniconfig packaging pygments
 # Steps, each with its own time limit so that one stuck step cannot lose the others:
 #   1. the tests that need CUDA (captured steps == eager steps, threaded units);
-#   2. `python -m hw1lib.run --profile full --device cuda --jobs JOBS` from an EMPTY cache;
-#   3. the GPU rows of the training benchmark.
+#   2. the quick profile computed on the GPU (captured steps, cuDNN) from an empty cache, every headline
+#      number checked against figures/results-quick.json within its tolerance (`hw1lib.verify`);
+#   3. `python -m hw1lib.run --profile full --device cuda --jobs JOBS` from an EMPTY cache;
+#   4. the GPU rows of the training benchmark.
 # Everything (logs' tails, timings, bench rows, the card, torch) goes into RESULT.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,9 +47,11 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log an
     tail -n 25 "$WORK/$name.log"
 }
 
-STEPS=${GPU_CHECK_STEPS:-tests full_profile bench}   # a subset, to rerun part of the check
+STEPS=${GPU_CHECK_STEPS:-tests verify_quick full_profile bench}   # a subset, to rerun part of the check
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 want tests && step tests 100 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_train.py
+want verify_quick && step verify_quick 200 python3 -m hw1lib.verify --profile quick --device cuda --jobs "$JOBS" \
+    --no-progress
 export HW1LIB_RESULTS="$WORK/results"   # empty cache: the full profile is timed from scratch
 want full_profile && step full_profile 360 python3 -m hw1lib.run --profile full --device cuda --jobs "$JOBS" --no-progress \
     --out "$WORK/timings-full-cuda.json"
@@ -62,7 +66,7 @@ def read(name):
     return json.loads(p.read_text()) if p.exists() else None
 out = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "jobs": jobs,
        "timings_full": read("timings-full-cuda.json"), "bench": read("bench-cuda.json"), "steps": {}}
-for name in ("tests", "full_profile", "bench"):
+for name in ("tests", "verify_quick", "full_profile", "bench"):
     log = work / f"{name}.log"
     out["steps"][name] = {
         "rc": int((work / f"{name}.rc").read_text()) if (work / f"{name}.rc").exists() else None,

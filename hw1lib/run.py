@@ -82,13 +82,17 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def local_executor(device: torch.device, jobs: int) -> cf.Executor:
-    """The executor `--jobs` picks: inline, threads (GPU) or processes (CPU)."""
+def local_executor(device: torch.device, jobs: int, threads: int | None = None) -> cf.Executor:
+    """The executor `--jobs` picks: inline, threads (GPU) or processes (CPU).
+    threads: torch threads per process on a CPU (default: the cores split
+    evenly between the jobs)."""
     if jobs <= 1:
+        if threads:
+            torch.set_num_threads(threads)
         return InlineExecutor()
     if device.type == "cuda":
         return cf.ThreadPoolExecutor(jobs, thread_name_prefix="hw1lib-unit")
-    return _process_pool(jobs, max(1, torch.get_num_threads() // jobs))
+    return _process_pool(jobs, threads or max(1, torch.get_num_threads() // jobs))
 
 
 def _process_pool(workers: int, threads: int) -> cf.ProcessPoolExecutor:
@@ -129,7 +133,7 @@ def _wait_any(futures: list) -> list:
 
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
             executor: Any = None, progress: bool = True,
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print, threads: int | None = None) -> dict:
     """Fill the cache for the selected experiments of `profile`; returns the
     timings record (also what `main` writes to the timings file)."""
     dev = resolve_device(device)
@@ -142,7 +146,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     selected = [e for e in REGISTRY if e.name in wanted]
     configs = {e.name: e.make_config(profile, device) for e in selected}
     own = executor is None
-    executor = executor or local_executor(dev, jobs)
+    executor = executor or local_executor(dev, jobs, threads)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
     process_pool = host_pool(jobs) if own_stream and any(e.host for e in selected) else None
@@ -268,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
                     f"(all: {','.join(e.name for e in REGISTRY)})")
     ap.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per process on a CPU (default: "
+                    "the cores split between the jobs; hw1lib.verify sets it to act as another machine)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     ap.add_argument("--out", default=None, help="timings file (default build/timings-<profile>-<device>.json)")
     args = ap.parse_args(argv)
@@ -280,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --jobs must be 1 or more.")
         print(f"[run] profile={args.profile} device={describe_device(dev)} jobs={args.jobs}", flush=True)
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
-                         log=lambda s: print(s, flush=True))
+                         log=lambda s: print(s, flush=True), threads=args.threads)
     except KeyboardInterrupt:
         print("\n[run] interrupted: every unit that finished is cached; run the same command again to "
               "resume from there.", file=sys.stderr)

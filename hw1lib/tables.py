@@ -4,7 +4,8 @@
     python -m hw1lib.tables --check                    (a test does this)
 
 `--write` reads every experiment of a profile from the cache and writes
-`figures/results.json` (headline numbers by experiment), then regenerates from
+`figures/results.json` (headline numbers by experiment, and under `checks` the
+per-seed values `python -m hw1lib.verify` compares with), then regenerates from
 that file the README's tables (between `<!-- results:NAME -->` and
 `<!-- /results:NAME -->` markers) and `RESULTS.md` (every headline number
 beside the published one it compares with). `--check` regenerates both from the
@@ -112,16 +113,17 @@ def h_trajectory(r, cfg) -> dict:
 
 
 def h_grad_norm(r, cfg) -> dict:
-    out = {}
+    from .experiments.optimization import first_tenth_median, last_tenth_median
+
+    out = {"seeds": len(cfg.seeds)}
     for task in ("function", "mnist"):
-        gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]
-        n = max(1, len(gn) // 10)
-        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": _r(np.median(gn[:n])),
-                     "grad_norm_last10": _r(np.median(gn[-n:])), "loss_first10": _r(np.median(loss[:n])),
-                     "loss_last10": _r(np.median(loss[-n:])),
-                     "grad_norm_drop": _r(np.median(gn[:n]) / np.median(gn[-n:]), 2)}
-    full = r.arrays["mnist_full_grad_norm"]
-    out["mnist"]["full_batch_grad_norm_start_end"] = [_r(full[0]), _r(full[-1])]
+        gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]          # [iterations, seeds]
+        first, last = first_tenth_median(gn), last_tenth_median(gn)
+        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": _ci(first), "grad_norm_last10": _ci(last),
+                     "loss_first10": _ci(first_tenth_median(loss)), "loss_last10": _ci(last_tenth_median(loss)),
+                     "grad_norm_drop": _ci(first / last)}
+    full = r.arrays["mnist_full_grad_norm"]                                         # [epochs + 1, seeds]
+    out["mnist"]["full_batch_grad_norm_start_end"] = [_ci(full[0]), _ci(full[-1])]
     return out
 
 
@@ -305,12 +307,16 @@ def headlines(profile: str = "full", device: str = "auto") -> dict:
 
     from .device import describe, resolve_device
 
+    from .verify import checks
+
     out = {"profile": profile, "commit": git_commit(), "device": describe(resolve_device(device)),
            "experiments": {}}
     for e in REGISTRY:
         cfg = e.make_config(profile, device)
         result = e.run(cfg, progress=False)
         out["experiments"][e.name] = HEADLINES[e.name](result, cfg)
+    # every checked metric's per-seed values: what `python -m hw1lib.verify --profile full` compares with
+    out["checks"] = checks([e.name for e in REGISTRY], profile, device)
     return out
 
 
@@ -334,6 +340,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _m(d: dict, digits: int = 2) -> str:
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
+
+
+def _g(d: dict) -> str:
+    """A mean ± interval to 3 significant digits (values that span decades)."""
+    half = d["ci95"]
+    return f"{d['mean']:.3g}" + ("" if half is None or not np.isfinite(half) else f" ± {half:.2g}")
 
 
 def _n(n: int, word: str) -> str:
@@ -403,14 +415,16 @@ def blocks(results: dict) -> dict[str, str]:
                      f"{t['runs']} runs.")
     if want("1-2b"):
         g = x["1-2b"]
-        b["1-2b"] = _table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop",
+        b["1-2b"] = _table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop (first / last)",
                             "loss, first 10%", "loss, last 10%"], [
-            [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"], f"{v['grad_norm_first10']:.3g}", f"{v['grad_norm_last10']:.3g}",
-             f"{v['grad_norm_drop']:.2g}x", f"{v['loss_first10']:.3g}", f"{v['loss_last10']:.3g}"]
-            for k, v in g.items()]) + "\n\nMedians over the first and last 10% of iterations. The MNIST run's " \
-            "full-batch gradient norm (whole training set) goes from " \
-            f"{g['mnist']['full_batch_grad_norm_start_end'][0]:.3g} at the start to " \
-            f"{g['mnist']['full_batch_grad_norm_start_end'][1]:.3g} after the last epoch."
+            [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"],
+             *[_g(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
+                                  "loss_last10")]]
+            for k, v in g.items() if k != "seeds"]) + \
+            f"\n\nEach run's median over its first and last 10% of iterations; mean ± 95% t-interval over " \
+            f"{_n(g['seeds'], 'seed')} (one run per seed). The MNIST runs' full-batch gradient norm (whole " \
+            f"training set) goes from {_g(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
+            f"{_g(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
     if want("1-2c"):
         c = x["1-2c"]
         txt = (f"**Phase 2** (minimise ||grad L||^2): {c['reached']} of {c['runs']} runs reached ||grad L|| < "

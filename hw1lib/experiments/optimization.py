@@ -123,13 +123,16 @@ class GradNormConfig:
     mnist_batch_size: int = 128
     mnist_lr: float = 1e-3
     train_subset: int | None = None
-    seed: int = 0
+    # Every seed trains its own run (one ensemble per task). One run's late gradient norm is chaotic:
+    # under full-batch Adam it spikes, and a last-bit change on another CPU moved the median over the
+    # last 10% of iterations of a single run by 44%. The headline is the mean over seeds.
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     device: str = "auto"
 
 
 GRAD_NORM_PROFILES = {
-    "smoke": dict(function_epochs=50, n_points=64, mnist_hidden=(8,), mnist_epochs=1, train_subset=512),
-    "quick": dict(function_epochs=3_000, mnist_epochs=2, train_subset=20_000),
+    "smoke": dict(function_epochs=50, n_points=64, mnist_hidden=(8,), mnist_epochs=1, train_subset=512, seeds=(0,)),
+    "quick": dict(function_epochs=3_000, mnist_epochs=2, train_subset=20_000, seeds=(0, 1, 2)),
     "full": dict(),
 }
 
@@ -141,28 +144,39 @@ def grad_norm_config(profile: str = "quick", **overrides) -> GradNormConfig:
 def _compute_grad_norm(cfg: GradNormConfig, progress: bool) -> cache.Result:
     dev = torch.device(cfg.device)
     widths = mlp_widths_for_params(cfg.function_depth, 571)
-    ens = Ensemble(lambda: mlp(1, widths, 1), [cfg.seed], dev)
-    x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1)
+    seeds = list(cfg.seeds)
+    ens = Ensemble(lambda: mlp(1, widths, 1), seeds, dev)
+    x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1).expand(len(seeds), -1, -1).contiguous()
     fit = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs, lr=cfg.function_lr,
                          record_grad_norm=True, progress=progress, desc="1-2b function")
     data = load_mnist(dev)
     train = data.train.subset(cfg.train_subset)
     build = mnist_mlp(cfg.mnist_hidden)
-    ens2 = Ensemble(build, [cfg.seed], dev)
+    ens2 = Ensemble(build, seeds, dev)
     h = fit_classifier(ens2, train, None, epochs=cfg.mnist_epochs, batch_size=cfg.mnist_batch_size,
                        lr=cfg.mnist_lr, record_steps=True, snapshot_every=1, progress=progress,
                        desc="1-2b MNIST")
     # The minibatch gradient is mostly sampling noise; the true (full-batch) gradient norm at the
     # start and after every epoch says how close the weights are to a critical point.
     full = [full_batch_grad_norm(Ensemble.from_stacked(build, ens2.unflatten(torch.as_tensor(s).to(dev)), dev),
-                                 train)[0] for s in h["snapshots"]]
+                                 train) for s in h["snapshots"]]
     steps_per_epoch = len(h["step_loss"]) // cfg.mnist_epochs
-    arrays = {"function_loss": fit["loss"][:-1, 0], "function_grad_norm": fit["grad_norm"][:, 0],
-              "mnist_loss": h["step_loss"][:, 0], "mnist_grad_norm": h["grad_norm"][:, 0],
+    arrays = {"function_loss": fit["loss"][:-1], "function_grad_norm": fit["grad_norm"],
+              "mnist_loss": h["step_loss"], "mnist_grad_norm": h["grad_norm"],
               "mnist_full_grad_norm": np.array(full),
               "mnist_full_grad_norm_step": h["snapshot_epochs"] * steps_per_epoch}
-    summary = {k + "_final": float(v[-1]) for k, v in arrays.items() if k != "mnist_full_grad_norm_step"}
+    summary = {k + "_final_mean": float(v[-1].mean()) for k, v in arrays.items() if k != "mnist_full_grad_norm_step"}
     return cache.Result(arrays, summary)
+
+
+def first_tenth_median(curve: np.ndarray) -> np.ndarray:
+    """[S]: the median of each run's first 10% of iterations (at least one); curve [iterations, S]."""
+    return np.median(curve[:max(1, len(curve) // 10)], axis=0)
+
+
+def last_tenth_median(curve: np.ndarray) -> np.ndarray:
+    """[S]: the median of each run's last 10% of iterations (at least one); curve [iterations, S]."""
+    return np.median(curve[-max(1, len(curve) // 10):], axis=0)
 
 
 def full_batch_grad_norm(ens: Ensemble, split, chunk: int | None = None) -> np.ndarray:
@@ -187,9 +201,11 @@ def grad_norm_units(cfg: GradNormConfig) -> list[Unit]:
 
 
 def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
-    """Arrays: function_loss, function_grad_norm [iterations] (full-batch,
+    """Arrays: function_loss, function_grad_norm [iterations, seeds] (full-batch,
     the loss and the L2 norm of the gradient over all parameters at the same
-    step); mnist_loss, mnist_grad_norm [iterations] (minibatch, same step)."""
+    step); mnist_loss, mnist_grad_norm [iterations, seeds] (minibatch, same
+    step); mnist_full_grad_norm [epochs + 1, seeds] (the whole training set's
+    gradient at the start and after every epoch, at mnist_full_grad_norm_step)."""
     return grad_norm_units(cfg)[0](progress)
 
 

@@ -1,0 +1,479 @@
+"""Check computed results against the committed ones, within stated tolerances.
+
+    python -m hw1lib.verify --profile full --only 1-2b        (make verify NB=1-2b)
+    python -m hw1lib.verify --profile quick --machine scalar  (what make test runs)
+
+Another CPU's vector path (ATen, MKL, oneDNN), another thread count or a GPU
+changes the last bits of a float computation, and training amplifies them: a
+result is bit-identical only on the machine and thread count that wrote it.
+Elsewhere it must agree within a tolerance, so every checked number is
+compared as a number, never as printed digits.
+
+What is compared. Each experiment's checked metrics (`CHECKS`) are its
+headline numbers, each as its per-seed values (per run, for 1-2c's 100 runs;
+one value for a single-run number). The committed values live in
+`figures/results.json` (full profile, written by `make report`) and
+`figures/results-quick.json` (quick profile, written by `make notebooks`).
+A metric holds when the mean over seeds computed here is within the
+tolerance of the committed mean, on the metric's scale (log10 for losses,
+gradient norms, sharpness and the like, which vary by factors; linear for
+accuracies and ratios, in %).
+
+The tolerance, per metric, is the largest of
+- seeds: Z_SEEDS * s * sqrt(2 / n), where s is the standard deviation over
+  the n committed seeds (n >= 2). If another machine's rounding made every
+  seed an independent draw, the difference of the two means would have
+  standard deviation sigma * sqrt(2 / n); 4 of those is a false alarm in
+  about 1 of 16,000 comparisons. Rounding changes far less than a new seed
+  does, so this bound is generous where the seeds are many;
+- machines: K_MACHINE times the largest difference measured between this
+  machine and the simulated ones (`MACHINES`) for the metric's family
+  (`figures/machine-spread.json`, written by `--measure-spread`): the
+  tolerance of single-run numbers, and a floor under the seed bound when two
+  seeds happen to agree;
+- one sample: an accuracy cannot move by less than one image of the set it
+  is measured on (100 / n points), so no tolerance is below that;
+- floor: FLOOR[scale], for a family that no simulated machine moved.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .paths import repo_root
+
+Z_SEEDS = 4.0
+K_MACHINE = 4.0
+FLOOR = {"lin": 0.01, "log": 0.002}     # 0.01 points of a percentage; 0.002 decades = 0.5%
+
+REFERENCE = {"full": Path("figures") / "results.json", "quick": Path("figures") / "results-quick.json"}
+SPREAD = Path("figures") / "machine-spread.json"
+
+# Simulated machines: environment and threads per process. "native" is this machine as the reference
+# was computed (one thread per process, `--jobs 2` on two cores). "scalar" takes ATen's scalar kernels
+# and the oldest vector paths of oneDNN and MKL, as a CPU without AVX would; "threads" computes with
+# two threads in one process (another thread count splits reductions differently).
+MACHINES: dict[str, dict[str, Any]] = {
+    "native": {"env": {}, "threads": 1},
+    "scalar": {"env": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"},
+               "threads": 1},
+    "threads": {"env": {}, "threads": 2},
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checked metric: `values` per seed (or run), `scale` "lin" or "log"
+    (log10 before comparing), `family` the group whose measured machine spread
+    sets its machine tolerance (e.g. "1-3b/test_acc" for every width), and
+    `resolution` the smallest change it can show (an accuracy: one sample of
+    the evaluated set, 100 / n points), which no tolerance goes below."""
+    family: str
+    scale: str
+    values: tuple[float, ...]
+    resolution: float = 0.0
+
+
+def _one(n: int | None, full: int) -> float:
+    """One sample of a split of n images (None: the whole split of `full`), in percentage points."""
+    return 100 / (n or full)
+
+
+TRAIN, TEST = 60_000, 10_000    # MNIST's splits
+
+
+def _pct(x) -> list[float]:
+    return [100 * float(v) for v in np.ravel(x)]
+
+
+def _vals(x) -> list[float]:
+    return [float(v) for v in np.ravel(x)]
+
+
+# ------------------------------------------------------------------ checked metrics per experiment
+def c_function_fit(r, cfg) -> dict[str, Check]:
+    from .experiments.deep_vs_shallow import function_fit_models
+
+    final = r.arrays["final_loss"]                                   # [depth, function, seed]
+    return {f"final_mse[{m['name']},{f}]": Check("1-1a/final_mse", "log", _vals(final[i, j]))
+            for i, m in enumerate(function_fit_models(cfg)) for j, f in enumerate(cfg.functions)}
+
+
+def c_mnist_models(r, cfg) -> dict[str, Check]:
+    from .experiments.deep_vs_shallow import mnist_models
+
+    out = {}
+    for t, task in enumerate(cfg.datasets):
+        for i, m in enumerate(mnist_models(cfg)):
+            out[f"{task}/test_acc[{m['name']}]"] = Check("1-1b/test_acc", "lin", _pct(r.arrays["test_acc"][t, i, -1]),
+                                                         _one(cfg.test_subset, TEST))
+            out[f"{task}/train_loss[{m['name']}]"] = Check("1-1b/train_loss", "log",
+                                                           _vals(r.arrays["train_loss"][t, i, -1]))
+    return out
+
+
+def c_trajectory(r, cfg) -> dict[str, Check]:
+    from .experiments.optimization import SMALL_LAYER, trajectory_pca
+
+    out = {"final_test_acc": Check("1-2a/test_acc", "lin", _pct(r.arrays["test_acc"][-1]), _one(None, TEST))}
+    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
+        ev = trajectory_pca(r, cfg, layer)["explained"]
+        for k in range(2):
+            out[f"explained_{key}[PC{k + 1}]"] = Check("1-2a/explained", "lin", _pct(ev[k]))
+    return out
+
+
+def c_grad_norm(r, cfg) -> dict[str, Check]:
+    from .experiments.optimization import last_tenth_median
+
+    a = r.arrays
+    out = {}
+    for task in ("function", "mnist"):
+        for what in ("grad_norm", "loss"):
+            out[f"{task}/{what}_last10"] = Check(f"1-2b/{what}_last10", "log",
+                                                 _vals(last_tenth_median(a[f"{task}_{what}"])))
+    out["mnist/full_batch_grad_norm_end"] = Check("1-2b/full_grad_norm", "log", _vals(a["mnist_full_grad_norm"][-1]))
+    return out
+
+
+def c_critical(r, cfg) -> dict[str, Check]:
+    from .critical import resolved_spectrum
+
+    a = r.arrays
+    reached, ok = a["reached"].astype(bool), a["refined_reached"].astype(bool)
+    out = {"phase2_reached": Check("1-2c/reached", "lin", _pct(reached)),
+           "phase2_loss": Check("1-2c/loss", "log", _vals(a["loss"])),
+           "phase3_reached": Check("1-2c/reached", "lin", _pct(ok)),
+           "phase3_loss": Check("1-2c/loss", "log", _vals(a["refined_loss"])),
+           "phase3_grad_norm": Check("1-2c/grad_norm", "log", _vals(a["refined_grad_norm"]))}
+    if reached.any():
+        out["phase2_minimal_ratio"] = Check("1-2c/ratio", "lin", _pct(a["minimal_ratio"][reached]))
+    if ok.any():
+        res = resolved_spectrum(a["refined_eigenvalues"], a["refined_grad_norm"], cfg.resolve_factor)
+        out["phase3_resolved_ratio"] = Check("1-2c/ratio", "lin", _pct(res["resolved_ratio"][ok]))
+    return out
+
+
+def c_surface(r, cfg) -> dict[str, Check]:
+    out = {"centre_loss": Check("1-2d/loss", "log", [float(r.summary["centre_loss"])]),
+           "random_plane_max": Check("1-2d/loss", "log", [float(r.arrays["random_loss"].max())])}
+    for k in range(2):
+        out[f"pca_explained[PC{k + 1}]"] = Check("1-2d/explained", "lin", _pct(r.arrays["explained"][k]))
+    return out
+
+
+def c_random_labels(r, cfg) -> dict[str, Check]:
+    n = {"train": _one(cfg.train_subset, TRAIN), "test": _one(cfg.test_subset, TEST)}
+    return {f"{kind}/{split}_acc": Check(f"1-3a/{split}_acc", "lin", _pct(r.arrays[f"{kind}_{split}_acc"][-1]), n[split])
+            for kind in ("true", "random") for split in ("train", "test")}
+
+
+def c_params_sweep(r, cfg) -> dict[str, Check]:
+    fam = "1-3b-noise" if cfg.label_noise else "1-3b"
+    n = {"train": _one(cfg.train_subset, TRAIN), "test": _one(None, TEST)}
+    return {f"{split}_acc[width={w}]": Check(f"{fam}/{split}_acc", "lin", _pct(r.arrays[f"{split}_acc"][i]), n[split])
+            for i, w in enumerate(cfg.widths) for split in ("train", "test")}
+
+
+def c_interpolation(r, cfg) -> dict[str, Check]:
+    from .experiments.generalization import END_METRICS, PAIRS
+
+    a = r.arrays
+    al = a["alpha"]
+    i0, i1 = int(np.argmin(np.abs(al))), int(np.argmin(np.abs(al - 1)))
+    inside = (al >= 0) & (al <= 1)
+    out = {}
+    for pair, _, _ in PAIRS:
+        tl = a[f"{pair}_train_loss"]
+        out[f"{pair}/barrier"] = Check("1-3c/barrier", "lin", [float(tl[inside].max() - max(tl[i0], tl[i1]))])
+        out[f"{pair}/min_test_acc_between"] = Check("1-3c/test_acc", "lin", _pct(a[f"{pair}_test_acc"][inside].min()),
+                                                    _one(None, TEST))
+    for n, row in zip(r.summary["ends"], a["end_metrics"]):
+        out[f"end {n}/test_acc"] = Check("1-3c/test_acc", "lin", _pct(row[END_METRICS.index("test_acc")]),
+                                         _one(None, TEST))
+        out[f"end {n}/train_loss"] = Check("1-3c/train_loss", "log", [float(row[END_METRICS.index("train_loss")])])
+    return out
+
+
+def c_batch_sweep(r, cfg) -> dict[str, Check]:
+    a = r.arrays
+    out = {}
+    for label, p, sizes in (("true", "", a["batch_size"]), ("random", "random_", a["random_batch_size"])):
+        for i, b in enumerate(sizes):
+            out[f"{label}/test_acc[batch={int(b)}]"] = Check("1-3d/test_acc", "lin", _pct(a[f"{p}test_acc"][i]),
+                                                             _one(None, TEST))
+            for k in ("train_loss", "sensitivity", "epochs"):
+                out[f"{label}/{k}[batch={int(b)}]"] = Check(f"1-3d/{k}", "log", _vals(a[f"{p}{k}"][i]))
+    return out
+
+
+def c_sharpness(r, cfg) -> dict[str, Check]:
+    a = r.arrays
+    out = {}
+    for i, b in enumerate(a["batch_size"]):
+        for e, eps in enumerate(a["epsilons"]):
+            out[f"sharpness[eps={eps:g},batch={int(b)}]"] = Check("1-3e/sharpness", "log", _vals(a["sharpness"][e, i]))
+        out[f"sharpness_lbfgsb[batch={int(b)}]"] = Check("1-3e/sharpness", "log", _vals(a["sharpness_lbfgsb"][i]))
+        out[f"top_eig[batch={int(b)}]"] = Check("1-3e/top_eig", "log", _vals(a["top_eig"][i]))
+    return out
+
+
+CHECKS: dict[str, Callable[[Any, Any], dict[str, Check]]] = {
+    "1-1a": c_function_fit, "1-1b": c_mnist_models, "1-2a": c_trajectory, "1-2b": c_grad_norm,
+    "1-2c": c_critical, "1-2d": c_surface, "1-3a": c_random_labels, "1-3b": c_params_sweep,
+    "1-3b-noise": c_params_sweep, "1-3c": c_interpolation, "1-3d": c_batch_sweep, "1-3e": c_sharpness,
+}
+
+
+def checks(names: list[str], profile: str, device: str = "cpu") -> dict[str, dict[str, dict]]:
+    """{experiment: {metric: {family, scale, values}}} of `names` from the
+    results cache (HW1LIB_RESULTS); whatever is not cached is computed."""
+    from .experiments import experiment
+
+    out = {}
+    for name in names:
+        e = experiment(name)
+        cfg = e.make_config(profile, device)
+        out[name] = {k: {"family": c.family, "scale": c.scale, "values": [_round(v) for v in c.values],
+                         **({"resolution": _round(c.resolution)} if c.resolution else {})}
+                     for k, c in CHECKS[name](e.run(cfg, progress=False), cfg).items()}
+    return out
+
+
+def _round(x: float) -> float | None:
+    """12 significant digits (a stable JSON file, far below any tolerance); NaN -> None."""
+    return float(f"{x:.12g}") if math.isfinite(x) else None
+
+
+# ------------------------------------------------------------------ comparison
+def _scaled(values, scale: str) -> np.ndarray:
+    v = np.array([np.nan if x is None else x for x in values], dtype=float)
+    return np.log10(np.clip(v, 1e-300, None)) if scale == "log" else v
+
+
+def tolerance(values, scale: str, family_spread: float | None, resolution: float = 0.0) -> tuple[float, str]:
+    """(tolerance on the metric's scale, which term set it) for committed per-seed `values`."""
+    v = _scaled(values, scale)
+    v = v[np.isfinite(v)]
+    terms = {"floor": FLOOR[scale], "one sample": resolution}
+    if len(v) >= 2:
+        s = float(np.std(v, ddof=1))
+        if scale == "lin" and np.isin(v, (0.0, 100.0)).all():
+            # a share of runs (each 0 or 100%): k of n seen gives no spread when k is 0 or n, so take the
+            # binomial one at Laplace's estimate (k + 1) / (n + 2), which is never 0 or 1
+            p = (np.count_nonzero(v) + 1) / (len(v) + 2)
+            s = max(s, 100 * math.sqrt(p * (1 - p)))
+        terms["seeds"] = Z_SEEDS * s * math.sqrt(2 / len(v))
+    if family_spread is not None:
+        terms["machines"] = K_MACHINE * family_spread
+    why = max(terms, key=terms.get)
+    return terms[why], why
+
+
+def compare(reference: dict, here: dict, spread: dict) -> list[dict]:
+    """One row per metric of `here` ({experiment: {metric: check}}): committed
+    and computed means (on the metric's own scale: % or the value), the
+    tolerance, and whether it holds. A metric only one side has fails (1-2c's
+    minimal ratio exists only where some run reached the tolerance)."""
+    rows = []
+    for name, metrics in here.items():
+        ref_exp = reference.get(name, {})
+        for metric in sorted(set(ref_exp) - set(metrics)):
+            rows.append({"experiment": name, "metric": metric, "scale": ref_exp[metric]["scale"],
+                         "here": None, "committed": _mean(ref_exp[metric]["values"], ref_exp[metric]["scale"]),
+                         "tol": None, "why": "not computed here", "ok": False})
+        for metric, c in metrics.items():
+            ref = ref_exp.get(metric)
+            row = {"experiment": name, "metric": metric, "scale": c["scale"], "here": _mean(c["values"], c["scale"])}
+            if ref is None:
+                rows.append({**row, "committed": None, "tol": None, "why": "not in the committed results", "ok": False})
+                continue
+            tol, why = tolerance(ref["values"], ref["scale"], spread.get(ref["family"]), ref.get("resolution", 0.0))
+            a, b = _scaled(ref["values"], ref["scale"]), _scaled(c["values"], c["scale"])
+            diff = abs(np.nanmean(b) - np.nanmean(a)) if np.isfinite(a).any() and np.isfinite(b).any() else math.inf
+            both_missing = not np.isfinite(a).any() and not np.isfinite(b).any()
+            rows.append({**row, "committed": _mean(ref["values"], ref["scale"]), "tol": tol, "why": why,
+                         "diff": diff, "ok": bool(both_missing or diff <= tol * (1 + 1e-9))})   # rounding of the subtraction
+    return rows
+
+
+def _mean(values, scale: str) -> float:
+    """The mean the comparison uses, back on the metric's own scale (geometric for log)."""
+    v = _scaled(values, scale)
+    m = float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+    return 10 ** m if scale == "log" else m
+
+
+def format_rows(rows: list[dict], label: str) -> str:
+    head = f"{'experiment':<11} {'metric':<40} {'committed':>11} {'here':>11} {'tolerance':>16}  verdict"
+    lines = [f"[verify] {label}", head, "-" * len(head)]
+    for r in rows:
+        tol = "-" if r["tol"] is None else (f"x/ {10 ** r['tol']:.3g}" if r["scale"] == "log" else f"+- {r['tol']:.3g}")
+        lines.append(f"{r['experiment']:<11} {r['metric'][:40]:<40} {_fmt(r['committed']):>11} {_fmt(r['here']):>11} "
+                     f"{tol:>16}  {'ok' if r['ok'] else 'OUTSIDE'} ({r['why']})")
+    bad = sum(not r["ok"] for r in rows)
+    lines.append(f"[verify] {label}: {len(rows) - bad} of {len(rows)} metrics within tolerance"
+                 + (f"; {bad} OUTSIDE" if bad else ""))
+    return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+# ------------------------------------------------------------------ files and machines
+def read_json(path: Path) -> dict:
+    p = repo_root() / path
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def write_json(path: Path, data: dict) -> None:
+    p = repo_root() / path
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(p)
+
+
+def committed_checks(profile: str) -> dict:
+    data = read_json(REFERENCE[profile])
+    if "checks" not in data:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{REFERENCE[profile]} holds no per-seed values to check against; run "
+                          f"{'make report' if profile == 'full' else 'make notebooks'} to write them.")
+    return data["checks"]
+
+
+def family_spread() -> dict[str, float]:
+    return {f: d["max_diff"] for f, d in read_json(SPREAD).get("families", {}).items()}
+
+
+def compute_as(machine: str, profile: str, names: list[str], results: Path, jobs: int, device: str,
+               progress: bool) -> dict:
+    """Compute `names` of `profile` as `machine` would, into the results
+    directory `results`, in a child process (the environment must be set before
+    torch starts); returns their checks."""
+    spec = MACHINES[machine]
+    env = {**os.environ, **spec["env"], "HW1LIB_RESULTS": str(results)}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    cmd = [sys.executable, "-m", "hw1lib.run", "--profile", profile, "--device", device, "--only", ",".join(names),
+           "--jobs", str(jobs), "--out", str(scratch(machine, profile).parent / "timings.json")]
+    if device == "cpu":
+        cmd += ["--threads", str(spec["threads"])]
+    if not progress:
+        cmd.append("--no-progress")
+    p = subprocess.run(cmd, env=env, cwd=repo_root())
+    if p.returncode:
+        raise SystemExit(f"error: computing {', '.join(names)} as machine {machine!r} failed (exit {p.returncode}).")
+    dump = scratch(machine, profile).parent / "checks.json"
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "hw1lib.verify", "--dump", str(dump), "--profile", profile,
+                    "--device", device, "--only", ",".join(names)], env=env, cwd=repo_root(), check=True)
+    return json.loads(dump.read_text())
+
+
+def measure_spread(profile: str, names: list[str], machines: list[str], jobs: int, progress: bool) -> dict:
+    """Compute `names` as each simulated machine would and record, per family,
+    the largest difference of means from the native machine (the results cache
+    as computed here, filled first if needed)."""
+    from .paths import results_dir
+
+    base = compute_as("native", profile, names, results_dir(), jobs, "cpu", progress)
+    fams: dict[str, dict] = {}
+    for m in machines:
+        other = compute_as(m, profile, names, scratch(m, profile), jobs, "cpu", progress)
+        for name, metrics in base.items():
+            for metric, c in metrics.items():
+                a, b = _scaled(c["values"], c["scale"]), _scaled(other[name][metric]["values"], c["scale"])
+                d = abs(float(np.nanmean(b) - np.nanmean(a))) if np.isfinite(a).any() and np.isfinite(b).any() else 0.0
+                f = fams.setdefault(c["family"], {"scale": c["scale"], "max_diff": 0.0, "by_machine": {}})
+                f["max_diff"] = max(f["max_diff"], _round(d))
+                f["by_machine"][m] = max(f["by_machine"].get(m, 0.0), _round(d))
+    return fams
+
+
+def scratch(machine: str, profile: str) -> Path:
+    return repo_root() / "build" / "verify" / profile / machine / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .experiments import REGISTRY, select
+    from .errors import Hw1libError
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="full", choices=["quick", "full"])
+    ap.add_argument("--only", default="", help="comma-separated experiment or notebook names (default: all)")
+    ap.add_argument("--machine", action="append", choices=list(MACHINES),
+                    help="compute as this machine would (repeatable; default: native)")
+    ap.add_argument("--cached", action="store_true",
+                    help="check what the results cache holds (HW1LIB_RESULTS; computing what is missing) "
+                         "instead of recomputing into a scratch directory")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (the machine settings apply to cpu)")
+    ap.add_argument("--reference", default=None, help="committed values (default figures/results[-quick].json)")
+    ap.add_argument("--no-progress", action="store_true")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write the cached values of every experiment as the "
+                                                            "committed ones of --profile")
+    mode.add_argument("--measure-spread", action="store_true", help="measure the simulated machines' differences "
+                                                                     f"into {SPREAD}")
+    mode.add_argument("--dump", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    try:
+        names = [e.name for e in (select([n.strip() for n in args.only.split(",") if n.strip()])
+                                  if args.only.strip() else REGISTRY)]
+        if args.dump:
+            Path(args.dump).write_text(json.dumps(checks(names, args.profile, args.device)))
+            return 0
+        if args.write:
+            from .provenance import git_commit
+
+            write_json(REFERENCE[args.profile], {"profile": args.profile, "commit": git_commit(),
+                                                 "checks": checks(names, args.profile, args.device)})
+            print(f"[verify] wrote the {args.profile} profile's per-seed values to {REFERENCE[args.profile]}")
+            return 0
+        if args.measure_spread:
+            machines = args.machine or [m for m in MACHINES if m != "native"]
+            fams = measure_spread(args.profile, names, machines, args.jobs, not args.no_progress)
+            write_json(SPREAD, {"profile": args.profile, "machines": {m: MACHINES[m] for m in machines},
+                                "experiments": names, "families": fams})
+            print(f"[verify] wrote {SPREAD}: " + ", ".join(f"{f} {d['max_diff']:.3g}" for f, d in fams.items()))
+            return 0
+        reference = (json.loads(Path(args.reference).read_text())["checks"] if args.reference
+                     else committed_checks(args.profile))
+        spread = family_spread()
+        bad = 0
+        for machine in args.machine or ["native"]:
+            if args.cached and machine == "native":
+                from .paths import results_dir
+
+                here = compute_as(machine, args.profile, names, results_dir(), args.jobs, args.device, False)
+                label = "native (the results cache)"
+            else:
+                out = scratch(machine, args.profile)
+                if out.exists() and not args.cached:
+                    shutil.rmtree(out)     # a reader's check recomputes from nothing
+                here = compute_as(machine, args.profile, names, out, args.jobs, args.device, not args.no_progress)
+                label = f"{machine} ({out.relative_to(repo_root()) if out.is_relative_to(repo_root()) else out})"
+            rows = compare(reference, here, spread)
+            print(format_rows(rows, f"{args.profile} profile, machine {label}"), flush=True)
+            bad += sum(not r["ok"] for r in rows)
+        return 1 if bad else 0
+    except Hw1libError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
