@@ -140,7 +140,7 @@ def c_grad_norm(r, cfg) -> dict[str, Check]:
     out = {}
     for task in ("function", "mnist"):
         for what in ("grad_norm", "loss"):
-            out[f"{task}/{what}_last10"] = Check(f"1-2b/{what}_last10", "log",
+            out[f"{task}/{what}_last10"] = Check(f"1-2b/{task}_{what}_last10", "log",
                                                  _vals(last_tenth_median(a[f"{task}_{what}"])))
     out["mnist/full_batch_grad_norm_end"] = Check("1-2b/full_grad_norm", "log", _vals(a["mnist_full_grad_norm"][-1]))
     return out
