@@ -14,6 +14,9 @@ DEVICE ?= auto
 JOBS ?= 2
 # One section only: `make report NB=1-3e` (an experiment or notebook name).
 NB ?=
+# Config overrides, checked like the configs: `make report SET="1-3d.seeds=0,1 1-1a.max_epochs=8000"`.
+SET ?=
+SETS = $(foreach s,$(SET),--set $(s))
 
 # Simulated machines `make test` computes the quick profile as (hw1lib.verify.MACHINES), and what each
 # computes (empty: every experiment); see the README, "Reproducible". 1-1a and 1-1b are left out by
@@ -33,6 +36,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@# a save in JupyterLab of an unchanged notebook leaves no diff (.gitattributes names the filter)
+	@git config filter.hw1lib-notebook.clean "$(PY) -m hw1lib.nbclean" 2>/dev/null || true
+	@git config filter.hw1lib-notebook.smudge cat 2>/dev/null || true
 	@touch $@
 
 ## Regenerate requirements.lock after changing a pin in pyproject.toml (uv resolves for every
@@ -49,14 +55,14 @@ data: setup
 ## Compute every experiment headlessly into the cache (PROFILE=full by default);
 ## writes build/timings-$(PROFILE)-<device>.json.
 results: data
-	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(NB),--only $(NB))
+	$(PY) -m hw1lib.run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(NB),--only $(NB)) $(SETS)
 
 ## Compute, then render every notebook (or NB=...) from the cache into build/notebooks/ and figures/.
-## With the full profile and every section, it then writes figures/results.json and regenerates the
-## README's tables and RESULTS.md from it (python -m hw1lib.tables).
+## With the full profile, every section and no SET, it then writes figures/results.json and regenerates
+## the README's tables and RESULTS.md from it (python -m hw1lib.tables).
 report: results
-	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(NB)
-	$(if $(and $(filter full,$(PROFILE)),$(if $(NB),,yes)),$(PY) -m hw1lib.tables --write --profile full --device $(DEVICE))
+	$(PY) -m hw1lib.report --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(SETS) $(NB)
+	$(if $(and $(filter full,$(PROFILE)),$(if $(NB)$(SET),,yes)),$(PY) -m hw1lib.tables --write --profile full --device $(DEVICE))
 
 ## The last report's notebooks as a browsable site (inputs hidden): build/html/index.html.
 html: setup
@@ -79,6 +85,7 @@ verify: data
 ## and as the simulated machines would, are checked against figures/results-quick.json within tolerances.
 test: data
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS) --threads 1 --no-progress
+	$(PY) -m hw1lib.nbclean --check notebooks/*.ipynb
 	$(PY) -m pytest tests -q
 	CUDA_VISIBLE_DEVICES= $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -q
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress --machine native

@@ -33,7 +33,8 @@ from hw1lib.data import MNIST_MEAN, MNIST_STD, load_mnist, raw_dir
 from hw1lib.ensemble import Ensemble, seeded_init
 from hw1lib.models import cnn_for_params, count_params, mnist_mlp
 from hw1lib.paths import repo_root
-from hw1lib.train import MinibatchTrainer, make_adam, on_stream, shuffle_generator, thread_stream, train_epoch
+from hw1lib.cuda import on_stream, thread_stream
+from hw1lib.train import MinibatchTrainer, make_adam, shuffle_generator, train_epoch
 
 MODELS = {
     "MLP 784-128-128-10": mnist_mlp((128, 128)),
@@ -107,10 +108,11 @@ def hw1lib_loop(build, batch_size: int, steps: int) -> float:
 def critical_runs(runs: int, epochs: int, together: bool) -> float:
     """Phase 1 of section 1-2c (full-batch Adam, float64, 141 parameters):
     `runs` nets one after another, or all as one vmapped ensemble."""
-    from hw1lib.experiments.optimization import critical_config, critical_problem
+    from hw1lib.experiments import experiment
+    from hw1lib.experiments.optimization import critical_problem
     from hw1lib.train import fit_full_batch
 
-    build, x, y, _ = critical_problem(critical_config("full"))
+    build, x, y, _ = critical_problem(experiment("1-2c").make_config("full"))
     groups = [list(range(runs))] if together else [[s] for s in range(runs)]
     t0 = time.perf_counter()
     for seeds in groups:

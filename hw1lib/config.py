@@ -41,12 +41,60 @@ def make_config(cls: type[T], profiles: Mapping[str, Mapping[str, Any]], profile
         raise ConfigError(
             f"Unknown {cls.__name__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}."
         )
+    hints = typing.get_type_hints(cls)
+    overrides = {k: (tuple(v) if isinstance(v, list) and _is_tuple(hints[k]) else v) for k, v in overrides.items()}
     cfg = validate(cls(**{**profiles[profile], **overrides}))
+    if hasattr(cfg, "check"):
+        cfg.check()
     if "device" in fields:  # nested configs (the models an experiment reads) follow the parent's device
         cfg = dataclasses.replace(cfg, **{
             f.name: dataclasses.replace(v, device=cfg.device) for f in dataclasses.fields(cfg)
             if dataclasses.is_dataclass(v := getattr(cfg, f.name)) and hasattr(v, "device")})
     return cfg
+
+
+def _is_tuple(tp: Any) -> bool:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_is_tuple(a) for a in typing.get_args(tp))
+    return typing.get_origin(tp) is tuple
+
+
+def command_line_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`--set` values in the shape of `cls`'s fields: one value for a tuple
+    field is a tuple of one (`--set 1-3d.batch_sizes=64`). Unknown fields pass
+    through, for make_config to name; types and ranges are checked there."""
+    hints = typing.get_type_hints(cls)
+    return {k: ((v,) if k in hints and _is_tuple(hints[k]) and not isinstance(v, (tuple, list)) else v)
+            for k, v in values.items()}
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: a Python literal (3, 1e-3, (0, 1), None, True) or,
+    failing that, a string; a comma-separated list is a tuple ("sinc,sign")."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if "," in text:
+            return tuple(parse_value(t.strip()) for t in text.split(",") if t.strip())
+        return text
+
+
+def parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """`--set NAME.FIELD=VALUE` items -> {NAME: {FIELD: value}}. NAME must be one
+    of `names` (an experiment); FIELD and VALUE are checked when the config is
+    built (`make_config`): an unknown field or a bad value is a ConfigError."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        name, dot, field = key.strip().rpartition(".")
+        if not eq or not dot or not name or not field:
+            raise ConfigError(f"--set {item!r}: expected NAME.FIELD=VALUE, e.g. --set 1-3d.seeds=0,1.")
+        if name not in names:
+            raise ConfigError(f"--set {item!r}: unknown experiment {name!r}; choose from: {', '.join(names)}.")
+        out.setdefault(name, {})[field] = parse_value(text.strip())
+    return out
 
 
 def _bounds(name: str, kind: type) -> tuple[float, float, bool, str]:

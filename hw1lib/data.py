@@ -24,7 +24,6 @@ from typing import Callable
 
 import torch
 
-from .device import resolve_device
 from .errors import ChecksumError, DataError
 from .paths import data_dir
 
@@ -176,13 +175,14 @@ _CACHE: dict[tuple[str, str], Dataset] = {}
 _LOCK = threading.Lock()
 
 
-def load_mnist(device="auto", root: Path | None = None) -> Dataset:
-    """Load MNIST once per (root, device) into normalised tensors on `device`.
+def load_mnist(device: str | torch.device = "cpu", root: Path | None = None) -> Dataset:
+    """Load MNIST once per (root, device) into normalised tensors on `device`
+    (a device as resolved at the edge: "cpu", "cuda", a torch.device).
 
     Only torchvision's reader is used (`download=False`); run `make data` first.
     Thread-safe: units running in threads share one copy.
     """
-    return load_cached(raw_dir(root), resolve_device(device), lambda dev: _read_mnist(root, dev))
+    return load_cached(raw_dir(root), torch.device(device), lambda dev: _read_mnist(root, dev))
 
 
 def load_cached(raw: Path, dev: torch.device, read: Callable[[torch.device], Dataset]) -> Dataset:

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from .data import Dataset, load_cached, read_idx_dataset, verify_file
-from .device import resolve_device
 from .errors import ChecksumError, DataError
 from .paths import data_dir
 
@@ -116,9 +115,9 @@ def fetch_fashion(root: Path | None = None, *, deb: Path | None = None, timeout:
     return raw
 
 
-def load_fashion(device="auto", root: Path | None = None) -> Dataset:
-    """Fashion-MNIST once per (root, device), normalised like MNIST, on `device`.
-    Thread-safe. Run `make data` first."""
+def load_fashion(device: str | torch.device = "cpu", root: Path | None = None) -> Dataset:
+    """Fashion-MNIST once per (root, device), normalised like MNIST, on `device`
+    (resolved at the edge, as for load_mnist). Thread-safe. Run `make data` first."""
     raw = fashion_raw_dir(root)
 
     def read(dev: torch.device) -> Dataset:
@@ -130,7 +129,7 @@ def load_fashion(device="auto", root: Path | None = None) -> Dataset:
 
         return read_idx_dataset(FashionMNIST, raw, FASHION_MEAN, FASHION_STD, dev)
 
-    return load_cached(raw, resolve_device(device), read)
+    return load_cached(raw, torch.device(device), read)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 `code_version(fn)` hashes exactly the source a computation can depend on:
 inside its experiment module, the top-level definitions reachable from `fn`
 (a change to 1-3e's function leaves 1-1a's results valid); in the library,
-every module those definitions import, transitively, whole. Modules that only
+every module those definitions import, transitively, whole. What is hashed is
+the syntax tree without docstrings and comments (`code_text`): editing either
+recomputes nothing, a change of code always does. Modules that only
 present, store or schedule results (`NOT_COMPUTE`) are left out: editing a plot
 or the cache's messages invalidates nothing.
 """
@@ -25,7 +27,8 @@ _PKG_DIR = Path(__file__).resolve().parent
 # (hw1lib.stats is compute: 1-1a's plateau rule decides how long its runs train.)
 NOT_COMPUTE = frozenset({"hw1lib.cache", "hw1lib.errors", "hw1lib.paths", "hw1lib.plotting",
                          "hw1lib.provenance", "hw1lib.report", "hw1lib.run", "hw1lib.experiments",
-                         "hw1lib.tables"})
+                         "hw1lib.tables", "hw1lib.headline",
+                         "hw1lib.experiments.common", "hw1lib.verify"})
 
 
 def git_commit() -> str:
@@ -152,19 +155,40 @@ def code_version(fn: Callable) -> str:
     return _version(fn.__module__, tuple(own), tuple(libs))
 
 
+def _without_docstrings(node: ast.AST) -> ast.AST:
+    """A copy of `node` with the docstring of every module, class and function
+    in it removed (comments are not in the tree at all)."""
+    import copy
+
+    node = copy.deepcopy(node)
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if (isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            n.body = body[1:] or [ast.Pass()]
+    return node
+
+
+def code_text(node: ast.AST) -> str:
+    """What of `node`'s source a result can depend on: its syntax tree without
+    docstrings, comments, line numbers or layout. A docstring or comment edit
+    leaves it unchanged; any change of code changes it."""
+    return ast.dump(_without_docstrings(node), annotate_fields=False)
+
+
 @functools.lru_cache(maxsize=None)
 def _version(module: str, own: tuple[str, ...], libs: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    source = _source(module)
     defs = {}
     for node in _parsed(module).body:
         names = ([node.name] if hasattr(node, "name") else
                  [t.id for t in getattr(node, "targets", [getattr(node, "target", None)])
                   if isinstance(t, ast.Name)])
         for n in names:
-            defs[n] = ast.get_source_segment(source, node)
+            defs[n] = code_text(node)
     for name in own:
         h.update(f"{module}:{name}\n{defs[name]}\n".encode())
     for lib in libs:
-        h.update(f"{lib}\n{_source(lib)}\n".encode())
+        h.update(f"{lib}\n{code_text(_parsed(lib))}\n".encode())
     return h.hexdigest()[:16]

@@ -12,16 +12,23 @@ a run record (profile, device, git commit, seconds per notebook) goes to
 `--in-place` executes the notebooks in `notebooks/` themselves with their own
 `parameters` cell (quick profile), then strips what must not be committed
 (papermill's injected cell, machine paths, timings): that is how the committed
-notebooks, whose outputs nbval compares, are made.
+notebooks are made.
+
+Output: one line per notebook when it starts and when it ends; what the
+kernels print goes to `build/notebooks/<name>.log`. Every file is written
+under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import json
 import multiprocessing as mp
 import os
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -30,24 +37,67 @@ from pathlib import Path
 from .paths import repo_root
 
 
-def render(nb: Path, target: Path, parameters: dict, stream: bool = False) -> float:
-    """Execute one notebook into `target`; returns the seconds it took. With
-    `stream`, each cell's printed output reaches the terminal as it runs."""
-    import logging
+def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) -> float:
+    """Execute one notebook into `target`; returns the seconds it took.
 
+    Prints one line when it starts. Everything the kernel and papermill print
+    (cell output, kernel warnings) goes to `log`, not the terminal: the cells'
+    output is in the executed notebook. The notebook is written to a temporary
+    name beside `target` and renamed only once it ran to the end, so a stopped
+    or failed run never leaves a half-written notebook under its real name
+    (a failed one is kept as `<name>.failed.ipynb`, which shows the error)."""
     import papermill as pm
 
-    if stream:  # papermill logs each cell's output as it arrives; prefix it with this notebook's name
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"[{nb.stem[:12]}] %(message)s"))
-        log = logging.getLogger("papermill")
-        log.handlers[:] = [handler]
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    print(f"[report] {nb.name} started", flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".ipynb", dir=target.parent)
+    os.close(fd)
     t0 = time.perf_counter()
-    pm.execute_notebook(str(nb), str(target), cwd=str(nb.parent), progress_bar=False, parameters=parameters,
-                        log_output=stream)
+    try:
+        with _output_to(log):
+            pm.execute_notebook(str(nb), tmp, cwd=str(nb.parent), progress_bar=False, parameters=parameters,
+                                log_output=False)
+    except BaseException:
+        if Path(tmp).is_file() and Path(tmp).stat().st_size:
+            os.replace(tmp, target.with_suffix(".failed.ipynb"))
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    target.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _output_to(log: Path | None):
+    """Send this process's stdout and stderr, and those of the processes it
+    starts (the kernel), to `log` (appending) for the duration; None: /dev/null."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log if log is not None else os.devnull, "a") as f:
+        try:
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def resolve_notebooks(names: list[str]) -> list[Path]:
@@ -70,49 +120,113 @@ def resolve_notebooks(names: list[str]) -> list[Path]:
 
 def clean_notebook(path: Path) -> None:
     """Make an executed notebook fit to commit: no `injected-parameters` cell
-    (it would override what a user sets in the `parameters` cell) and no
-    volatile metadata (papermill's paths and timings, execution timestamps,
+    (it would override what a user sets in the `parameters` cell), then the
+    canonical form of `hw1lib.nbclean` (no papermill metadata, timestamps,
     widget state), so re-running unchanged code leaves `git diff` empty."""
+    from .nbclean import dumps, normalize
+
     nb = json.loads(path.read_text())
     nb["cells"] = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    for key in ("papermill", "widgets"):
-        nb["metadata"].pop(key, None)
-    for cell in nb["cells"]:
-        for key in ("papermill", "execution"):
-            cell.get("metadata", {}).pop(key, None)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(path, dumps(normalize(nb)))
 
 
-def export_html(nbs: list[Path], out: Path, record: dict | None = None) -> Path:
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
+# What nbconvert's template loads from a CDN (MathJax, require.js, mermaid): nothing of it is needed once math
+# is MathML, and a report must read offline.
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>|"
+                            r"<script[^>]*>(?:(?!</script>).)*?\bfrom\s+[\"']https?://(?:(?!</script>).)*</script>|"
+                            r"<script type=\"text/x-mathjax-config\">(?:(?!</script>).)*</script>", re.S)
+
+
+def math_to_mathml(markdown: str) -> str:
+    """Markdown with every `$...$` / `$$...$$` formula replaced by MathML, which
+    browsers render natively: math reads offline, with no script."""
+    from latex2mathml.converter import convert
+
+    def one(m):
+        tex, display = (m.group(1), "block") if m.group(1) is not None else (m.group(2), "inline")
+        return convert(tex.strip(), display=display)
+
+    return _MATH.sub(one, markdown)
+
+
+def offline_html(body: str) -> str:
+    """An nbconvert page without the scripts it would fetch from the network."""
+    return _REMOTE_SCRIPT.sub("", body)
+
+
+def _nav(pages: list[tuple[str, str]], i: int | None) -> str:
+    """The navigation bar of page i of `pages` [(file, title)] (None: the results page)."""
+    import html
+
+    links = ['<a href="index.html">Contents</a>', '<a href="results.html">Results</a>']
+    if i is not None:
+        if i > 0:
+            links.insert(1, f'<a href="{pages[i - 1][0]}" rel="prev">&larr; {html.escape(pages[i - 1][1])}</a>')
+        if i + 1 < len(pages):
+            links.append(f'<a href="{pages[i + 1][0]}" rel="next">{html.escape(pages[i + 1][1])} &rarr;</a>')
+    return ('<nav class="hw1lib-nav" style="font-family: sans-serif; padding: 0.5em 1em; border-bottom: 1px solid #ccc">'
+            + " &middot; ".join(links) + "</nav>")
+
+
+def _page(title: str, nav: str, body: str) -> str:
+    import html
+
+    return ("<!doctype html>\n<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:0 auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>\n" + nav + "\n" + body +
+            "\n</body></html>\n")
+
+
+def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_md: Path | None = None) -> Path:
     """Executed notebooks -> `out/<name>.html` (inputs hidden: the report reads
-    as prose, figures and tables) and `out/index.html` linking them in report
-    order with each notebook's title; returns the index's path."""
+    as prose, figures and tables), `out/results.html` (RESULTS.md) and
+    `out/index.html` linking them in report order. Every page works offline:
+    formulas are MathML, nothing is fetched from the network; every page has
+    links to the contents, the results and the previous and next section.
+    Returns the index's path."""
     import html
 
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    rows = []
+    docs, pages = [], []
     for nb in nbs:
         doc = nbformat.read(nb, as_version=4)
         title = next((line.lstrip("# ").strip() for c in doc.cells if c.cell_type == "markdown"
                       for line in c.source.splitlines() if line.startswith("#")), nb.stem)
+        for c in doc.cells:
+            if c.cell_type == "markdown":
+                c.source = math_to_mathml(c.source)
+        docs.append(doc)
+        pages.append((f"{nb.stem}.html", title))
+    for i, (doc, (name, title)) in enumerate(zip(docs, pages)):
         body, _ = exporter.from_notebook_node(doc, resources={"metadata": {"name": title}})
-        (out / f"{nb.stem}.html").write_text(body)
-        rows.append(f'<li><a href="{html.escape(nb.stem)}.html">{html.escape(title)}</a> '
-                    f'<small>({html.escape(nb.name)})</small></li>')
+        body = offline_html(body).replace('href="../RESULTS.md"', 'href="results.html"')
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(pages, i), body, count=1)
+        write_atomic(out / name, body)
+    md = results_md if results_md is not None else repo_root() / "RESULTS.md"
+    if md.is_file():
+        page = markdown2html_mistune(math_to_mathml(md.read_text()))
+        for name in sorted(set(re.findall(r'src="figures/([\w.-]+)"', page))):    # the site carries its figures
+            if (md.parent / "figures" / name).is_file():
+                (out / "figures").mkdir(exist_ok=True)
+                shutil.copyfile(md.parent / "figures" / name, out / "figures" / name)
+        write_atomic(out / "results.html", _page("hw1lib results", _nav(pages, None), page))
+    rows = [f'<li><a href="{html.escape(name)}">{html.escape(title)}</a></li>' for name, title in pages]
     about = ""
     if record:
         about = ("<p>Profile <b>{profile}</b>, device {device}, commit <code>{git_commit}</code>, "
                  "rendered {started}.</p>").format(**{k: html.escape(str(record.get(k, "?")))
                                                       for k in ("profile", "device", "git_commit", "started")})
     index = out / "index.html"
-    index.write_text("<!doctype html>\n<html><head><meta charset='utf-8'><title>hw1lib report</title></head>"
-                     "<body style='font-family: sans-serif; max-width: 50em; margin: 2em auto'>\n"
-                     "<h1>Deep vs Shallow, Optimization, Generalization</h1>\n" + about +
-                     "\n<ol>\n" + "\n".join(rows) + "\n</ol>\n</body></html>\n")
+    write_atomic(index, _page("hw1lib report", _nav(pages, None),
+                              "<h1>Deep vs Shallow, Optimization, Generalization</h1>\n" + about +
+                              '\n<p><a href="results.html">Every headline number</a> beside the published one.</p>'
+                              "\n<ol>\n" + "\n".join(rows) + "\n</ol>"))
     return index
 
 
@@ -120,10 +234,13 @@ def html_main() -> int:
     """`make html`: the notebooks of the last `make report`, as a browsable site."""
     root = repo_root()
     rec_path = root / "build" / "run_record.json"
-    record = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    try:
+        record = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    except json.JSONDecodeError:
+        record = {}
     nbs = [root / p for p in record.get("notebooks", [])]
     if not nbs or not all(p.is_file() for p in nbs):
-        print("error: no rendered report in build/notebooks/; run `make report` first.", file=sys.stderr)
+        print("error: no complete rendered report in build/notebooks/; run `make report` first.", file=sys.stderr)
         return 2
     index = export_html(nbs, root / "build" / "html", record)
     print(f"[html] {len(nbs)} notebooks -> {index.relative_to(root)}")
@@ -131,6 +248,8 @@ def html_main() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import experiments
+    from .config import command_line_values, parse_sets
     from .device import describe, resolve_device
     from .errors import Hw1libError
     from .provenance import git_commit
@@ -142,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--in-place", action="store_true",
                     help="execute notebooks/ itself with the parameters cell as written (quick profile)")
     ap.add_argument("--jobs", type=int, default=1, help="notebooks rendered at once")
-    ap.add_argument("--quiet", action="store_true", help="do not stream the notebooks' printed output")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE",
+                    help="config overrides, as `python -m hw1lib.run --set` takes them (passed to the notebooks)")
     ap.add_argument("--html", action="store_true",
                     help="only export the last report's notebooks to build/html/ (make html)")
     ap.add_argument("notebooks", nargs="*",
@@ -150,14 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.html:
         return html_main()
-    if args.in_place and (args.profile, args.device) != ("quick", "auto"):
-        ap.error("--in-place writes the committed notebooks, whose parameters cell holds the quick profile "
-                 "and device auto; render other settings into build/notebooks/ instead.")
+    if args.in_place and ((args.profile, args.device) != ("quick", "auto") or args.set):
+        ap.error("--in-place writes the committed notebooks, whose parameters cell holds the quick profile, "
+                 "device auto and no overrides; render other settings into build/notebooks/ instead.")
     if args.jobs < 1:
         ap.error("--jobs must be 1 or more.")
     try:
-        device = describe(resolve_device(args.device))
+        dev = resolve_device(args.device)
+        device = describe(dev)
         nbs = resolve_notebooks(args.notebooks)
+        overrides = {name: command_line_values(experiments.experiment(name).config, fields) for name, fields in
+                     parse_sets(args.set, [e.name for e in experiments.REGISTRY]).items()}
+        for name, fields in overrides.items():      # a bad field or value fails here, once
+            experiments.experiment(name).make_config(args.profile, str(dev), **fields)
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -165,53 +290,55 @@ def main(argv: list[str] | None = None) -> int:
     root = repo_root()
     out_dir = root / "build" / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"profile": args.profile, "device": device,
+    record = {"profile": args.profile, "device": device, "overrides": overrides,
               "git_commit": git_commit(), "started": dt.datetime.now().isoformat(timespec="seconds"),
               "seconds": {}}
     # In place, nothing is injected: the notebook runs with its own parameters cell.
-    parameters = {} if args.in_place else {"profile": args.profile, "device": args.device, "progress": True}
-    targets = {}
-    for nb in nbs:
-        if args.in_place:
-            fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=nb.parent)
-            os.close(fd)
-            targets[nb] = Path(tmp)
-        else:
-            targets[nb] = out_dir / nb.name
+    parameters = {} if args.in_place else {
+        "profile": args.profile, "device": str(dev), "progress": False,
+        "overrides": {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in overrides.items()}}
+    targets = {nb: (out_dir / "in-place" if args.in_place else out_dir) / nb.name for nb in nbs}
     pool = (cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) if args.jobs > 1
             else InlineExecutor())
     failed = []
+    t0 = time.perf_counter()
+
+    def finished(nb: Path, fut) -> None:
+        try:
+            seconds = fut.result()
+        except Exception as exc:
+            failed.append(nb.name)
+            print(f"[report] {nb.name} FAILED ({type(exc).__name__}); see "
+                  f"{targets[nb].with_suffix('.failed.ipynb').relative_to(root)} and "
+                  f"{(out_dir / (nb.stem + '.log')).relative_to(root)}", file=sys.stderr, flush=True)
+            return
+        if args.in_place:
+            clean_notebook(targets[nb])
+            os.replace(targets[nb], nb)
+        record["seconds"][nb.name] = round(seconds, 1)
+        print(f"[report] {nb.name} done in {seconds:.0f} s", flush=True)
+
     try:
-        futures = {}
-        for nb in nbs:
-            print(f"[report] {nb.name} (profile={args.profile}) ...", flush=True)
-            futures[nb] = pool.submit(render, nb, targets[nb], parameters, not args.quiet)
-        for nb, fut in futures.items():
-            try:
-                seconds = fut.result()
-            except Exception as exc:
-                failed.append(nb.name)
-                print(f"[report] {nb.name} FAILED ({type(exc).__name__}); the executed copy "
-                      f"{targets[nb]} shows the error.", file=sys.stderr)
-                continue
-            if args.in_place:
-                clean_notebook(targets[nb])
-                os.replace(targets[nb], nb)
-            record["seconds"][nb.name] = round(seconds, 1)
-            print(f"[report] {nb.name} done in {seconds:.0f} s", flush=True)
+        if args.jobs == 1:
+            for nb in nbs:
+                finished(nb, pool.submit(render, nb, targets[nb], parameters, out_dir / f"{nb.stem}.log"))
+        else:
+            futures = {pool.submit(render, nb, targets[nb], parameters, out_dir / f"{nb.stem}.log"): nb for nb in nbs}
+            for fut in cf.as_completed(futures):
+                finished(futures[fut], fut)
     except KeyboardInterrupt:
-        print("\n[report] interrupted; notebooks already rendered are in build/notebooks/.", file=sys.stderr)
+        print("\n[report] interrupted; the notebooks that finished are in build/notebooks/.", file=sys.stderr)
         return 130
     finally:
         pool.shutdown(cancel_futures=True)
-        if args.in_place:
-            for t in targets.values():
-                t.unlink(missing_ok=True)
-    record["total_seconds"] = round(sum(record["seconds"].values()), 1)
+    record["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    record["notebook_seconds"] = round(sum(record["seconds"].values()), 1)
     if not args.in_place:
-        record["notebooks"] = [str(targets[nb].relative_to(root)) for nb in nbs if nb.name in record["seconds"]]
-    (root / "build" / "run_record.json").write_text(json.dumps(record, indent=2))
-    print(json.dumps(record, indent=2))
+        # only a complete report is one `make html` publishes
+        record["notebooks"] = ([str(targets[nb].relative_to(root)) for nb in nbs] if not failed else [])
+    write_atomic(root / "build" / "run_record.json", json.dumps(record, indent=2))
+    print(f"[report] {len(record['seconds'])} of {len(nbs)} notebooks in {record['wall_seconds']:.0f} s wall "
+          f"({record['notebook_seconds']:.0f} s of notebook time); record: build/run_record.json", flush=True)
     return 1 if failed else 0
 
 

@@ -41,7 +41,10 @@ import torch
 
 from . import cache
 from .device import resolve_device
-from .experiments import REGISTRY, experiment, select
+from . import experiments
+from .config import command_line_values, parse_sets
+from .cuda import on_stream, thread_stream
+from .experiments import experiment, select
 from .experiments.common import Unit
 from .paths import repo_root
 from .provenance import git_commit
@@ -67,8 +70,6 @@ def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> fl
     different threads overlap on the GPU."""
     t0 = time.perf_counter()
     if own_stream and torch.cuda.is_available():
-        from .train import on_stream, thread_stream
-
         stream = thread_stream(torch.device("cuda", torch.cuda.current_device()))
         with on_stream(stream):
             unit(progress)
@@ -133,10 +134,14 @@ def _wait_any(futures: list) -> list:
 
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
             executor: Any = None, progress: bool = True,
-            log: Callable[[str], None] = print, threads: int | None = None) -> dict:
+            log: Callable[[str], None] = print, threads: int | None = None,
+            overrides: dict[str, dict[str, Any]] | None = None) -> dict:
     """Fill the cache for the selected experiments of `profile`; returns the
-    timings record (also what `main` writes to the timings file)."""
-    dev = resolve_device(device)
+    timings record (also what `main` writes to the timings file). overrides:
+    {experiment: {field: value}} on top of the profile (`--set`)."""
+    dev = resolve_device(device)                 # the one place a run resolves its device
+    REGISTRY = experiments.REGISTRY
+    log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}")
     cache.check_writable()  # before anything is computed, not after the first unit
     cache.clean_stale_temps()  # left by killed writers of any entry
     selected = select(only) if only else list(REGISTRY)
@@ -144,7 +149,8 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     while more := {a for e in REGISTRY if e.name in wanted for a in e.after} - wanted:
         wanted |= more                   # what they read is computed too, and what that reads
     selected = [e for e in REGISTRY if e.name in wanted]
-    configs = {e.name: e.make_config(profile, device) for e in selected}
+    overrides = overrides or {}
+    configs = {e.name: e.make_config(profile, str(dev), **overrides.get(e.name, {})) for e in selected}
     own = executor is None
     executor = executor or local_executor(dev, jobs, threads)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
@@ -242,7 +248,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         ex.shutdown(wait=True)
     total = round(time.perf_counter() - t_start, 2)
     record = {
-        "device": describe_device(dev), "torch": torch.__version__, "commit": git_commit(),
+        "device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__, "commit": git_commit(),
         "profile": profile, "jobs": jobs, "experiments": seconds, "total_seconds": total,
         "units": unit_seconds, "cached_units": len(cached_units), "failures": failures,
     }
@@ -255,8 +261,8 @@ def describe_device(dev: torch.device) -> str:
     return f"cpu ({os.cpu_count()} cores, torch {torch.get_num_threads()} threads)"
 
 
-def timings_path(profile: str, device: torch.device) -> Path:
-    return repo_root() / "build" / f"timings-{profile}-{device.type}.json"
+def timings_path(profile: str, device_type: str) -> Path:
+    return repo_root() / "build" / f"timings-{profile}-{device_type}.json"
 
 
 def _terminate(signum, frame) -> None:
@@ -264,13 +270,16 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import Hw1libError
+    from .errors import ConfigError, Hw1libError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--only", default="", help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
-                    f"(all: {','.join(e.name for e in REGISTRY)})")
+    ap.add_argument("--only", default=None, help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
+                    f"(all: {','.join(e.name for e in experiments.REGISTRY)})")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE",
+                    help="override one config field of one experiment, checked like the configs "
+                         "(repeatable), e.g. --set 1-3d.seeds=0,1 --set 1-1a.max_epochs=8000")
     ap.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process on a CPU (default: "
                     "the cores split between the jobs; hw1lib.verify sets it to act as another machine)")
@@ -279,14 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)   # like Ctrl-C: stop the workers, keep finished units
     try:
-        dev = resolve_device(args.device)
-        only = [n.strip() for n in args.only.split(",") if n.strip()] or None
-        select(only or [])
+        only = None
+        if args.only is not None:
+            only = [n.strip() for n in args.only.split(",") if n.strip()]
+            if not only:
+                raise ConfigError("--only was given but names nothing; leave it out to run every experiment.")
+            select(only)
+        overrides = {name: command_line_values(experiment(name).config, fields) for name, fields in
+                     parse_sets(args.set, [e.name for e in experiments.REGISTRY]).items()}
+        for name, fields in overrides.items():      # a bad field or value fails here, before anything runs
+            experiment(name).make_config(args.profile, args.device, **fields)
         if args.jobs < 1:
             raise SystemExit("error: --jobs must be 1 or more.")
-        print(f"[run] profile={args.profile} device={describe_device(dev)} jobs={args.jobs}", flush=True)
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
-                         log=lambda s: print(s, flush=True), threads=args.threads)
+                         log=lambda s: print(s, flush=True), threads=args.threads, overrides=overrides)
     except KeyboardInterrupt:
         print("\n[run] interrupted: every unit that finished is cached; run the same command again to "
               "resume from there.", file=sys.stderr)
@@ -294,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else timings_path(args.profile, dev)
+    out = Path(args.out) if args.out else timings_path(args.profile, record["device_type"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))
     print(f"\n{'experiment':<12} {'seconds':>8}")

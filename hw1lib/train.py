@@ -4,22 +4,17 @@ Batches are index slices of a per-model random permutation; there is no
 DataLoader and no per-sample transform in the hot loop. Evaluation runs
 over whole splits in large chunks under `torch.inference_mode()`.
 
-On a CUDA device a training step is ~20 small kernels whose launches from
-Python cost more than their work, so each step (batch gather through a static
-index buffer, forward, backward, Adam with capturable=True, the writing of the
-step's loss and gradient norm into device buffers) is captured once as a CUDA
-graph and replayed; host and device meet once per epoch. Eager execution of
+Every loop here (minibatch, full batch, train-to-a-target-loss) checks for
+divergence the same way, once per epoch or check interval (`_raise_diverged`).
+
+On a CUDA device each step is captured once as a CUDA graph and replayed: the
+engine for that lives in `hw1lib.cuda`, beside these loops. Eager execution of
 the very same step function stays the reference (`graphs=False`), and the
 tests check that both give the same numbers.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-import os
-import threading
-import warnings
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -27,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .cuda import CapturedStep, graphs_wanted, on_stream, record, thread_stream
 from .data import Split
 from .ensemble import Ensemble
 from .errors import ConfigError, TrainingDiverged
@@ -88,130 +84,6 @@ class MemberLrAdam:
                 p.copy_(torch.lerp(o, p, r))
 
 
-def graphs_wanted(device: torch.device, graphs: bool | None = None) -> bool:
-    """Whether training steps on `device` are captured: only on CUDA; `graphs`
-    None means yes unless the environment sets HW1LIB_CUDA_GRAPHS=0."""
-    if device.type != "cuda":
-        return False
-    if graphs is None:
-        return os.environ.get("HW1LIB_CUDA_GRAPHS", "1") != "0"
-    return graphs
-
-
-@contextlib.contextmanager
-def on_stream(stream: "torch.cuda.Stream | None"):
-    """Run the block on `stream`, ordered after the current stream's work, and
-    order the current stream after it on the way out; a no-op for None. A
-    captured step keeps one stream of its own: capture needs a non-default
-    stream, and warm-up, capture and replay on the same one share the
-    libraries' per-stream workspaces."""
-    if stream is None:
-        yield
-        return
-    current = torch.cuda.current_stream(stream.device)
-    stream.wait_stream(current)
-    with torch.cuda.stream(stream):
-        yield
-    current.wait_stream(stream)
-
-
-_CAPTURE_LOCK = threading.Lock()   # one capture at a time when units run in threads
-_STREAM_LOCK = threading.Lock()
-_THREAD = threading.local()
-_STREAM_OWNERS: dict[int, threading.Thread] = {}
-
-
-def thread_stream(device: torch.device) -> "torch.cuda.Stream":
-    """This thread's own CUDA stream, shared by none of the live threads.
-
-    `torch.cuda.Stream()` hands out streams from a fixed pool, round robin, so
-    two calls can return the same stream; a unit in one thread whose kernels
-    went to a stream that another thread is capturing would be captured into
-    that graph. Every thread therefore takes one stream, checked to be
-    distinct from those of the other live threads, and keeps it."""
-    s = getattr(_THREAD, "stream", None)
-    if s is not None and s.device == device:
-        return s
-    with _STREAM_LOCK:
-        for _ in range(256):
-            s = torch.cuda.Stream(device)
-            owner = _STREAM_OWNERS.get(s.cuda_stream)
-            if owner is None or not owner.is_alive() or owner is threading.current_thread():
-                break
-        else:
-            raise RuntimeError("all CUDA streams of the pool are held by live threads; use fewer --jobs")
-        _STREAM_OWNERS[s.cuda_stream] = threading.current_thread()
-    _THREAD.stream = s
-    return s
-
-
-class CapturedStep:
-    """`fn()` (a step that reads and writes only tensors that stay in place)
-    run eagerly for its first `warmup` calls, which initialise Adam's state and
-    the libraries' workspaces, then captured once as a CUDA graph and replayed.
-
-    The captured graph does not execute while it is recorded, so every call,
-    eager or replayed, is one real step. If capture fails, the step stays eager
-    and says so once (the numbers are the same, only slower)."""
-
-    def __init__(self, fn: Callable[[], None], enabled: bool, warmup: int = 3, name: str = "step"):
-        self.fn, self.enabled, self.warmup, self.name = fn, enabled, warmup, name
-        self.calls = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-
-    def __call__(self) -> None:
-        if self.graph is None and self.enabled and self.calls >= self.warmup:
-            self._capture()
-        if self.graph is not None:
-            self.graph.replay()
-        else:
-            self.fn()
-        self.calls += 1
-
-    def _capture(self) -> None:
-        graph = torch.cuda.CUDAGraph()
-        with _CAPTURE_LOCK:
-            # A garbage collection during capture could free an old graph or
-            # tensor in this thread, an operation a capturing stream forbids
-            # (seen on an H200: "operation not permitted when stream is
-            # capturing (function reset)"), so collect first and pause it.
-            gc.collect()
-            was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                graph.capture_begin(capture_error_mode="thread_local")
-                try:
-                    self.fn()
-                finally:
-                    graph.capture_end()
-            except RuntimeError as exc:
-                self.enabled = False
-                warnings.warn(f"CUDA graph capture of {self.name} failed ({str(exc)[:300]}); "
-                              "this run continues with eager steps.", RuntimeWarning)
-                return
-            finally:
-                if was_enabled:
-                    gc.enable()
-        self.graph = graph
-
-    def close(self) -> None:
-        """Release the graph and its memory pool now (not at some later garbage
-        collection, which might fall inside another thread's capture)."""
-        self.graph = None
-        self.fn = None
-
-
-def _record(buf: torch.Tensor | None, at: int | torch.Tensor, row: torch.Tensor | None) -> None:
-    """buf[at] = row, where `at` is a Python int (eager) or a 0-d device tensor
-    (a captured step, whose position must live on the device)."""
-    if buf is None:
-        return
-    if isinstance(at, int):
-        buf[at] = row
-    else:
-        buf.index_copy_(0, at.view(1), row.unsqueeze(0))
-
-
 def _backward_step(ens: Ensemble, opt: torch.optim.Optimizer, losses: Iterable[torch.Tensor],
                    record_grad_norm: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Backward of the summed member losses and one Adam step. `losses` gives
@@ -248,6 +120,15 @@ def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch",
             f"Training diverged: the loss {how} in {what} {first_epoch + row} (model {model}); "
             "lower the learning rate or check the data."
         )
+
+
+def _check_epoch(losses: torch.Tensor, epoch: int, start: torch.Tensor | None) -> torch.Tensor:
+    """The one host sync of a minibatch epoch: raise if any step's loss [steps, N]
+    is non-finite or the worst is far above the first step's. Returns the start
+    (the first epoch's first-step losses [N]), to pass back next epoch."""
+    start = losses[0] if start is None else start
+    _raise_diverged(losses.amax(0, keepdim=True), epoch, start=start)     # amax keeps NaN
+    return start
 
 
 def member_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -328,16 +209,16 @@ class MinibatchTrainer:
             self.arange = torch.arange(batch_size, device=dev)
             full, tail = divmod(self.n, batch_size)
             self.full_step = CapturedStep(lambda: self._device_step(batch_size), self.captured,
-                                          name=f"a batch-{batch_size} step")
+                                          name=f"a batch-{batch_size} step", optimizer=opt)
             self.tail_step = (CapturedStep(lambda: self._device_step(tail), self.captured,
-                                           name=f"the last batch-{tail} step") if tail else None)
+                                           name=f"the last batch-{tail} step", optimizer=opt) if tail else None)
 
     def _step(self, idx: torch.Tensor, at: int | torch.Tensor) -> None:
         x, y = gather(self.train.x, idx), gather_labels(self.train.y, idx)   # [N, B, ...], [N, B]
         loss, gn = _backward_step(self.ens, self.opt, [member_cross_entropy(self.ens(x), y).mean(1)],
                                   self.record_grad_norm)
-        _record(self.losses, at, loss)
-        _record(self.grad_norms, at, gn)
+        record(self.losses, at, loss)
+        record(self.grad_norms, at, gn)
 
     def _device_step(self, b: int) -> None:
         cols = self.pos * self.B + self.arange[:b]                          # [b], on the device
@@ -434,10 +315,7 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     try:
         for epoch in bar:
             losses, gn = trainer.epoch()
-            if start is None:
-                start = losses[0]
-            # the one host sync of the epoch: any step non-finite, or the worst far above the start
-            _raise_diverged(losses.amax(0, keepdim=True), epoch, start=start)  # amax keeps NaN
+            start = _check_epoch(losses, epoch, start)
             step_loss.append(losses)
             if gn is not None:
                 grad_norm.append(gn)
@@ -523,14 +401,14 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
 
             def step(at, cur=cur, opt=opt, seg=seg, seg_g=seg_g, member_mse=member_mse) -> None:
                 loss, gn = _backward_step(cur, opt, member_mse(), record_grad_norm)
-                _record(seg, at, loss)
-                _record(seg_g, at, gn)
+                record(seg, at, loss)
+                record(seg_g, at, gn)
 
             def device_step(step=step, pos=pos) -> None:
                 step(pos)
                 pos.add_(1)
 
-            run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}")
+            run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}", optimizer=opt)
             done = None
             while e < epochs and done is None:
                 run() if static else step(e)
@@ -569,3 +447,52 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     if stop is not None:
         out["stopped_at"] = stopped_at
     return out
+
+
+def fit_to_loss(ens: Ensemble, train: Split, test: Split, *, target: float, max_epochs: int, batch_size: int,
+                lr: float | tuple[float, ...], progress: bool = False, desc: str = "train") -> dict[str, np.ndarray]:
+    """Train every member (Adam, cross-entropy, its own shuffling) until ITS loss on
+    the whole of `train` first falls to `target` or below, checked after every
+    epoch, and keep each member's weights from that epoch (the others train on;
+    a member's weights are put back at the end). A member that never gets there by
+    `max_epochs` keeps its last weights. Comparing models at a matched training
+    loss is what separates a property of the solution (sharpness, sensitivity)
+    from how far training got. Returns, per member: epochs, steps, reached and
+    the final {train,test}_{loss,acc} of the kept weights."""
+    N = len(ens)
+    opt = make_adam(ens, lr)
+    trainer = MinibatchTrainer(ens, opt, train, batch_size, [shuffle_generator(s) for s in ens.seeds])
+    kept = {k: v.detach().clone() for k, v in ens.params.items()}
+    epochs = np.full(N, max_epochs)
+    reached = np.zeros(N, bool)
+    start = None
+    bar = tqdm(range(1, max_epochs + 1), desc=desc, disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            steps, _ = trainer.epoch()
+            start = _check_epoch(steps, epoch, start)
+            loss, _ = evaluate(ens, train)
+            _raise_diverged(torch.as_tensor(loss)[None], epoch)       # the kept weights must be finite too
+            new = (loss <= target) & ~reached
+            mask = torch.as_tensor(new, device=train.x.device)
+            for k, v in ens.params.items():
+                kept[k][mask] = v.detach()[mask]
+            epochs[new], reached = epoch, reached | new
+            bar.set_postfix(reached=f"{reached.sum()}/{N}", worst_loss=f"{loss[~reached].max() if (~reached).any() else 0:.3f}")
+            if reached.all():
+                break
+    finally:
+        trainer.close()
+    mask = torch.as_tensor(reached, device=train.x.device)
+    with torch.no_grad():
+        for k, v in ens.params.items():
+            v[mask] = kept[k][mask]
+    out = {"epochs": epochs, "steps": epochs * -(-len(train) // batch_size), "reached": reached}
+    for name, split in (("train", train), ("test", test)):
+        out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(ens, split)
+    return out
+
+
+def final_metrics(hist: dict) -> dict:
+    """The last evaluation of a fit_classifier history: {train,test}_{loss,acc} [N]."""
+    return {k: hist[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}

@@ -9,7 +9,7 @@ result is bit-identical only on the machine and thread count that wrote it.
 Elsewhere it must agree within a tolerance, so every checked number is
 compared as a number, never as printed digits.
 
-What is compared. Each experiment's checked metrics (`CHECKS`) are its
+What is compared. Each experiment's checked metrics (its declared `checks`) are its
 headline numbers, each as its per-seed values (per run, for 1-2c's 100 runs;
 one value for a single-run number). The committed values live in
 `figures/results.json` (full profile, written by `make report`) and
@@ -44,9 +44,8 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -71,170 +70,6 @@ MACHINES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Check:
-    """One checked metric: `values` per seed (or run), `scale` "lin" or "log"
-    (log10 before comparing), `family` the group whose measured machine spread
-    sets its machine tolerance (e.g. "1-3b/test_acc" for every width), and
-    `resolution` the smallest change it can show (an accuracy: one sample of
-    the evaluated set, 100 / n points), which no tolerance goes below."""
-    family: str
-    scale: str
-    values: tuple[float, ...]
-    resolution: float = 0.0
-
-
-def _one(n: int | None, full: int) -> float:
-    """One sample of a split of n images (None: the whole split of `full`), in percentage points."""
-    return 100 / (n or full)
-
-
-TRAIN, TEST = 60_000, 10_000    # MNIST's splits
-
-
-def _pct(x) -> list[float]:
-    return [100 * float(v) for v in np.ravel(x)]
-
-
-def _vals(x) -> list[float]:
-    return [float(v) for v in np.ravel(x)]
-
-
-# ------------------------------------------------------------------ checked metrics per experiment
-def c_function_fit(r, cfg) -> dict[str, Check]:
-    from .experiments.deep_vs_shallow import function_fit_models
-
-    final = r.arrays["final_loss"]                                   # [depth, function, seed]
-    return {f"final_mse[{m['name']},{f}]": Check("1-1a/final_mse", "log", _vals(final[i, j]))
-            for i, m in enumerate(function_fit_models(cfg)) for j, f in enumerate(cfg.functions)}
-
-
-def c_mnist_models(r, cfg) -> dict[str, Check]:
-    from .experiments.deep_vs_shallow import mnist_models
-
-    out = {}
-    for t, task in enumerate(cfg.datasets):
-        for i, m in enumerate(mnist_models(cfg)):
-            out[f"{task}/test_acc[{m['name']}]"] = Check("1-1b/test_acc", "lin", _pct(r.arrays["test_acc"][t, i, -1]),
-                                                         _one(cfg.test_subset, TEST))
-            out[f"{task}/train_loss[{m['name']}]"] = Check("1-1b/train_loss", "log",
-                                                           _vals(r.arrays["train_loss"][t, i, -1]))
-    return out
-
-
-def c_trajectory(r, cfg) -> dict[str, Check]:
-    from .experiments.optimization import SMALL_LAYER, trajectory_pca
-
-    out = {"final_test_acc": Check("1-2a/test_acc", "lin", _pct(r.arrays["test_acc"][-1]), _one(None, TEST))}
-    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
-        ev = trajectory_pca(r, cfg, layer)["explained"]
-        for k in range(2):
-            out[f"explained_{key}[PC{k + 1}]"] = Check("1-2a/explained", "lin", _pct(ev[k]))
-    return out
-
-
-def c_grad_norm(r, cfg) -> dict[str, Check]:
-    from .experiments.optimization import last_tenth_median
-
-    a = r.arrays
-    out = {}
-    for task in ("function", "mnist"):
-        for what in ("grad_norm", "loss"):
-            out[f"{task}/{what}_last10"] = Check(f"1-2b/{task}_{what}_last10", "log",
-                                                 _vals(last_tenth_median(a[f"{task}_{what}"])))
-    out["mnist/full_batch_grad_norm_end"] = Check("1-2b/full_grad_norm", "log", _vals(a["mnist_full_grad_norm"][-1]))
-    return out
-
-
-def c_critical(r, cfg) -> dict[str, Check]:
-    from .critical import resolved_spectrum
-
-    a = r.arrays
-    reached, ok = a["reached"].astype(bool), a["refined_reached"].astype(bool)
-    out = {"phase2_reached": Check("1-2c/reached", "lin", _pct(reached)),
-           "phase2_loss": Check("1-2c/loss", "log", _vals(a["loss"])),
-           "phase3_reached": Check("1-2c/reached", "lin", _pct(ok)),
-           "phase3_loss": Check("1-2c/loss", "log", _vals(a["refined_loss"])),
-           "phase3_grad_norm": Check("1-2c/grad_norm", "log", _vals(a["refined_grad_norm"]))}
-    if reached.any():
-        out["phase2_minimal_ratio"] = Check("1-2c/ratio", "lin", _pct(a["minimal_ratio"][reached]))
-    if ok.any():
-        res = resolved_spectrum(a["refined_eigenvalues"], a["refined_grad_norm"], cfg.resolve_factor)
-        out["phase3_resolved_ratio"] = Check("1-2c/ratio", "lin", _pct(res["resolved_ratio"][ok]))
-    return out
-
-
-def c_surface(r, cfg) -> dict[str, Check]:
-    out = {"centre_loss": Check("1-2d/loss", "log", [float(r.summary["centre_loss"])]),
-           "random_plane_max": Check("1-2d/loss", "log", [float(r.arrays["random_loss"].max())])}
-    for k in range(2):
-        out[f"pca_explained[PC{k + 1}]"] = Check("1-2d/explained", "lin", _pct(r.arrays["explained"][k]))
-    return out
-
-
-def c_random_labels(r, cfg) -> dict[str, Check]:
-    n = {"train": _one(cfg.train_subset, TRAIN), "test": _one(cfg.test_subset, TEST)}
-    return {f"{kind}/{split}_acc": Check(f"1-3a/{split}_acc", "lin", _pct(r.arrays[f"{kind}_{split}_acc"][-1]), n[split])
-            for kind in ("true", "random") for split in ("train", "test")}
-
-
-def c_params_sweep(r, cfg) -> dict[str, Check]:
-    fam = "1-3b-noise" if cfg.label_noise else "1-3b"
-    n = {"train": _one(cfg.train_subset, TRAIN), "test": _one(None, TEST)}
-    return {f"{split}_acc[width={w}]": Check(f"{fam}/{split}_acc", "lin", _pct(r.arrays[f"{split}_acc"][i]), n[split])
-            for i, w in enumerate(cfg.widths) for split in ("train", "test")}
-
-
-def c_interpolation(r, cfg) -> dict[str, Check]:
-    from .experiments.generalization import END_METRICS, PAIRS
-
-    a = r.arrays
-    al = a["alpha"]
-    i0, i1 = int(np.argmin(np.abs(al))), int(np.argmin(np.abs(al - 1)))
-    inside = (al >= 0) & (al <= 1)
-    out = {}
-    for pair, _, _ in PAIRS:
-        tl = a[f"{pair}_train_loss"]
-        out[f"{pair}/barrier"] = Check("1-3c/barrier", "lin", [float(tl[inside].max() - max(tl[i0], tl[i1]))])
-        out[f"{pair}/min_test_acc_between"] = Check("1-3c/test_acc", "lin", _pct(a[f"{pair}_test_acc"][inside].min()),
-                                                    _one(None, TEST))
-    for n, row in zip(r.summary["ends"], a["end_metrics"]):
-        out[f"end {n}/test_acc"] = Check("1-3c/test_acc", "lin", _pct(row[END_METRICS.index("test_acc")]),
-                                         _one(None, TEST))
-        out[f"end {n}/train_loss"] = Check("1-3c/train_loss", "log", [float(row[END_METRICS.index("train_loss")])])
-    return out
-
-
-def c_batch_sweep(r, cfg) -> dict[str, Check]:
-    a = r.arrays
-    out = {}
-    for label, p, sizes in (("true", "", a["batch_size"]), ("random", "random_", a["random_batch_size"])):
-        for i, b in enumerate(sizes):
-            out[f"{label}/test_acc[batch={int(b)}]"] = Check("1-3d/test_acc", "lin", _pct(a[f"{p}test_acc"][i]),
-                                                             _one(None, TEST))
-            for k in ("train_loss", "sensitivity", "epochs"):
-                out[f"{label}/{k}[batch={int(b)}]"] = Check(f"1-3d/{k}", "log", _vals(a[f"{p}{k}"][i]))
-    return out
-
-
-def c_sharpness(r, cfg) -> dict[str, Check]:
-    a = r.arrays
-    out = {}
-    for i, b in enumerate(a["batch_size"]):
-        for e, eps in enumerate(a["epsilons"]):
-            out[f"sharpness[eps={eps:g},batch={int(b)}]"] = Check("1-3e/sharpness", "log", _vals(a["sharpness"][e, i]))
-        out[f"sharpness_lbfgsb[batch={int(b)}]"] = Check("1-3e/sharpness", "log", _vals(a["sharpness_lbfgsb"][i]))
-        out[f"top_eig[batch={int(b)}]"] = Check("1-3e/top_eig", "log", _vals(a["top_eig"][i]))
-    return out
-
-
-CHECKS: dict[str, Callable[[Any, Any], dict[str, Check]]] = {
-    "1-1a": c_function_fit, "1-1b": c_mnist_models, "1-2a": c_trajectory, "1-2b": c_grad_norm,
-    "1-2c": c_critical, "1-2d": c_surface, "1-3a": c_random_labels, "1-3b": c_params_sweep,
-    "1-3b-noise": c_params_sweep, "1-3c": c_interpolation, "1-3d": c_batch_sweep, "1-3e": c_sharpness,
-}
-
-
 def checks(names: list[str], profile: str, device: str = "cpu") -> dict[str, dict[str, dict]]:
     """{experiment: {metric: {family, scale, values}}} of `names` from the
     results cache (HW1LIB_RESULTS); whatever is not cached is computed."""
@@ -246,7 +81,7 @@ def checks(names: list[str], profile: str, device: str = "cpu") -> dict[str, dic
         cfg = e.make_config(profile, device)
         out[name] = {k: {"family": c.family, "scale": c.scale, "values": [_round(v) for v in c.values],
                          **({"resolution": _round(c.resolution)} if c.resolution else {})}
-                     for k, c in CHECKS[name](e.run(cfg, progress=False), cfg).items()}
+                     for k, c in e.checks(e.run(cfg, progress=False), cfg).items()}
     return out
 
 

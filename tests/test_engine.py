@@ -115,6 +115,33 @@ def test_captured_full_batch_equals_eager_on_cuda():
 
 @CUDA
 @pytest.mark.filterwarnings("error:CUDA graph capture failed")
+def test_a_real_captured_step_refuses_a_changed_learning_rate_on_cuda():
+    from hw1lib.cuda import CapturedStep, on_stream, thread_stream
+    from hw1lib.errors import ConfigError
+
+    dev = torch.device("cuda")
+    ens = Ensemble(lambda: mlp(1, (8,), 1), [0], dev)
+    opt = make_adam(ens, 1e-3)
+    x = torch.linspace(-1, 1, 32, device=dev).view(1, -1, 1)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        (ens(x) - x).pow(2).mean().backward()
+        opt.step()
+
+    run = CapturedStep(step, enabled=True, optimizer=opt)
+    with on_stream(thread_stream(dev)):
+        for _ in range(5):
+            run()
+        assert run.graph is not None
+        opt.param_groups[0]["lr"] = 1e-4
+        with pytest.raises(ConfigError, match="learning rate changed"):
+            run()
+    run.close()
+
+
+@CUDA
+@pytest.mark.filterwarnings("error:CUDA graph capture failed")
 def test_threaded_units_on_cuda_equal_inline(tmp_path, monkeypatch):
     only = ["1-3b", "1-1a", "1-2c"]       # 1-2c: a host experiment, in worker processes on the CPU
     ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor(), "cuda")
@@ -161,8 +188,14 @@ def test_host_experiments_compute_on_the_cpu_whatever_the_device():
         for device in ("auto", "cpu", "cuda"):
             cfg = e.make_config("smoke", device)
             assert cfg.device == "cpu" and all(u.config.device == "cpu" for u in e.units(cfg))
-    e = experiment("1-3b")        # the others go where they are told
-    assert e.make_config("smoke", "cuda").device == "cuda"
+    e = experiment("1-3b")        # the others go where they are told, resolved once, here
+    if torch.cuda.is_available():
+        assert e.make_config("smoke", "cuda").device == "cuda"
+    else:
+        from hw1lib.errors import DeviceError
+
+        with pytest.raises(DeviceError, match="no usable CUDA GPU"):
+            e.make_config("smoke", "cuda")
 
 
 def test_host_pool_takes_the_cores_the_gpu_threads_leave_one_thread_each():
@@ -239,15 +272,42 @@ def test_local_executors_give_the_inline_results(tmp_path, monkeypatch, kind):
     _assert_same(ref, got)
 
 
+def test_dask_executor_gives_the_local_results(tmp_path, monkeypatch):
+    """The README's cluster recipe, tested: units run on Dask workers (other
+    processes, one results directory shared through HW1LIB_RESULTS) and give
+    the numbers the local executor gives."""
+    distributed = pytest.importorskip("distributed")
+
+    only = ["1-3b", "1-2d"]     # several units; and one that reads another's results (1-2d after 1-2a)
+    ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor())
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "dask"))     # before the workers start: they inherit it
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        got = _run_into(tmp_path / "dask", monkeypatch, only, client.get_executor())
+        assert client.run(lambda: __import__("os").environ["HW1LIB_RESULTS"]) == {
+            w: str(tmp_path / "dask") for w in client.scheduler_info()["workers"]}
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == sorted(p.name for p in (tmp_path / "inline").iterdir())
+    _assert_same(ref, got)
+
+
+def with_compute(monkeypatch, name, wrap):
+    """Replace experiment `name`'s unit compute by wrap(real compute), in the registry."""
+    import dataclasses
+
+    import hw1lib.experiments as ex
+
+    monkeypatch.setattr(ex, "REGISTRY", tuple(dataclasses.replace(e, compute=wrap(e.compute)) if e.name == name
+                                               else e for e in ex.REGISTRY))
+
+
 def test_failed_unit_is_reported_and_others_finish(tmp_path, monkeypatch):
     """A unit that raises is named in the record; the other experiments finish."""
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
-    import hw1lib.experiments.generalization as g
 
     def boom(cfg, progress):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(g, "_train_width", boom)
+    with_compute(monkeypatch, "1-3b", lambda real: boom)
     rec = run_all("smoke", "cpu", ["1-3b", "1-3a"], progress=False, log=lambda s: None)
     assert any(k.startswith("1-3b:") for k in rec["failures"]) and "boom" in str(rec["failures"])
     assert experiment("1-3a").run(experiment("1-3a").make_config("smoke", "cpu"), progress=False).from_cache
@@ -258,16 +318,16 @@ def test_an_experiment_starts_once_what_it_reads_is_done(tmp_path, monkeypatch):
     units (held back here until 1-2d has finished) are still running."""
     import threading
 
-    import hw1lib.experiments.generalization as g
-
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
-    released, real = threading.Event(), g._train_width
+    released = threading.Event()
 
-    def held(cfg, progress):
-        assert released.wait(30), "1-2d did not finish while 1-3b was running"
-        return real(cfg, progress)
+    def holding(real):
+        def held(cfg, progress):
+            assert released.wait(30), "1-2d did not finish while 1-3b was running"
+            return real(cfg, progress)
+        return held
 
-    monkeypatch.setattr(g, "_train_width", held)
+    with_compute(monkeypatch, "1-3b", holding)
     lines = []
 
     def log(line):
@@ -282,17 +342,24 @@ def test_an_experiment_starts_once_what_it_reads_is_done(tmp_path, monkeypatch):
     assert lines.index("1-2a") < lines.index("1-2d") < lines.index("1-3b")
 
 
-def test_nested_config_follows_its_parents_device():
+def test_nested_config_follows_its_parents_device_and_units_refuse_an_unresolved_one():
     """1-2d reads 1-2a's runs and 1-3e reads 1-3d's: they must be computed on
-    the device of the experiment that reads them, not on their own "auto"."""
+    the device of the experiment that reads them. make_config resolves the
+    device once and stamps the nested config; units never resolve again, so a
+    config that did not come from make_config is refused, not guessed at."""
     import dataclasses
+
+    from hw1lib.errors import ConfigError
 
     for name, field in (("1-2d", "trajectory"), ("1-3e", "sweep")):
         e = experiment(name)
         cfg = e.make_config("smoke", "cpu")
-        cfg = dataclasses.replace(cfg, **{field: dataclasses.replace(getattr(cfg, field), device="cuda")})
         (unit,) = e.units(cfg)
         assert unit.config.device == "cpu" and getattr(unit.config, field).device == "cpu"
+        with pytest.raises(ConfigError, match="make_config"):
+            e.units(dataclasses.replace(cfg, device="auto"))
+        with pytest.raises(ConfigError, match="make_config"):
+            e.units(dataclasses.replace(cfg, **{field: dataclasses.replace(getattr(cfg, field), device="cuda")}))
 
 
 @CUDA
@@ -301,7 +368,7 @@ def test_threads_get_distinct_streams():
     hand a live thread's stream to another thread."""
     import threading
 
-    from hw1lib.train import thread_stream
+    from hw1lib.cuda import thread_stream
 
     dev = torch.device("cuda")
     got, barrier = [], threading.Barrier(6)
@@ -323,7 +390,8 @@ def test_critical_blocks_do_not_change_any_run(tmp_path, monkeypatch):
     whether it was computed in a block of 2 or with all 4 runs together, to
     rounding. (The raw minimal ratio is not: eigenvalues of |lambda| ~ 1e-16
     change sign with rounding, so it is compared over |lambda| > 1e-8.)"""
-    from hw1lib.experiments.optimization import critical_config, run_critical
+    e = experiment("1-2c")
+    critical_config, run_critical = e.make_config, e.run
 
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
     split = run_critical(critical_config("smoke", runs_per_unit=2), progress=False).arrays
@@ -360,13 +428,13 @@ def test_what_an_experiment_reads_is_computed_transitively(tmp_path, monkeypatch
     started only after its own inputs: here a chain 1-2d <- 1-2a <- 1-2b."""
     import dataclasses
 
-    import hw1lib.run as run
+    import hw1lib.experiments as ex
 
-    chain = [dataclasses.replace(e, after=("1-2b",)) if e.name == "1-2a" else e for e in REGISTRY]
-    monkeypatch.setattr(run, "REGISTRY", chain)
+    chain = tuple(dataclasses.replace(e, after=("1-2b",)) if e.name == "1-2a" else e for e in REGISTRY)
+    monkeypatch.setattr(ex, "REGISTRY", chain)
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
     lines = []
     rec = run_all("smoke", "cpu", ["1-2d"], executor=InlineExecutor(), progress=False,
                   log=lambda line: lines.append(line.split()[1]))
     assert not rec["failures"]
-    assert lines == ["1-2b", "1-2a", "1-2d"]
+    assert lines == ["profile=smoke", "1-2b", "1-2a", "1-2d"]     # the run's header line, then in order

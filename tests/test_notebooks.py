@@ -2,6 +2,7 @@
 parameters, no machine paths, no volatile metadata."""
 import json
 import os
+import re
 
 import pytest
 
@@ -21,6 +22,8 @@ def test_committed_notebook_has_no_injected_cell_nor_machine_paths(name):
         assert not {"papermill", "execution"} & set(cell.get("metadata", {})), "volatile cell metadata"
     for machine in (str(repo_root()), "/home/", "/tmp/", "site-packages", "TqdmWarning"):
         assert machine not in text, f"{machine!r} in {name}"
+    # no cache entry (config hash - code version): it would change whenever code changes
+    assert not re.search(r"[0-9a-f]{16}-[0-9a-f]{16}", text), f"a cache path in {name}"
 
 
 def test_clean_notebook_strips_what_must_not_be_committed(tmp_path):
@@ -38,7 +41,8 @@ def test_clean_notebook_strips_what_must_not_be_committed(tmp_path):
     clean_notebook(path)
     out = json.loads(path.read_text())
     assert [c["id"] for c in out["cells"]] == ["a"]
-    assert out["metadata"] == {"kernelspec": {"name": "python3"}}
+    assert out["metadata"] == {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                              "name": "python3"}}
     assert out["cells"][0]["metadata"] == {"tags": ["parameters"]}
 
 
@@ -86,25 +90,102 @@ def test_make_lab_starts_and_serves_a_notebook_over_rest():
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_html_export_has_an_index_and_hides_inputs(tmp_path):
+def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_path):
+    import re
+
     from hw1lib.report import export_html
 
-    nbs = [repo_root() / "notebooks" / n for n in notebooks()[:2]]
+    nbs = [repo_root() / "notebooks" / n for n in notebooks()]
     index = export_html(nbs, tmp_path / "html", {"profile": "quick", "device": "cpu", "git_commit": "abc",
                                                  "started": "now"})
     text = index.read_text()
-    for nb in nbs:
-        assert f'href="{nb.stem}.html"' in text
+    assert "Profile <b>quick</b>" in text and 'href="results.html"' in text
+    pages = sorted((tmp_path / "html").glob("*.html"))
+    assert {p.name for p in pages} == {f"{nb.stem}.html" for nb in nbs} | {"index.html", "results.html"}
+    for p in pages:
+        page = p.read_text()
+        # nothing is fetched from the network: no remote script, stylesheet or module import
+        assert not re.search(r"""<(?:script|link)[^>]*(?:src|href)=["']https?://""", page), p.name
+        assert not re.search(r"""\bfrom\s+["']https?://""", page), p.name
+        assert 'href="index.html"' in page and 'href="results.html"' in page, p.name
+        assert "../RESULTS.md" not in page, p.name
+        assert not re.search(r"<p>\s*\|", page), f"{p.name}: a table rendered as a paragraph of pipes"
+    for i, nb in enumerate(nbs):
         page = (tmp_path / "html" / f"{nb.stem}.html").read_text()
+        assert f'href="{nb.stem}.html"' in text
         assert "data:image/png" in page                         # the figures are in the page
         code = next(c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
         assert "".join(code["source"]).strip().splitlines()[0] not in page   # inputs hidden
-    assert "Profile <b>quick</b>" in text
+        if i + 1 < len(nbs):
+            assert f'href="{nbs[i + 1].stem}.html" rel="next"' in page
+        if i:
+            assert f'href="{nbs[i - 1].stem}.html" rel="prev"' in page
+        source_math = sum("$" in "".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                          if c["cell_type"] == "markdown")
+        assert page.count("<math") >= source_math, nb.name       # every formula is MathML
+    results_page = (tmp_path / "html" / "results.html").read_text()
+    assert results_page.count("<table>") >= 10
+    for src in re.findall(r'src="([^"]+)"', results_page):             # every figure is in the site
+        assert (tmp_path / "html" / src).is_file(), src
+
+
+def test_math_becomes_mathml_and_dollars_that_are_not_math_stay():
+    from hw1lib.report import math_to_mathml
+
+    out = math_to_mathml(r"a $\|\nabla L\|^2$ b $$\theta_k$$ c")
+    assert out.count("<math") == 2 and "$" not in out and 'display="block"' in out
+    assert math_to_mathml("costs 5 dollars") == "costs 5 dollars"
+
+
+def test_every_generated_table_renders_as_a_table_in_the_report_engine():
+    """The blocks go to the README, RESULTS.md and the notebooks (nbconvert's
+    markdown engine, mistune): every table of every block must come out as an
+    HTML table with all its header cells (a `|` inside a cell is escaped)."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    from hw1lib.tables import RESULTS_MD, blocks
+
+    results = json.loads((repo_root() / "figures" / "results.json").read_text())
+    texts = {**blocks(results), "RESULTS.md": (repo_root() / RESULTS_MD).read_text()}
+    for name, block in texts.items():
+        html = markdown2html_mistune(block)
+        lines = block.splitlines()
+        headers = [line for line, nxt in zip(lines, lines[1:]) if line.startswith("|") and nxt.startswith("| ---")]
+        assert html.count("<table>") == len(headers), name
+        assert html.count("<th>") == sum(len(re.split(r"(?<!\\)\|", h)) - 2 for h in headers), name
+        assert not re.search(r"<p>\s*\|", html), name
+
+
+def test_committed_notebooks_are_canonical_and_a_jupyterlab_save_changes_nothing():
+    """What JupyterLab changes on saving an unchanged notebook (kernel display
+    name, Python version, timestamps, widget state and progress-bar outputs,
+    trusted flags) is undone by the git filter `make setup` installs."""
+    from hw1lib.nbclean import dumps, normalize
+
+    for name in notebooks():
+        text = (repo_root() / "notebooks" / name).read_text()
+        nb = json.loads(text)
+        assert dumps(normalize(nb)) == text, f"{name} is not canonical"
+        saved = json.loads(text)
+        saved["metadata"]["kernelspec"]["display_name"] = "Python 3 (hw1lib venv)"
+        saved["metadata"].setdefault("language_info", {})["version"] = "3.12.9"
+        saved["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+        for cell in saved["cells"]:
+            cell["metadata"]["trusted"] = True
+            if cell["cell_type"] == "code":
+                cell["metadata"]["execution"] = {"iopub.status.idle": "2026-11-30T20:00:00Z"}
+                cell["outputs"].insert(0, {"output_type": "display_data", "metadata": {},
+                                           "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                    "text/plain": "  0%|          | 0/10"}})
+        assert dumps(normalize(saved)) == text, name
+        assert (repo_root() / ".gitattributes").read_text().count("filter=hw1lib-notebook")
 
 
 @pytest.mark.parametrize("argv,message", [
     (["--device", "tpu"], "error: Unknown device 'tpu'"),
     (["9-9"], "error: Unknown experiment or notebook '9-9'"),
+    (["--set", "1-3d.sedes=0,1"], "error: Unknown BatchSweepConfig key(s) sedes"),
+    (["--set", "1-3d.seeds=-1"], "error: BatchSweepConfig.seeds = -1: must be an integer >= 0"),
 ])
 def test_report_cli_user_errors_are_one_sentence(argv, message):
     import subprocess

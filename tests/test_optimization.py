@@ -191,7 +191,10 @@ def test_hessian_spectrum_matches_eigvalsh_of_autograd_hessian():
 
 def test_layer_panel_uses_the_named_small_layer():
     from hw1lib.ensemble import Ensemble
-    from hw1lib.experiments.optimization import SMALL_LAYER, param_slice, trajectory_config
+    from hw1lib.experiments import experiment
+    from hw1lib.experiments.optimization import SMALL_LAYER, param_slice
+
+    trajectory_config = experiment("1-2a").make_config
     from hw1lib.models import mnist_mlp
 
     cfg = trajectory_config("full")

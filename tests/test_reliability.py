@@ -21,7 +21,7 @@ from hw1lib import cache, provenance
 from hw1lib.data import sha256
 from hw1lib.errors import CacheError
 from hw1lib.experiments import experiment
-from hw1lib.experiments.deep_vs_shallow import function_fit_config
+function_fit_config = experiment("1-1a").make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = function_fit_config("smoke")
@@ -148,7 +148,8 @@ _WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
     from hw1lib import cache
-    from hw1lib.experiments.deep_vs_shallow import function_fit_config
+    from hw1lib.experiments import experiment
+    function_fit_config = experiment("1-1a").make_config
 
     def compute():
         with open(sys.argv[1], "a") as f:
@@ -298,12 +299,11 @@ def test_code_version_follows_exactly_the_code_a_result_depends_on(monkeypatch):
     assert not set(libs) & provenance.NOT_COMPUTE and "_train_width" not in own
     before = {f: provenance.code_version(f) for f in (fit, width)}
     real = provenance._source.__wrapped__
+    code, comment = "\n_EDITED = 1\n", "\n# edited\n"
 
-    def edited(module, target):
-        return lambda m: real(m) + ("\n# edited\n" if m == module else "")
-
-    def versions(module):
-        monkeypatch.setattr(provenance, "_source", edited(module, None))
+    def versions(module, edit=code):
+        monkeypatch.setattr(provenance, "_source", lambda m: real(m) + (edit if m == module else ""))
+        provenance._parsed.cache_clear()
         provenance._version.cache_clear()
         return {f: provenance.code_version(f) for f in (fit, width)}
 
@@ -311,8 +311,25 @@ def test_code_version_follows_exactly_the_code_a_result_depends_on(monkeypatch):
     assert versions("hw1lib.functions")[fit] != before[fit]        # 1-1a's target functions: 1-1a only
     assert versions("hw1lib.train") != before and all(versions("hw1lib.train")[f] != before[f] for f in before)
     assert versions("hw1lib.plotting") == before                    # presentation invalidates nothing
+    assert versions("hw1lib.train", comment) == before              # a comment is not code
     monkeypatch.undo()
+    provenance._parsed.cache_clear()
     provenance._version.cache_clear()
+
+
+def test_code_version_ignores_docstrings_and_layout_but_not_code():
+    import ast
+
+    def v(src):
+        return provenance.code_text(ast.parse(src))
+
+    base = 'def f(x):\n    """Twice x."""\n    return 2 * x  # double\n'
+    assert v(base) == v('def f(x):\n    """Two times x, reworded."""\n\n    return 2*x\n')
+    assert v(base) == v("def f(x):\n    return 2 * x\n")
+    assert v('"""Module doc."""\nA = 1\n') == v("A = 1\n")
+    assert v(base) != v('def f(x):\n    """Twice x."""\n    return 3 * x\n')
+    assert v(base) != v('def f(x):\n    """Twice x."""\n    return 2 * x + 0\n')
+    assert v("A = 'text'\n") != v("A = 'other'\n")     # a string that is data, not a docstring, counts
 
 
 def test_runner_start_cleans_stale_temps_of_any_entry_but_not_a_live_writers(tmp_path):

@@ -6,6 +6,8 @@ import pytest
 from scipy import stats as sps
 
 from hw1lib import stats, tables
+from hw1lib.experiments.deep_vs_shallow import best_depths
+from hw1lib.experiments.optimization import _last_change
 from hw1lib.paths import repo_root
 
 
@@ -60,14 +62,23 @@ def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
     results = json.loads((repo_root() / tables.RESULTS_JSON).read_text())
     readme = (repo_root() / tables.README).read_text()
     want_readme, want_md = tables.render(results, readme)
-    assert want_readme == readme
+    assert want_readme == readme and want_md == (repo_root() / tables.RESULTS_MD).read_text()
     row = results["experiments"]["1-3a"]["random"]
-    shown = tables.fmt_ci(row["train_acc"]["mean"], row["train_acc"]["ci95"])
-    edited = readme.replace(f"| random | {shown} |", "| random | 12.34 |")
-    assert edited != readme
-    assert tables.render(results, edited)[0] == readme       # regenerating restores the number
+    shown = stats.fmt_ci(row["test_acc"]["mean"], row["test_acc"]["ci95"])
+    edited = readme.replace(shown, "12.34", 1)                   # the README's results table
+    assert edited != readme and tables.render(results, edited)[0] == readme    # regenerating restores it
+    # RESULTS.md edited by hand: --check fails, --render restores it
+    for f in (tables.README, tables.RESULTS_MD, tables.RESULTS_JSON):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text((repo_root() / f).read_text())
+    (tmp_path / tables.RESULTS_MD).write_text(want_md.replace(shown, "12.34", 1))
+    monkeypatch.setattr(tables, "repo_root", lambda: tmp_path)
+    assert tables.main(["--check"]) == 1
+    assert tables.main(["--render"]) == 0 and tables.main(["--check"]) == 0
+    assert (tmp_path / tables.RESULTS_MD).read_text() == want_md
+    assert "<!-- results:summary -->" in readme
     for marker in tables.blocks(results):
-        assert f"<!-- results:{marker} -->" in readme, f"README has no generated block for {marker}"
+        assert f"## {marker} " in want_md, f"RESULTS.md has no section for {marker}"
 
 
 def test_plateau_rule_compares_best_losses_and_ignores_late_spikes():
@@ -88,7 +99,10 @@ def test_last_window_drop_is_the_relative_fall_of_the_best_loss():
 
 
 def test_1_1a_stop_rule_waits_for_min_epochs():
-    from hw1lib.experiments.deep_vs_shallow import function_fit_config, plateau_rule
+    from hw1lib.experiments import experiment
+    from hw1lib.experiments.deep_vs_shallow import plateau_rule
+
+    function_fit_config = experiment("1-1a").make_config
 
     rule = plateau_rule(function_fit_config("smoke", min_epochs=100, max_epochs=200))
     flat, falling = np.ones(150), np.exp(-np.arange(150) / 20)
@@ -99,14 +113,14 @@ def test_1_1a_stop_rule_waits_for_min_epochs():
 def test_best_depth_is_the_lowest_median_and_separation_needs_disjoint_seeds():
     models = [{"name": "a"}, {"name": "b"}]
     final = np.array([[[1.0, 2.0, 3.0]], [[0.5, 0.6, 0.7]]])       # [model, function, seed]
-    assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
+    assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
     final[1, 0, 2] = 1.5                                          # b's worst seed now above a's best
-    assert tables.best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}
+    assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}
 
 
 def test_last_change_is_the_last_accepted_step_of_a_trace():
     """1-2c says what stopped the runs short of the tolerance: the cap (still moving)
     or a stall (no accepted step since some iteration)."""
-    assert tables._last_change(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0])) == 3
-    assert tables._last_change(np.array([3.0, 2.0, 1.0])) == 2          # moving at the last iteration
-    assert tables._last_change(np.array([3.0, 3.0, 3.0])) == 0          # never moved
+    assert _last_change(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0])) == 3
+    assert _last_change(np.array([3.0, 2.0, 1.0])) == 2          # moving at the last iteration
+    assert _last_change(np.array([3.0, 3.0, 3.0])) == 0          # never moved

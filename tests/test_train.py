@@ -8,7 +8,7 @@ from hw1lib.ensemble import Ensemble, SliceMaxPool2d
 from hw1lib.errors import TrainingDiverged
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
-from hw1lib.train import evaluate, fit_classifier, fit_full_batch, make_adam
+from hw1lib.train import evaluate, fit_classifier, fit_full_batch, fit_to_loss, make_adam
 
 CPU = torch.device("cpu")
 
@@ -149,6 +149,47 @@ def test_finite_but_exploding_loss_is_divergence_naming_the_epoch(mnist):
     ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
         fit_classifier(ens, train, None, epochs=20, batch_size=32, lr=1.0, progress=False)
+    # the train-to-a-target-loss loop (1-3c/d/e) checks the same way
+    ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
+    with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
+        fit_to_loss(ens, train, train, target=1e-9, max_epochs=20, batch_size=32, lr=1.0)
+
+
+def test_fit_to_loss_stops_on_a_non_finite_step(mnist):
+    train = Split(mnist.train.x[:64].clone(), mnist.train.y[:64])
+    train.x[5] = float("inf")
+    ens = Ensemble(lambda: mlp(784, (8,), 10), [0], CPU)
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 1 "):
+        fit_to_loss(ens, train, train, target=0.1, max_epochs=3, batch_size=64, lr=1e-3)
+
+
+def test_a_captured_step_refuses_a_learning_rate_changed_after_capture():
+    """A CUDA graph freezes the learning rate it was captured with; a schedule
+    must fail loudly rather than apply on the CPU only. Capture is faked here
+    (the graph's replay is what a real one would do on CUDA; see test_engine for
+    the real capture)."""
+    from hw1lib.cuda import CapturedStep
+    from hw1lib.errors import ConfigError
+
+    for lr in (1e-3, (1e-3, 2e-3)):                    # one rate, and one per member (MemberLrAdam)
+        ens = Ensemble(lambda: mlp(1, (4,), 1), [0, 1], CPU)
+        opt = make_adam(ens, lr)
+        calls = []
+        step = CapturedStep(lambda: calls.append("eager"), enabled=False, optimizer=opt)
+        step()
+
+        class Graph:
+            def replay(self):
+                calls.append("replay")
+
+        step.graph, step.frozen_lr = Graph(), step.learning_rates()       # as _capture leaves it
+        step()
+        assert calls == ["eager", "replay"]
+        group = getattr(opt, "adam", opt).param_groups[0]
+        group["lr"] = group["lr"] / 2                                        # what a scheduler does
+        with pytest.raises(ConfigError, match="learning rate changed after .* captured"):
+            step()
+        assert calls == ["eager", "replay"]                                  # nothing ran with the old rate
 
 
 def test_full_batch_grad_norm_is_the_gradient_of_the_whole_set_loss(mnist):

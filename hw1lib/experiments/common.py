@@ -1,26 +1,27 @@
-"""What every experiment module shares: resolving the device, units, stacking."""
+"""What declares an experiment, and the units it computes in.
+
+An experiment module declares each of its experiments once, as an
+`Experiment`: config dataclass and profiles, the compute function of one unit
+and the fields units split on, how units assemble, its headline numbers, its
+generated text block, its checked metrics and the published result it is
+compared with. `hw1lib.experiments.REGISTRY` lists the declarations; the
+runner, the report, `tables`, `verify`, the benchmarks and the tests read
+everything from there.
+"""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .. import cache
+from ..config import make_config
 from ..device import resolve_device
+from ..errors import ConfigError
 from ..provenance import code_version
-
-
-def resolved(cfg):
-    """The config with device "auto" replaced by the device actually used, so
-    that results from a CPU and a GPU never share a cache entry; a nested config
-    (the models an experiment reads) goes on the same device, since they must
-    live where it computes."""
-    device = resolve_device(cfg.device).type
-    nested = {f.name: dataclasses.replace(v, device=device) for f in dataclasses.fields(cfg)
-              if dataclasses.is_dataclass(v := getattr(cfg, f.name)) and hasattr(v, "device")}
-    return dataclasses.replace(cfg, device=device, **nested)
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,14 @@ class Unit:
         return f"{self.key}/{cache.entry_dir(self.key, self.config, self.version).name}"
 
 
-def split_units(key: str, cfg, field: str, compute: Callable) -> list[Unit]:
-    """One unit per value of the tuple field `field` (a depth, a width, a batch
-    size), so an interrupted report resumes at the unit it was computing and
-    independent units can run concurrently."""
-    return [Unit(key, dataclasses.replace(cfg, **{field: (v,)}), compute) for v in getattr(cfg, field)]
-
-
-def run_units(units: list[Unit], progress: bool) -> list[cache.Result]:
-    return [u(progress) for u in units]
+def split_units(key: str, cfg, fields: tuple[str, ...], compute: Callable) -> list[Unit]:
+    """One unit per combination of values of the tuple fields `fields` (a depth,
+    a width, a batch size; the first field varies slowest), so an interrupted
+    report resumes at the unit it was computing and independent units can run
+    concurrently. No fields: the whole config is one unit."""
+    combos = itertools.product(*(getattr(cfg, f) for f in fields))
+    return [Unit(key, dataclasses.replace(cfg, **{f: (v,) for f, v in zip(fields, combo)}), compute)
+            for combo in combos]
 
 
 def stack_units(parts: list[cache.Result], keys=None) -> dict:
@@ -68,6 +68,94 @@ def stack_units(parts: list[cache.Result], keys=None) -> dict:
     return {k: np.stack([p.arrays[k] for p in parts]) for k in (keys or parts[0].arrays)}
 
 
-def final_metrics(hist: dict) -> dict:
-    """The last evaluation of a fit_classifier history: {train,test}_{loss,acc} [N]."""
-    return {k: hist[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+def only_unit(cfg, parts: list[cache.Result]) -> cache.Result:
+    """The assembly of an experiment that is one unit: that unit's result."""
+    (part,) = parts
+    return part
+
+
+def _device_ready(cfg) -> None:
+    """Configs carry a resolved device ("cpu", "cuda", "cuda:N"), and a nested
+    config the same one: built by `Experiment.make_config`, the one place that
+    resolves it. Anything else is refused here, not resolved again."""
+    device = getattr(cfg, "device", "cpu")
+    nested = [getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if dataclasses.is_dataclass(getattr(cfg, f.name)) and hasattr(getattr(cfg, f.name), "device")]
+    if (device not in ("cpu", "cuda") and not str(device).startswith("cuda:")) or \
+            any(n.device != device for n in nested):
+        raise ConfigError(f"{type(cfg).__name__}.device = {device!r} (nested: {[n.device for n in nested]}) is not "
+                          "one resolved device; build the config with experiment(NAME).make_config(profile, device), "
+                          "which resolves it once.")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the report, declared in its own module.
+
+    name: the id `--only` and `--set` take; title; notebook: file name in notebooks/.
+    config, profiles: the config dataclass and its named profiles (smoke, quick, full).
+    key, compute, split: units are `compute(unit_config, progress) -> Result`,
+      cached under results/<key>/, one per combination of values of the tuple
+      fields `split` (none: one unit); `plan(cfg) -> [Unit]` instead where the
+      units are not values of fields.
+    assemble(cfg, [unit results]) -> Result: the experiment's result (cheap, not cached).
+    headline(result, cfg) -> dict; block(headline) -> markdown; checks(result, cfg)
+      -> {metric: Check}; published: (who, what) it is compared with; summary(headline)
+      -> its one-line result for the README's table. See hw1lib.headline.
+    figures: the figures its notebook saves (figures/<name>.png), shown in RESULTS.md;
+      reading: what the full profile's numbers say, in words (RESULTS.md; no number
+      typed here: they are in the block).
+    after: experiments whose cached results its units read (computed first).
+    host: it computes on the CPU whatever device a run or notebook asks for
+      (1-2c: float64 Hessians and eigendecompositions of 141 x 141 matrices, a
+      chain of small dependent steps that is latency-bound on a GPU: a 10-run
+      block took 82-94 s on an H200 shared with 5 others, about 43 s on one CPU
+      thread; benchmarks/README.md).
+    """
+    name: str
+    title: str
+    notebook: str
+    config: type
+    profiles: Mapping[str, Mapping[str, Any]]
+    key: str
+    compute: Callable[[Any, bool], cache.Result] | None
+    headline: Callable[[cache.Result, Any], dict]
+    block: Callable[[dict], str]
+    checks: Callable[[cache.Result, Any], dict]
+    assemble: Callable[[Any, list[cache.Result]], cache.Result] = only_unit
+    split: tuple[str, ...] = ()
+    plan: Callable[[Any], list[Unit]] | None = None
+    published: tuple[str, str] | None = None
+    summary: Callable[[dict], str] | None = None
+    figures: tuple[str, ...] = ()
+    reading: str = ""
+    after: tuple[str, ...] = ()
+    host: bool = False
+
+    def make_config(self, profile: str = "quick", device: str = "auto", **overrides):
+        """The config of `profile` with `overrides`, its device resolved here,
+        once ("cpu" for a host experiment); nested configs go on the same device."""
+        dev = "cpu" if self.host else str(resolve_device(device))
+        return make_config(self.config, self.profiles, profile, device=dev, **overrides)
+
+    def units(self, cfg) -> list[Unit]:
+        """The independently computed, separately cached pieces of `cfg`."""
+        _device_ready(cfg)
+        if hasattr(cfg, "check"):
+            cfg.check()
+        return self.plan(cfg) if self.plan else split_units(self.key, cfg, self.split, self.compute)
+
+    def run(self, cfg, progress: bool = True) -> cache.Result:
+        """The experiment's result: its units (loaded, or computed and cached), assembled."""
+        parts = [u(progress) for u in self.units(cfg)]
+        result = self.assemble(cfg, parts)
+        result.from_cache = all(p.from_cache for p in parts)      # nothing was computed to get it
+        return result
+
+    def headlines(self, cfg, progress: bool = False) -> dict:
+        """Its headline numbers for `cfg` (from the cache; computed if missing)."""
+        return self.headline(self.run(cfg, progress), cfg)
+
+    def text(self, cfg, progress: bool = False) -> str:
+        """Its generated block for `cfg`: what its notebook shows under the figures."""
+        return self.block(self.headlines(cfg, progress))

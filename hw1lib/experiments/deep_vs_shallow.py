@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..config import make_config
 from ..data import load_mnist
 from ..fashion import load_fashion
 from ..ensemble import Ensemble
@@ -22,7 +21,10 @@ from ..functions import target
 from ..stats import plateaued
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch
-from .common import Unit, resolved, run_units, split_units, stack_units
+from ..headline import (DATASET_NAMES, TEST, Check, ci, fmt_m, md_table, one_sample, pct, plural, rnd,
+                        vals)
+from ..stats import last_window_drop
+from .common import Experiment, stack_units
 
 
 # ------------------------------------------------------------------ 1-1a
@@ -41,16 +43,16 @@ class FunctionFitConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     device: str = "auto"
 
+    def check(self) -> None:
+        if self.min_epochs > self.max_epochs:
+            raise ConfigError(f"FunctionFitConfig: min_epochs = {self.min_epochs} exceeds max_epochs = {self.max_epochs}.")
+
 
 FUNCTION_FIT_PROFILES = {
     "smoke": dict(depths=(1, 3), min_epochs=30, max_epochs=60, check_every=10, seeds=(0,), n_points=64),
     "quick": dict(min_epochs=2_000, max_epochs=4_000, check_every=500, seeds=(0, 1)),
     "full": dict(),
 }
-
-
-def function_fit_config(profile: str = "quick", **overrides) -> FunctionFitConfig:
-    return make_config(FunctionFitConfig, FUNCTION_FIT_PROFILES, profile, **overrides)
 
 
 def function_fit_models(cfg: FunctionFitConfig) -> list[dict]:
@@ -104,35 +106,22 @@ def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
         summary=summary, weights=ens.stacked_state())
 
 
-def function_fit_units(cfg: FunctionFitConfig) -> list[Unit]:
-    """One unit per depth (every function and seed of a depth is one ensemble)."""
-    if cfg.min_epochs > cfg.max_epochs:
-        raise ConfigError(f"FunctionFitConfig: min_epochs = {cfg.min_epochs} exceeds max_epochs = {cfg.max_epochs}.")
-    return split_units("function_fit_depth", resolved(cfg), "depths", _fit_one_depth)
-
-
-def run_function_fit(cfg: FunctionFitConfig, progress: bool = True) -> cache.Result:
-    """Fit every function with every depth and seed.
+def assemble_function_fit(cfg: FunctionFitConfig, parts: list[cache.Result]) -> cache.Result:
+    """Every function fitted with every depth and seed.
 
     Arrays: x [n]; y [F, n]; loss [D, max_epochs + 1, F, S] (MSE per full-batch
     step; row t of a run that stopped after t steps is its final loss, later
     rows NaN); pred [D, F, S, n] (final fits); final_loss, stopped_at (steps
     taken) and converged (its plateau rule held) [D, F, S].
     """
-    cfg = resolved(cfg)
-
-    def compute() -> cache.Result:
-        parts = run_units(function_fit_units(cfg), progress)
-        x = torch.linspace(-1, 1, cfg.n_points)
-        arrays = {
-            "x": x.numpy(),
-            "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
-            **stack_units(parts, ("loss", "pred", "final_loss", "stopped_at", "converged")),
-        }
-        summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("function_fit", cfg, compute)
+    x = torch.linspace(-1, 1, cfg.n_points)
+    arrays = {
+        "x": x.numpy(),
+        "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
+        **stack_units(parts, ("loss", "pred", "final_loss", "stopped_at", "converged")),
+    }
+    summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
+    return cache.Result(arrays, summary)
 
 
 # ------------------------------------------------------------------ 1-1b
@@ -149,16 +138,17 @@ class MnistModelsConfig:
     test_subset: int | None = None        # first n test images; None = all 10,000
     device: str = "auto"
 
+    def check(self) -> None:
+        unknown = set(self.datasets) - set(DATASETS)
+        if unknown:
+            raise ConfigError(f"MnistModelsConfig.datasets: unknown {sorted(unknown)}; choose from {', '.join(DATASETS)}.")
+
 
 MNIST_MODELS_PROFILES = {
     "smoke": dict(depths=(1, 2), epochs=1, seeds=(0,), train_subset=512, test_subset=512),
     "quick": dict(epochs=2, seeds=(0,), train_subset=10_000),
     "full": dict(),
 }
-
-
-def mnist_models_config(profile: str = "quick", **overrides) -> MnistModelsConfig:
-    return make_config(MnistModelsConfig, MNIST_MODELS_PROFILES, profile, **overrides)
 
 
 def mnist_models(cfg: MnistModelsConfig) -> list[dict]:
@@ -191,27 +181,176 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     return cache.Result(hist, summary, weights=ens.stacked_state())
 
 
-def mnist_models_units(cfg: MnistModelsConfig) -> list[Unit]:
-    """One unit per (dataset, depth) (its seeds train as one ensemble)."""
-    cfg = resolved(cfg)
-    unknown = set(cfg.datasets) - set(DATASETS)
-    if unknown:
-        raise ConfigError(f"MnistModelsConfig.datasets: unknown {sorted(unknown)}; choose from {', '.join(DATASETS)}.")
-    return [Unit("mnist_cnn_depth", dataclasses.replace(cfg, datasets=(task,), depths=(d,)), _train_one_depth)
-            for task in cfg.datasets for d in cfg.depths]
-
-
-def run_mnist_models(cfg: MnistModelsConfig, progress: bool = True) -> cache.Result:
-    """Train every depth with every seed on every dataset. Arrays: train_loss,
+def assemble_mnist_models(cfg: MnistModelsConfig, parts: list[cache.Result]) -> cache.Result:
+    """Every depth trained with every seed on every dataset. Arrays: train_loss,
     train_acc, test_loss, test_acc, each [datasets, D, epochs + 1, S] (epoch 0 =
     at initialisation)."""
-    cfg = resolved(cfg)
+    shape = (len(cfg.datasets), len(cfg.depths))
+    arrays = {k: v.reshape(shape + v.shape[1:]) for k, v in stack_units(parts).items()}
+    summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
+    return cache.Result(arrays, summary)
 
-    def compute() -> cache.Result:
-        parts = run_units(mnist_models_units(cfg), progress)
-        shape = (len(cfg.datasets), len(cfg.depths))
-        arrays = {k: v.reshape(shape + v.shape[1:]) for k, v in stack_units(parts).items()}
-        summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
-        return cache.Result(arrays, summary)
 
-    return cache.cached("mnist_models", cfg, compute)
+# ================================================================== headline numbers, text, checks
+
+# ------------------------------------------------------------ headline numbers per experiment
+SPIKE = 2.0   # 1-1a: a run whose final loss is above this many times its best ended inside one of Adam's spikes
+
+
+def h_function_fit(r, cfg) -> dict:
+
+    models = function_fit_models(cfg)
+    final, stopped, conv = (r.arrays[k] for k in ("final_loss", "stopped_at", "converged"))   # [depth, function, seed]
+    loss = r.arrays["loss"]                                                                   # [depth, epoch, function, seed]
+
+    def drop(i, j):   # how much the last 10% of epochs still lowered the best loss, median over unconverged runs
+        d = [last_window_drop(loss[i, :, j, s], cfg.plateau_window) for s in range(len(cfg.seeds)) if not conv[i, j, s]]
+        return rnd(np.median(d)) if d else None
+
+    return {"min_epochs": cfg.min_epochs, "max_epochs": cfg.max_epochs, "plateau_window": cfg.plateau_window,
+            "plateau_rtol": cfg.plateau_rtol, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
+        {"name": m["name"], "widths": list(m["widths"]), "params": m["params"],
+         "final_mse": {f: {"median": rnd(np.median(final[i, j])), "min": rnd(final[i, j].min()),
+                           "max": rnd(final[i, j].max())} for j, f in enumerate(cfg.functions)},
+         "converged": {f: int(conv[i, j].sum()) for j, f in enumerate(cfg.functions)},
+         "median_epochs": {f: int(np.median(stopped[i, j])) for j, f in enumerate(cfg.functions)},
+         "unconverged_last_drop": {f: drop(i, j) for j, f in enumerate(cfg.functions)},
+         "ended_on_spike": {f: int((final[i, j] > SPIKE * np.nanmin(loss[i, :, j], axis=0)).sum())
+                            for j, f in enumerate(cfg.functions)}}
+        for i, m in enumerate(models)], "best": best_depths(final, models, cfg.functions)}
+
+
+def best_depths(final: np.ndarray, models: list[dict], functions) -> dict:
+    """Per function, the model with the lowest median final loss, and whether it
+    is separated from every other model (its worst seed better than their best
+    seed). final: [model, function, seed]."""
+    out = {}
+    for j, f in enumerate(functions):
+        med = np.median(final[:, j], axis=1)
+        b = int(np.argmin(med))
+        others = [i for i in range(len(models)) if i != b]
+        out[f] = {"model": models[b]["name"],
+                  "separated": bool(all(final[b, j].max() < final[i, j].min() for i in others))}
+    return out
+
+
+def h_mnist_models(r, cfg) -> dict:
+
+    models = mnist_models(cfg)
+    out = {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "datasets": {}}
+    for t, task in enumerate(cfg.datasets):
+        a = {k: v[t] for k, v in r.arrays.items()}
+        rows = [{"name": m["name"], "layers": m["layers"], "params": m["params"],
+                 **{k: ci(a[k][i, -1] * (100 if "acc" in k else 1))
+                    for k in ("train_loss", "test_loss", "train_acc", "test_acc")}} for i, m in enumerate(models)]
+        acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
+        out["datasets"][task] = {"models": rows, "paired_test_acc_diff": {
+            f"{models[i + 1]['name']} - {models[i]['name']}": ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}}
+    return out
+
+
+def _unconverged_note(ff: dict) -> str:
+    """1-1a: how fast the runs stopped by the cap were still improving."""
+    parts = [f"{m['name']} {f} {m['unconverged_last_drop'][f]:.0%}" for m in ff["models"] for f in ff["functions"]
+             if m["unconverged_last_drop"][f] is not None]
+    out = "" if not parts else (
+        f" The runs stopped by the cap were still improving: over their last {ff['plateau_window']:.0%} of epochs "
+        "the best loss fell by (median) " + ", ".join(parts) + ".")
+    spikes = [f"{m['name']} {f} {m['ended_on_spike'][f]}" for m in ff["models"] for f in ff["functions"]
+              if m["ended_on_spike"][f]]
+    if spikes:
+        out += (f" Runs that ended inside one of Adam's loss spikes (final loss above {SPIKE:g} times their best, so "
+                "their final MSE overstates what they reached): " + ", ".join(spikes) + ".")
+    return out
+
+
+# ------------------------------------------------------------------ checked metrics per experiment
+def c_function_fit(r, cfg) -> dict[str, Check]:
+
+    final = r.arrays["final_loss"]                                   # [depth, function, seed]
+    return {f"final_mse[{m['name']},{f}]": Check("1-1a/final_mse", "log", vals(final[i, j]))
+            for i, m in enumerate(function_fit_models(cfg)) for j, f in enumerate(cfg.functions)}
+
+
+def c_mnist_models(r, cfg) -> dict[str, Check]:
+
+    out = {}
+    for t, task in enumerate(cfg.datasets):
+        for i, m in enumerate(mnist_models(cfg)):
+            out[f"{task}/test_acc[{m['name']}]"] = Check("1-1b/test_acc", "lin", pct(r.arrays["test_acc"][t, i, -1]),
+                                                         one_sample(cfg.test_subset, TEST))
+            out[f"{task}/train_loss[{m['name']}]"] = Check("1-1b/train_loss", "log",
+                                                           vals(r.arrays["train_loss"][t, i, -1]))
+    return out
+
+
+def block_function_fit(ff: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    fns = ff["functions"]
+    return md_table(["model", "hidden widths", "params", *[f"{f} MSE, median [min, max]" for f in fns]], [
+        [m["name"], ", ".join(map(str, m["widths"])), m["params"],
+         *[f"{m['final_mse'][f]['median']:.1e} [{m['final_mse'][f]['min']:.1e}, {m['final_mse'][f]['max']:.1e}]"
+           for f in fns]] for m in ff["models"]]) + \
+        f"\n\nFinal training MSE over {plural(ff['seeds'], 'seed')}. Every run trains {ff['min_epochs']:,} full-batch " \
+        f"epochs, then on until its plateau rule holds (the last {ff['plateau_window']:.0%} of its epochs lowered " \
+        f"its best loss by less than {ff['plateau_rtol']:.0%}), checked as it trains, or until {ff['max_epochs']:,} " \
+        "epochs. Converged runs (median epochs trained), per model and function: " + \
+        "; ".join(f"{m['name']} " + ", ".join(f"{f} {m['converged'][f]}/{ff['seeds']} ({m['median_epochs'][f]:,})"
+                                              for f in fns) for m in ff["models"]) + "." + \
+        _unconverged_note(ff) + " Lowest median per function: " + \
+        "; ".join(f"{f} {ff['best'][f]['model']} (" + ("every seed better than every seed of the other depths"
+                  if ff["best"][f]["separated"] else "seed ranges overlap another depth's") + ")" for f in fns) + "."
+
+
+def block_mnist_models(mm: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    parts = []
+    for task, d in mm["datasets"].items():
+        parts.append(f"**{DATASET_NAMES.get(task, task)}**\n\n" + md_table(
+            ["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
+                [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}", fmt_m(m["train_loss"], 3),
+                 fmt_m(m["test_loss"], 3), fmt_m(m["train_acc"]), fmt_m(m["test_acc"])] for m in d["models"]]) +
+            "\n\nPaired test-accuracy differences (points): " +
+            "; ".join(f"{k}: {fmt_m(v)}" for k, v in d["paired_test_acc_diff"].items()) + ".")
+    return "\n\n".join(parts) + f"\n\nAfter {mm['epochs']} epochs; mean ± 95% t-interval over " \
+        f"{plural(mm['seeds'], 'seed')}; a paired difference compares two depths seed by seed."
+
+
+def summary_function_fit(h: dict) -> str:
+    best = h["best"]
+    sep = [f for f in h["functions"] if best[f]["separated"]]
+    return ("lowest median MSE: " + ", ".join(f"{f} {best[f]['model']}" for f in h["functions"]) + "; " +
+            ("separated from every other depth: " + ", ".join(sep) if sep else
+             "on no function are its seeds separated from another depth's"))
+
+
+def summary_mnist_models(h: dict) -> str:
+    parts = []
+    for task, d in h["datasets"].items():
+        accs = ", ".join(f"{m['name']} {m['test_acc']['mean']:.2f}" for m in d["models"])
+        parts.append(f"{DATASET_NAMES.get(task, task)} test acc (%) {accs}")
+    return "; ".join(parts)
+
+
+FUNCTION_FIT = Experiment(
+    "1-1a", "function fit", "1-1a_simulate_function.ipynb", FunctionFitConfig, FUNCTION_FIT_PROFILES,
+    key="function_fit_depth", compute=_fit_one_depth, split=("depths",), assemble=assemble_function_fit,
+    headline=h_function_fit, block=block_function_fit, checks=c_function_fit, summary=summary_function_fit,
+    figures=("1-1a_loss", "1-1a_predictions"),
+    reading="""Trained to a plateau rule instead of for equal epochs, no depth wins: each function has a different depth
+with the lowest median, and for every function that depth's seeds overlap another depth's (last sentence of
+the block). The shallow net is the one the rule stops least: most of its runs were still improving when the
+cap ended them (block), so for it the comparison is at the cap, not at convergence, while most runs of the
+deeper nets converged. The classic claim that depth wins at equal parameter count is not supported by these
+fits.""")
+
+MNIST_MODELS = Experiment(
+    "1-1b", "MNIST CNNs", "1-1b_train_on_mnist.ipynb", MnistModelsConfig, MNIST_MODELS_PROFILES,
+    key="mnist_cnn_depth", compute=_train_one_depth, split=("datasets", "depths"), assemble=assemble_mnist_models,
+    headline=h_mnist_models, block=block_mnist_models, checks=c_mnist_models, summary=summary_mnist_models,
+    figures=("1-1b_mnist_curves",),
+    reading="""The paired differences say which depth gains are larger than the seed-to-seed spread (an interval that
+contains 0 cannot be told apart from it). With five seeds, one gain is resolved on MNIST: 2 convolution blocks
+beat 1. Going from 2 to 4 blocks brings nothing measurable on MNIST and costs accuracy on Fashion-MNIST, where
+2 vs 1 is not resolved. At this parameter budget the deepest CNN does not win on either task; a moderate depth
+helps on MNIST only (the deeper net pays for its depth with narrower layers).""")

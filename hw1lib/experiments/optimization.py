@@ -27,7 +27,9 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from .common import Unit, resolved, run_units
+from ..headline import TEST, Check, ci, fmt_g, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd, sp_round, vals
+from ..stats import partial_spearman_ci, spearman_ci
+from .common import Experiment, Unit
 
 
 # ------------------------------------------------------------------ 1-2a
@@ -50,11 +52,10 @@ TRAJECTORY_PROFILES = {
 }
 
 
-def trajectory_config(profile: str = "quick", **overrides) -> TrajectoryConfig:
-    return make_config(TrajectoryConfig, TRAJECTORY_PROFILES, profile, **overrides)
-
-
 def _compute_trajectory(cfg: TrajectoryConfig, progress: bool) -> cache.Result:
+    """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
+    [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
+    of the first layer's weight in a flat vector."""
     dev = torch.device(cfg.device)
     data = load_mnist(dev)
     ens = Ensemble(mnist_mlp(cfg.hidden), list(range(cfg.runs)), dev)
@@ -67,17 +68,6 @@ def _compute_trajectory(cfg: TrajectoryConfig, progress: bool) -> cache.Result:
                "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
                "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
     return cache.Result(hist, summary, weights=ens.stacked_state())
-
-
-def trajectory_units(cfg: TrajectoryConfig) -> list[Unit]:
-    return [Unit("trajectory", resolved(cfg), _compute_trajectory)]
-
-
-def run_trajectory(cfg: TrajectoryConfig, progress: bool = True) -> cache.Result:
-    """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
-    [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
-    of the first layer's weight in a flat vector."""
-    return trajectory_units(cfg)[0](progress)
 
 
 # The layer panel of 1-2a: the hidden-to-hidden weights (32 x 32, about 4% of the parameters), not the
@@ -137,11 +127,12 @@ GRAD_NORM_PROFILES = {
 }
 
 
-def grad_norm_config(profile: str = "quick", **overrides) -> GradNormConfig:
-    return make_config(GradNormConfig, GRAD_NORM_PROFILES, profile, **overrides)
-
-
 def _compute_grad_norm(cfg: GradNormConfig, progress: bool) -> cache.Result:
+    """Arrays: function_loss, function_grad_norm [iterations, seeds] (full-batch,
+    the loss and the L2 norm of the gradient over all parameters at the same
+    step); mnist_loss, mnist_grad_norm [iterations, seeds] (minibatch, same
+    step); mnist_full_grad_norm [epochs + 1, seeds] (the whole training set's
+    gradient at the start and after every epoch, at mnist_full_grad_norm_step)."""
     dev = torch.device(cfg.device)
     widths = mlp_widths_for_params(cfg.function_depth, 571)
     seeds = list(cfg.seeds)
@@ -196,19 +187,6 @@ def full_batch_grad_norm(ens: Ensemble, split, chunk: int | None = None) -> np.n
     return norms
 
 
-def grad_norm_units(cfg: GradNormConfig) -> list[Unit]:
-    return [Unit("grad_norm", resolved(cfg), _compute_grad_norm)]
-
-
-def run_grad_norm(cfg: GradNormConfig, progress: bool = True) -> cache.Result:
-    """Arrays: function_loss, function_grad_norm [iterations, seeds] (full-batch,
-    the loss and the L2 norm of the gradient over all parameters at the same
-    step); mnist_loss, mnist_grad_norm [iterations, seeds] (minibatch, same
-    step); mnist_full_grad_norm [epochs + 1, seeds] (the whole training set's
-    gradient at the start and after every epoch, at mnist_full_grad_norm_step)."""
-    return grad_norm_units(cfg)[0](progress)
-
-
 # ------------------------------------------------------------------ 1-2c
 @dataclass(frozen=True)
 class CriticalConfig:
@@ -238,10 +216,6 @@ CRITICAL_PROFILES = {
     "quick": dict(runs=20, phase1_epochs=2_000, max_iters=20, refine_iters=20),
     "full": dict(),
 }
-
-
-def critical_config(profile: str = "quick", **overrides) -> CriticalConfig:
-    return make_config(CriticalConfig, CRITICAL_PROFILES, profile, **overrides)
 
 
 def critical_problem(cfg: CriticalConfig):
@@ -286,7 +260,6 @@ REFINE_CHECKPOINTS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
 
 def critical_units(cfg: CriticalConfig) -> list[Unit]:
     """Blocks of `runs_per_unit` runs: every run is independent of the others."""
-    cfg = resolved(cfg)
     starts = range(cfg.first_run, cfg.first_run + cfg.runs, cfg.runs_per_unit)
     end = cfg.first_run + cfg.runs
     return [Unit("critical_block", dataclasses.replace(cfg, first_run=s, runs=min(cfg.runs_per_unit, end - s)),
@@ -299,7 +272,7 @@ def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], rows - len(a), 0)]) if len(a) < rows else a
 
 
-def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
+def assemble_critical(cfg: CriticalConfig, parts: list[cache.Result]) -> cache.Result:
     """Arrays (one entry per run): phase1_loss [epochs + 1, R]; loss [R] (final
     loss of the original objective), grad_norm [R] (true, full-batch), reached
     [R], minimal_ratio [R] (fraction of Hessian eigenvalues > 0), eigenvalues
@@ -309,23 +282,17 @@ def run_critical(cfg: CriticalConfig, progress: bool = True) -> cache.Result:
     refine_trace / refine_loss_trace [iters + 1, R], and at each of
     REFINE_CHECKPOINTS the spectrum where a run first got there, spectrum_at
     [T, R, P] and grad_norm_at [T, R] (NaN where it never did)."""
-    cfg = resolved(cfg)
-
-    def compute() -> cache.Result:
-        parts = run_units(critical_units(cfg), progress)
-        arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in
-                  ("loss", "grad_norm", "reached", "minimal_ratio", "eigenvalues", "refined_loss",
-                   "refined_grad_norm", "refined_reached", "refined_eigenvalues")}
-        for k in ("phase1_loss", "spectrum_at", "grad_norm_at"):
-            arrays[k] = np.concatenate([p.arrays[k] for p in parts], 1)
-        for k in ("trace", "refine_trace", "refine_loss_trace"):
-            n = max(len(p.arrays[k]) for p in parts)
-            arrays[k] = np.concatenate([_pad_rows(p.arrays[k], n) for p in parts], 1)
-        summary = {**parts[0].summary, "runs": cfg.runs, "reached": int(arrays["reached"].sum()),
-                   "refined_reached": int(arrays["refined_reached"].sum())}
-        return cache.Result(arrays, summary)
-
-    return cache.cached("critical", cfg, compute)
+    arrays = {k: np.concatenate([p.arrays[k] for p in parts]) for k in
+              ("loss", "grad_norm", "reached", "minimal_ratio", "eigenvalues", "refined_loss",
+               "refined_grad_norm", "refined_reached", "refined_eigenvalues")}
+    for k in ("phase1_loss", "spectrum_at", "grad_norm_at"):
+        arrays[k] = np.concatenate([p.arrays[k] for p in parts], 1)
+    for k in ("trace", "refine_trace", "refine_loss_trace"):
+        n = max(len(p.arrays[k]) for p in parts)
+        arrays[k] = np.concatenate([_pad_rows(p.arrays[k], n) for p in parts], 1)
+    summary = {**parts[0].summary, "runs": cfg.runs, "reached": int(arrays["reached"].sum()),
+               "refined_reached": int(arrays["refined_reached"].sum())}
+    return cache.Result(arrays, summary)
 
 
 # ------------------------------------------------------------------ 1-2d
@@ -342,19 +309,18 @@ class SurfaceConfig:
 
 
 SURFACE_PROFILES = {
-    "smoke": dict(trajectory=trajectory_config("smoke"), grid=5, eval_subset=256),
-    "quick": dict(trajectory=trajectory_config("quick"), grid=15, eval_subset=2_000),
+    "smoke": dict(trajectory=make_config(TrajectoryConfig, TRAJECTORY_PROFILES, "smoke"), grid=5, eval_subset=256),
+    "quick": dict(trajectory=make_config(TrajectoryConfig, TRAJECTORY_PROFILES, "quick"), grid=15, eval_subset=2_000),
     "full": dict(),
 }
 
 
-def surface_config(profile: str = "quick", **overrides) -> SurfaceConfig:
-    return make_config(SurfaceConfig, SURFACE_PROFILES, profile, **overrides)
-
-
 def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
+    """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
+    [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
+    path_loss [K]; explained [2]."""
     dev = torch.device(cfg.device)
-    traj = run_trajectory(cfg.trajectory, progress=progress)
+    traj = Unit("trajectory", cfg.trajectory, _compute_trajectory)(progress)     # 1-2a's cached runs
     build = mnist_mlp(cfg.trajectory.hidden)
     template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
     centre = template.flat_params()[cfg.run]                       # [P], final weights
@@ -384,12 +350,313 @@ def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
     return cache.Result(arrays, summary)
 
 
-def surface_units(cfg: SurfaceConfig) -> list[Unit]:
-    return [Unit("surface", resolved(cfg), _compute_surface)]
+# ================================================================== headline numbers, text, checks
+
+def h_trajectory(r, cfg) -> dict:
+
+    out = {"runs": cfg.runs, "params": r.summary["params"],
+           "final_test_acc": ci(100 * r.arrays["test_acc"][-1])}
+    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
+        ev = trajectory_pca(r, cfg, layer)["explained"]
+        out[f"explained_{key}"] = [rnd(100 * ev[0]), rnd(100 * ev[1])]
+    return out
 
 
-def run_surface(cfg: SurfaceConfig, progress: bool = True) -> cache.Result:
-    """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
-    [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
-    path_loss [K]; explained [2]."""
-    return surface_units(cfg)[0](progress)
+def h_grad_norm(r, cfg) -> dict:
+
+    out = {"seeds": len(cfg.seeds)}
+    for task in ("function", "mnist"):
+        gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]          # [iterations, seeds]
+        first, last = first_tenth_median(gn), last_tenth_median(gn)
+        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": ci(first), "grad_norm_last10": ci(last),
+                     "loss_first10": ci(first_tenth_median(loss)), "loss_last10": ci(last_tenth_median(loss)),
+                     "grad_norm_drop": ci(first / last)}
+    full = r.arrays["mnist_full_grad_norm"]                                         # [epochs + 1, seeds]
+    out["mnist"]["full_batch_grad_norm_start_end"] = [ci(full[0]), ci(full[-1])]
+    return out
+
+
+CUT_FACTORS = (1, 10, 100, 1000)   # 1-2c: the cut factors the counts are shown for (1000: resolve_factor's default)
+
+
+def h_critical(r, cfg) -> dict:
+    from ..critical import resolved_spectrum
+
+    a = r.arrays
+    reached = a["reached"].astype(bool)
+    ev = a["eigenvalues"]
+    out = {"runs": int(len(reached)), "reached": int(reached.sum()), "grad_tol": cfg.grad_tol,
+           "params": r.summary["params"]}
+    if reached.any():    # a short profile may leave phase 2 short of its tolerance everywhere
+        out |= {"max_grad_norm_reached": rnd(a["grad_norm"][reached].max()),
+                "minimal_ratio_raw": ci(a["minimal_ratio"][reached]),
+                "minimal_ratio_range": [rnd(a["minimal_ratio"][reached].min()), rnd(a["minimal_ratio"][reached].max())],
+                "flat_eigenvalues_median": rnd(np.median((np.abs(ev[reached]) < 1e-8).sum(1))),
+                "negative_eigenvalues_median": rnd(np.median((ev[reached] < -1e-8).sum(1))),
+                "spearman_ratio_loss_reached": sp_round(spearman_ci(a["minimal_ratio"][reached], a["loss"][reached]))}
+    # Phase 3: trust-region Newton on L from the phase-2 points.
+    ok = a["refined_reached"].astype(bool)
+    gn, loss = a["refined_grad_norm"], a["refined_loss"]
+    res = resolved_spectrum(a["refined_eigenvalues"], gn, cfg.resolve_factor)
+    out |= {"refine_tol": cfg.refine_tol, "refine_iters": cfg.refine_iters, "resolve_factor": cfg.resolve_factor,
+            "refined_reached": int(ok.sum()),
+            "refined_grad_norm_median_not_reached": rnd(np.median(gn[~ok])) if (~ok).any() else None,
+            # what stopped the others: the iteration of each one's last accepted step (the cap, or a stall)
+            "refined_not_reached_last_step": [_last_change(a["refine_trace"][:, i]) for i in np.flatnonzero(~ok)],
+            "refined_loss_over_phase2_loss_median": rnd(np.median(loss / a["loss"])),
+            "refined_loss_median": rnd(np.median(loss))}
+    # Where phase 3 ended (all runs): the eigenvalues the residual gradient cannot flip.
+    out["end_counts_median"] = {k: rnd(np.median(res[k])) for k in ("negative", "near_zero", "positive")}
+    # ... and how those counts depend on the cut factor c in |lambda| > c ||grad L||
+    out["end_counts_by_cut"] = {
+        f"{c:g}": {k: rnd(np.median(v[k])) for k in ("negative", "near_zero", "positive")}
+        for c, v in ((c, resolved_spectrum(a["refined_eigenvalues"], gn, c)) for c in CUT_FACTORS)}
+    # The spectrum recorded where each run first passed each tolerance ([T, R, P]; NaN where it never did),
+    # counted once: per tolerance over the runs that got there, and run by run for the stability check.
+    at = resolved_spectrum(a["spectrum_at"], a["grad_norm_at"], cfg.resolve_factor)
+    out["checkpoints"] = {}
+    for k, t in enumerate(REFINE_CHECKPOINTS):
+        got = ~np.isnan(a["grad_norm_at"][k])
+        out["checkpoints"][f"{t:g}"] = {
+            "runs": int(got.sum()),
+            "resolved_ratio": rnd(np.nanmean(at["resolved_ratio"][k][got])) if got.any() else None,
+            "negative_median": rnd(np.median(at["negative"][k][got])) if got.any() else None}
+    if ok.any():
+        tr = a["refine_trace"][:, ok]
+        its = (tr <= cfg.refine_tol).argmax(0)                     # first iteration at the tolerance
+        out["refine_iterations_reached"] = {"median": rnd(np.median(its)),
+                                            "p10_p90": [rnd(v) for v in np.percentile(its, [10, 90])]}
+        out |= {"max_grad_norm_refined": rnd(gn[ok].max()),
+                "minimal_ratio_resolved_mean": ci(res["resolved_ratio"][ok]),
+                "minimal_ratio_refined_raw": ci(res["raw_ratio"][ok])}
+        # Stability: how far a run's resolved ratio moved between the 1e-6 and the 1e-8 checkpoints.
+        ratio, last = at["resolved_ratio"], ~np.isnan(a["grad_norm_at"][-1])
+        out["resolved_ratio_max_change_1e-6_to_1e-8"] = rnd(np.max(np.abs(ratio[-1][last] - ratio[-3][last])))
+    varies = ok.sum() >= 4 and np.ptp(res["resolved_ratio"][ok]) > 0
+    if ok.sum() >= 4 and not varies:
+        # a correlation needs the ratio to vary: say what it is instead
+        out["resolved_ratio_all_equal"] = rnd(res["resolved_ratio"][ok][0])
+    if varies:
+        out["spearman_resolved_ratio_loss"] = sp_round(spearman_ci(res["resolved_ratio"][ok], loss[ok]))
+        out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = sp_round(
+            partial_spearman_ci(res["resolved_ratio"][ok], loss[ok], np.log(gn[ok])))
+    return out
+
+
+def _last_change(trace) -> int:
+    """The last iteration at which a run's ||grad L|| trace [iters + 1] changed (0: never)."""
+    moved = np.flatnonzero(np.diff(trace))
+    return int(moved[-1] + 1) if len(moved) else 0
+
+
+def h_surface(r, cfg) -> dict:
+    return {"centre_loss": rnd(r.summary["centre_loss"]), "random_plane_max": rnd(r.arrays["random_loss"].max()),
+            "pca_explained": [rnd(100 * e) for e in r.arrays["explained"]], "grid": cfg.grid}
+
+
+def c_trajectory(r, cfg) -> dict[str, Check]:
+
+    out = {"final_test_acc": Check("1-2a/test_acc", "lin", pct(r.arrays["test_acc"][-1]), one_sample(None, TEST))}
+    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
+        ev = trajectory_pca(r, cfg, layer)["explained"]
+        for k in range(2):
+            out[f"explained_{key}[PC{k + 1}]"] = Check("1-2a/explained", "lin", pct(ev[k]))
+    return out
+
+
+def c_grad_norm(r, cfg) -> dict[str, Check]:
+
+    a = r.arrays
+    out = {}
+    for task in ("function", "mnist"):
+        for what in ("grad_norm", "loss"):
+            out[f"{task}/{what}_last10"] = Check(f"1-2b/{task}_{what}_last10", "log",
+                                                 vals(last_tenth_median(a[f"{task}_{what}"])))
+    out["mnist/full_batch_grad_norm_end"] = Check("1-2b/full_grad_norm", "log", vals(a["mnist_full_grad_norm"][-1]))
+    return out
+
+
+def c_critical(r, cfg) -> dict[str, Check]:
+    from ..critical import resolved_spectrum
+
+    a = r.arrays
+    reached, ok = a["reached"].astype(bool), a["refined_reached"].astype(bool)
+    out = {"phase2_reached": Check("1-2c/reached", "lin", pct(reached)),
+           "phase2_loss": Check("1-2c/loss", "log", vals(a["loss"])),
+           "phase3_reached": Check("1-2c/reached", "lin", pct(ok)),
+           "phase3_loss": Check("1-2c/loss", "log", vals(a["refined_loss"])),
+           "phase3_grad_norm": Check("1-2c/grad_norm", "log", vals(a["refined_grad_norm"]))}
+    if reached.any():
+        out["phase2_minimal_ratio"] = Check("1-2c/ratio", "lin", pct(a["minimal_ratio"][reached]))
+    if ok.any():
+        res = resolved_spectrum(a["refined_eigenvalues"], a["refined_grad_norm"], cfg.resolve_factor)
+        out["phase3_resolved_ratio"] = Check("1-2c/ratio", "lin", pct(res["resolved_ratio"][ok]))
+    return out
+
+
+def c_surface(r, cfg) -> dict[str, Check]:
+    out = {"centre_loss": Check("1-2d/loss", "log", [float(r.summary["centre_loss"])]),
+           "random_plane_max": Check("1-2d/loss", "log", [float(r.arrays["random_loss"].max())])}
+    for k in range(2):
+        out[f"pca_explained[PC{k + 1}]"] = Check("1-2d/explained", "lin", pct(r.arrays["explained"][k]))
+    return out
+
+
+def block_trajectory(t: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    return (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
+                 f"{t['explained_whole_model'][1]:.1f}%, hidden-to-hidden layer {t['explained_small_layer'][0]:.1f}% + "
+                 f"{t['explained_small_layer'][1]:.1f}%; final test accuracy {fmt_m(t['final_test_acc'])}% over "
+                 f"{t['runs']} runs.")
+
+
+def block_grad_norm(g: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    return md_table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop (first / last)",
+                        "loss, first 10%", "loss, last 10%"], [
+        [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"],
+         *[fmt_g(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
+                              "loss_last10")]]
+        for k, v in g.items() if k != "seeds"]) + \
+        f"\n\nEach run's median over its first and last 10% of iterations; mean ± 95% t-interval over " \
+        f"{plural(g['seeds'], 'seed')} (one run per seed). The MNIST runs' full-batch gradient norm (whole " \
+        f"training set) goes from {fmt_g(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
+        f"{fmt_g(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
+
+
+def block_critical(c: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    txt = (f"**Phase 2** (minimise ||grad L||^2): {c['reached']} of {c['runs']} runs reached ||grad L|| < "
+           f"{c['grad_tol']:g}")
+    if c["reached"]:
+        txt += (f" (largest among them {c['max_grad_norm_reached']:.2e}). Raw minimal ratio there: "
+                f"{fmt_m(c['minimal_ratio_raw'])} (range {c['minimal_ratio_range'][0]:.2f} to {c['minimal_ratio_range'][1]:.2f}); "
+                f"per run, a median of {c['negative_eigenvalues_median']:.0f} eigenvalues below -1e-8 and "
+                f"{c['flat_eigenvalues_median']:.0f} with |lambda| < 1e-8, of {c['params']}; Spearman of raw ratio and "
+                f"loss: {fmt_sp(c['spearman_ratio_loss_reached'])}")
+    txt += (".\n\n"
+           f"**Phase 3** (trust-region Newton on L, at most {c['refine_iters']} iterations): "
+           f"{c['refined_reached']} of {c['runs']} runs reached ||grad L|| <= {c['refine_tol']:g}")
+    if c["refined_grad_norm_median_not_reached"] is not None:
+        last = c["refined_not_reached_last_step"]
+        # still moving: an accepted step in the last tenth of the iterations
+        capped = sum(i >= 0.9 * c["refine_iters"] for i in last)
+        stalled = sorted(i for i in last if i < 0.9 * c["refine_iters"])
+        txt += ((f"; the other {len(last)} stopped at a median ||grad L|| of " if len(last) > 1 else
+                 "; the other one stopped at ||grad L|| = ") + f"{c['refined_grad_norm_median_not_reached']:.1e} ("
+                + ", ".join(([f"{capped} still moving at the cap, with an accepted step in the last tenth of the iterations"] if capped else [])
+                            + ([f"{len(stalled)} with no accepted step after iteration "
+                                + (", ".join(str(i) for i in stalled) if len(stalled) <= 4
+                                   else f"{stalled[0]} to {stalled[-1]}")] if stalled else [])) + ")")
+    drop = c["refined_loss_over_phase2_loss_median"]
+    txt += (f". Meanwhile the loss fell to a median {drop:.2g} times its phase-2 value (median "
+            f"{c['refined_loss_median']:.2g})" + (": the phase-2 points were not near critical points of L."
+                                                  if drop <= 0.1 else "."))
+    ec = c["end_counts_median"]
+    txt += (f" Where phase 3 ended, counting an eigenvalue only where |lambda| > {c['resolve_factor']:g} ||grad L||, "
+            f"a run has a median of {ec['negative']:.0f} negative, {ec['near_zero']:.0f} near-zero and "
+            f"{ec['positive']:.0f} positive eigenvalues" + (
+                " (negative / near-zero / positive with other factors c in |lambda| > c ||grad L||: " + "; ".join(
+                    f"c = {k}: {v['negative']:.0f} / {v['near_zero']:.0f} / {v['positive']:.0f}"
+                    for k, v in c["end_counts_by_cut"].items()) + ")" if "end_counts_by_cut" in c else "") +
+            ". Resolved ratio at each tolerance phase 3 passed (runs that "
+            "got there): " + ", ".join(f"||grad L|| <= {t}: {v['resolved_ratio']:.3f} ({v['runs']} runs)"
+                                       if v["runs"] else f"{t}: no run" for t, v in c["checkpoints"].items()) + ".")
+    if c["refined_reached"]:
+        ri = c["refine_iterations_reached"]
+        txt += (f" The runs that reached it needed a median of {ri['median']:.0f} iterations (10th to 90th "
+                f"percentile {ri['p10_p90'][0]:.0f} to {ri['p10_p90'][1]:.0f}).")
+        txt += (f" At the {c['refined_reached']} resolved points (largest ||grad L|| {c['max_grad_norm_refined']:.1e}): "
+                f"minimal ratio over the resolved eigenvalues {fmt_m(c['minimal_ratio_resolved_mean'])} (raw "
+                f"{fmt_m(c['minimal_ratio_refined_raw'])}); largest change of one run's resolved ratio from 1e-6 to "
+                f"1e-8: {c['resolved_ratio_max_change_1e-6_to_1e-8']:.3g}.")
+    if "resolved_ratio_all_equal" in c:
+        txt += (f" Every resolved point has the same resolved ratio, {c['resolved_ratio_all_equal']:.3f}, so there is "
+                "no variation to correlate with the loss" + (
+                    ": no resolved eigenvalue is negative, so as far as the Hessian can tell these are local "
+                    "minima. Phase 3 accepts only steps that lower L, so it is drawn to minima, not saddles; "
+                    "saddles would need a method attracted to every critical point (Newton on grad L = 0)."
+                    if c["resolved_ratio_all_equal"] == 1 else "."))
+    if "spearman_resolved_ratio_loss" in c:
+        txt += (f" Spearman of resolved ratio and loss (resolved runs, bootstrap 95% interval): "
+                f"{fmt_sp(c['spearman_resolved_ratio_loss'])}; controlling for log ||grad L||: "
+                f"{fmt_sp(c['partial_spearman_resolved_ratio_loss_given_grad_norm'])}.")
+    return txt
+
+
+def block_surface(s: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    return (f"Loss at the trained weights {s['centre_loss']:.4f}; highest loss on the random plane "
+                 f"{s['random_plane_max']:.3g}; the PCA plane holds {s['pca_explained'][0]:.1f}% + "
+                 f"{s['pca_explained'][1]:.1f}% of the trajectory's variance; {s['grid']} x {s['grid']} points per plane.")
+
+
+def summary_trajectory(h: dict) -> str:
+    w = h["explained_whole_model"]
+    return (f"final test accuracy {fmt_m(h['final_test_acc'])}% over {h['runs']} runs; one PCA of all runs' "
+            f"snapshots holds {w[0] + w[1]:.1f}% of their variance in 2 components")
+
+
+def summary_grad_norm(h: dict) -> str:
+    f, m = h["function"], h["mnist"]
+    return (f"full batch: the gradient norm falls {fmt_g(f['grad_norm_drop'])}x, then spikes; MNIST: the true "
+            f"(full-batch) gradient norm goes {fmt_g(m['full_batch_grad_norm_start_end'][0])} -> "
+            f"{fmt_g(m['full_batch_grad_norm_start_end'][1])}, far from 0")
+
+
+def summary_critical(h: dict) -> str:
+    out = f"phase 2 (min ||grad L||^2): {h['reached']}/{h['runs']} runs below {h['grad_tol']:g}"
+    out += f"; phase 3 (Newton on L): {h['refined_reached']}/{h['runs']} at ||grad L|| <= {h['refine_tol']:g}"
+    if "resolved_ratio_all_equal" in h:
+        out += f", resolved ratio {h['resolved_ratio_all_equal']:.2f} everywhere"
+        out += " (minima only: no saddle found)" if h["resolved_ratio_all_equal"] == 1 else ""
+    elif "spearman_resolved_ratio_loss" in h:
+        out += f", Spearman(resolved ratio, loss) {fmt_sp(h['spearman_resolved_ratio_loss'])}"
+    return out
+
+
+def summary_surface(h: dict) -> str:
+    return (f"loss {h['centre_loss']:.3g} at the trained weights, up to {h['random_plane_max']:.3g} on a random "
+            f"filter-normalised plane; the trajectory's PCA plane holds {h['pca_explained'][0]:.0f}% + "
+            f"{h['pca_explained'][1]:.0f}% of its variance")
+
+
+TRAJECTORY = Experiment(
+    "1-2a", "trajectories", "1-2a_optimization_trajectory.ipynb", TrajectoryConfig, TRAJECTORY_PROFILES,
+    key="trajectory", compute=_compute_trajectory,
+    headline=h_trajectory, block=block_trajectory, checks=c_trajectory, summary=summary_trajectory,
+    figures=("1-2a_trajectory_pca",))
+
+GRAD_NORM = Experiment(
+    "1-2b", "gradient norm", "1-2b_gradient_norm.ipynb", GradNormConfig, GRAD_NORM_PROFILES,
+    key="grad_norm", compute=_compute_grad_norm,
+    headline=h_grad_norm, block=block_grad_norm, checks=c_grad_norm, summary=summary_grad_norm,
+    figures=("1-2b_gradient_norm",),
+    reading="""Full batch: the gradient norm falls by the factor in the table, then Adam's periodic spikes appear (each with
+a small bump in the loss). Minibatch MNIST: the minibatch gradient norm rises early and then stays near 1,
+set by sampling noise; the full-batch gradient norm (green dots, the true gradient over the whole training
+set, at the start and after every epoch) is several times smaller and is not heading for 0 within these
+epochs: the run is far from a critical point, whatever the minibatch norm suggests.""")
+
+CRITICAL = Experiment(
+    "1-2c", "critical points", "1-2c_gradient_near_zero.ipynb", CriticalConfig, CRITICAL_PROFILES,
+    key="critical_block", compute=_compute_critical_block, plan=critical_units, assemble=assemble_critical,
+    headline=h_critical, block=block_critical, checks=c_critical, host=True, summary=summary_critical,
+    figures=("1-2c_minimal_ratio", "1-2c_spectrum"),
+    reading="""The phase-2 points are not critical points of L: phase 3 lowers their loss by orders of magnitude (block).
+Phase 3 gets the runs to ||grad L|| <= 1e-8 (the block gives how many, and the iterations it took) after a
+long descent along a nearly flat valley of slowly falling loss, and there every eigenvalue large enough to be
+resolved is positive: local minima, most of whose eigenvalues are near zero, and whose resolved ratio does not
+move as the tolerance tightens. Phase 3 accepts only steps that lower L, so it finds minima, not saddles; the
+phase-2 ratio and its correlation with the loss (the sign Dauphin et al. 2014 report) describe where
+||grad L||^2 minimisation stops. Their claim is about saddles, which this section does not locate, so it
+neither confirms nor contradicts it.""",
+    published=("Dauphin et al. 2014", "at critical points, training error falls as the fraction of positive "
+                                      "eigenvalues (minimal ratio) rises"))
+
+SURFACE = Experiment(
+    "1-2d", "error surface", "1-2d_error_surface.ipynb", SurfaceConfig, SURFACE_PROFILES,
+    key="surface", compute=_compute_surface, after=("1-2a",),
+    headline=h_surface, block=block_surface, checks=c_surface, summary=summary_surface,
+    figures=("1-2d_error_surface_contour", "1-2d_error_surface_3d"),
+    published=("Li et al. 2018", "filter-normalised random planes show the loss basin around a trained net"))

@@ -1,0 +1,100 @@
+"""What every experiment's headline numbers, generated text and checked metrics share.
+
+Each experiment module declares three functions next to its computation
+(see `hw1lib.experiments.common.Experiment`):
+- headline(result, cfg) -> dict: its numbers, rounded (`rnd`) into
+  `figures/results.json`;
+- block(headline) -> str: the markdown generated from that dict, for the
+  README, RESULTS.md and its notebook;
+- checks(result, cfg) -> {name: Check}: its per-seed values that
+  `python -m hw1lib.verify` compares across machines.
+This module holds their formatting helpers; it computes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .stats import fmt_ci, mean_ci
+
+TRAIN, TEST = 60_000, 10_000    # MNIST's splits
+DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+
+
+# ------------------------------------------------------------------ numbers
+def rnd(x: float, sig: int = 4) -> float | None:
+    """A float rounded to `sig` significant digits (a stable JSON file); NaN -> None."""
+    x = float(x)
+    return None if not np.isfinite(x) else float(f"{x:.{sig}g}")
+
+
+def ci(x) -> dict:
+    """{mean, ci95, n} of the seeds in x [S]."""
+    m, h = mean_ci(np.asarray(x, dtype=float))
+    return {"mean": rnd(m), "ci95": rnd(h), "n": int(np.asarray(x).shape[-1])}
+
+
+def sp_round(d: dict) -> dict:
+    """A Spearman result {rho, ci, n}, rounded."""
+    return {"rho": rnd(d["rho"]), "ci": [rnd(c) for c in d["ci"]], "n": d["n"]}
+
+
+# ------------------------------------------------------------------ text
+def escape(cell: Any) -> str:
+    """A markdown table cell: a `|` in it would end the cell, so it is escaped."""
+    return str(cell).replace("|", "\\|")
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table; every cell and header escaped (`escape`)."""
+    lines = ["| " + " | ".join(escape(h) for h in header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_m(d: dict, digits: int = 2) -> str:
+    """A {mean, ci95} as 'mean ± half-width' to `digits` decimals."""
+    return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
+
+
+def fmt_g(d: dict) -> str:
+    """A mean ± interval to 3 significant digits (values that span decades)."""
+    half = d["ci95"]
+    return f"{d['mean']:.3g}" + ("" if half is None or not np.isfinite(half) else f" ± {half:.2g}")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def fmt_sp(d: dict) -> str:
+    return f"{d['rho']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n = {d['n']})"
+
+
+# ------------------------------------------------------------------ checked metrics
+@dataclass(frozen=True)
+class Check:
+    """One checked metric: `values` per seed (or run), `scale` "lin" or "log"
+    (log10 before comparing), `family` the group whose measured machine spread
+    sets its machine tolerance (e.g. "1-3b/test_acc" for every width), and
+    `resolution` the smallest change it can show (an accuracy: one sample of
+    the evaluated set, 100 / n points), which no tolerance goes below."""
+    family: str
+    scale: str
+    values: tuple[float, ...]
+    resolution: float = 0.0
+
+
+def one_sample(n: int | None, full: int) -> float:
+    """One sample of a split of n images (None: the whole split of `full`), in percentage points."""
+    return 100 / (n or full)
+
+
+def pct(x) -> list[float]:
+    return [100 * float(v) for v in np.ravel(x)]
+
+
+def vals(x) -> list[float]:
+    return [float(v) for v in np.ravel(x)]

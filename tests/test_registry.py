@@ -1,0 +1,130 @@
+"""The registry is the one list: an experiment declared in one place runs
+through the runner, its headline numbers, its generated text, verify's checks
+and tables; `--set` overrides are checked like configs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import hw1lib.experiments as ex
+from hw1lib import cache, tables, verify
+from hw1lib.config import command_line_values, parse_sets
+from hw1lib.errors import ConfigError
+from hw1lib.experiments.common import Experiment, stack_units
+from hw1lib.headline import Check, ci, fmt_m, md_table, vals
+from hw1lib.run import main, run_all
+
+
+# ------------------------------------------------------------------ a toy experiment, declared in one place
+@dataclass(frozen=True)
+class ToyConfig:
+    sizes: tuple[int, ...] = (2, 3)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "auto"
+
+
+def _toy_compute(cfg: ToyConfig, progress: bool) -> cache.Result:
+    (n,) = cfg.sizes
+    rng = np.random.default_rng([n, *cfg.seeds])
+    return cache.Result({"value": n + rng.standard_normal(len(cfg.seeds)) * 1e-3}, {"size": n})
+
+
+def _toy_assemble(cfg: ToyConfig, parts: list[cache.Result]) -> cache.Result:
+    return cache.Result(stack_units(parts), {"sizes": list(cfg.sizes)})
+
+
+def _toy_headline(r, cfg) -> dict:
+    return {"rows": [{"size": n, "value": ci(r.arrays["value"][i])} for i, n in enumerate(cfg.sizes)]}
+
+
+def _toy_block(h: dict) -> str:
+    return md_table(["size", "value | mean"], [[row["size"], fmt_m(row["value"])] for row in h["rows"]])
+
+
+def _toy_checks(r, cfg) -> dict:
+    return {f"value[size={n}]": Check("toy/value", "lin", vals(r.arrays["value"][i]))
+            for i, n in enumerate(cfg.sizes)}
+
+
+TOY = Experiment("toy", "toy experiment", "toy.ipynb", ToyConfig,
+                 {"smoke": {}, "quick": {"sizes": (2, 3, 4)}, "full": {}},
+                 key="toy_size", compute=_toy_compute, split=("sizes",), assemble=_toy_assemble,
+                 headline=_toy_headline, block=_toy_block, checks=_toy_checks,
+                 published=("Nobody 2026", "sizes are what they are"))
+
+
+@pytest.fixture
+def with_toy(monkeypatch, tmp_path):
+    """The registry with TOY added (the one line a new experiment adds), and a fresh results directory."""
+    monkeypatch.setattr(ex, "REGISTRY", (*ex.REGISTRY, TOY))
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
+    return TOY
+
+
+def test_a_toy_experiment_declared_in_one_place_runs_through_runner_headline_and_tables(with_toy):
+    rec = run_all("quick", "cpu", ["toy"], progress=False, log=lambda s: None)
+    assert not rec["failures"] and list(rec["experiments"]) == ["toy"]
+    assert len([u for u in rec["units"] if u.startswith("toy_size/")]) == 3        # one unit per size
+    e = ex.experiment("toy")
+    cfg = e.make_config("quick", "cpu")
+    h = e.headlines(cfg)
+    assert [row["size"] for row in h["rows"]] == [2, 3, 4]
+    assert h["rows"][1]["value"]["mean"] == pytest.approx(3, abs=0.01)
+    assert all(u.is_cached() for u in e.units(cfg))                                # the runner filled the cache
+    # tables: the block, the README markers and RESULTS.md come from the declaration
+    results = {"profile": "quick", "commit": "x", "device": "cpu", "experiments": {"toy": h}}
+    readme = "a\n<!-- results:toy -->\nold\n<!-- /results:toy -->\nb\n"
+    new_readme, md = tables.render(results, readme)
+    assert "| size | value \\| mean |" in new_readme and "old" not in new_readme
+    assert "## toy toy experiment (`notebooks/toy.ipynb`)" in md and "Nobody 2026" in md
+    # verify: its checks are exported and compared like every other experiment's
+    got = verify.checks(["toy"], "quick", "cpu")["toy"]
+    assert set(got) == {"value[size=2]", "value[size=3]", "value[size=4]"} and len(got["value[size=3]"]["values"]) == 3
+
+
+def test_set_overrides_reach_the_config_and_bad_ones_are_one_line_exit_2(with_toy, capsys):
+    sets = parse_sets(["toy.seeds=0,1", "toy.sizes=5"], ["toy"])
+    assert sets == {"toy": {"seeds": (0, 1), "sizes": 5}}
+    cfg = ex.experiment("toy").make_config("quick", "cpu", **command_line_values(ToyConfig, sets["toy"]))
+    assert cfg.seeds == (0, 1) and cfg.sizes == (5,)                                # one value of a tuple field
+    assert ex.experiment("toy").make_config("quick", "cpu", seeds=[4, 5]).seeds == (4, 5)   # JSON lists too
+    with pytest.raises(ConfigError, match="must be a non-empty tuple"):             # in Python, a tuple is a tuple
+        ex.experiment("toy").make_config("quick", "cpu", sizes=5)
+    rec = run_all("quick", "cpu", ["toy"], progress=False, log=lambda s: None,
+                  overrides={"toy": command_line_values(ToyConfig, sets["toy"])})
+    assert [u for u in rec["units"] if u.startswith("toy_size/")] and not rec["failures"]
+    for bad, words in (("nope.seeds=1", "unknown experiment 'nope'"), ("toy.sedes=1", "Unknown ToyConfig key"),
+                       ("toy.seeds=-1", "ToyConfig.seeds = -1: must be an integer >= 0"),
+                       ("toy.sizes=1.5", "must be an integer >= 1"), ("toy=1", "expected NAME.FIELD=VALUE")):
+        assert main(["--profile", "quick", "--device", "cpu", "--only", "toy", "--set", bad, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+
+
+def test_an_empty_only_is_refused_not_read_as_everything(capsys):
+    assert main(["--profile", "smoke", "--only", "", "--no-progress"]) == 2
+    assert "names nothing" in capsys.readouterr().err
+
+
+def test_every_registered_experiment_declares_everything():
+    for e in ex.REGISTRY:
+        assert e.compute or e.plan, e.name
+        assert callable(e.headline) and callable(e.block) and callable(e.checks), e.name
+        assert set(e.profiles) == {"smoke", "quick", "full"}, e.name
+        assert all(a in {x.name for x in ex.REGISTRY} for a in e.after), e.name
+    committed = json.loads((tables.repo_root() / tables.RESULTS_JSON).read_text())
+    assert set(committed["experiments"]) == {e.name for e in ex.REGISTRY}
+
+
+def test_a_config_check_runs_when_the_config_is_built():
+    with pytest.raises(ConfigError, match="min_epochs = 9 exceeds max_epochs = 5"):
+        ex.experiment("1-1a").make_config("smoke", min_epochs=9, max_epochs=5)
+    with pytest.raises(ConfigError, match="datasets: unknown"):
+        ex.experiment("1-1b").make_config("smoke", datasets=("cifar",))
+    cfg = ex.experiment("1-1a").make_config("smoke")
+    with pytest.raises(ConfigError, match="exceeds"):                               # and again before units
+        ex.experiment("1-1a").units(dataclasses.replace(cfg, min_epochs=99, max_epochs=60))
