@@ -249,7 +249,6 @@ def html_main() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from . import experiments
-    from .config import command_line_values, parse_sets
     from .device import describe, resolve_device
     from .errors import Hw1libError
     from .provenance import git_commit
@@ -279,10 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         dev = resolve_device(args.device)
         device = describe(dev)
         nbs = resolve_notebooks(args.notebooks)
-        overrides = {name: command_line_values(experiments.experiment(name).config, fields) for name, fields in
-                     parse_sets(args.set, [e.name for e in experiments.REGISTRY]).items()}
-        for name, fields in overrides.items():      # a bad field or value fails here, once
-            experiments.experiment(name).make_config(args.profile, str(dev), **fields)
+        overrides = experiments.overrides(args.set, args.profile, str(dev))
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

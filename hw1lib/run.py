@@ -42,7 +42,6 @@ import torch
 from . import cache
 from .device import resolve_device
 from . import experiments
-from .config import command_line_values, parse_sets
 from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit
@@ -294,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             if not only:
                 raise ConfigError("--only was given but names nothing; leave it out to run every experiment.")
             select(only)
-        overrides = {name: command_line_values(experiment(name).config, fields) for name, fields in
-                     parse_sets(args.set, [e.name for e in experiments.REGISTRY]).items()}
-        for name, fields in overrides.items():      # a bad field or value fails here, before anything runs
-            experiment(name).make_config(args.profile, args.device, **fields)
+        overrides = experiments.overrides(args.set, args.profile, args.device)   # checked before anything runs
         if args.jobs < 1:
             raise SystemExit("error: --jobs must be 1 or more.")
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,

@@ -44,16 +44,6 @@ def headlines(profile: str = "full", device: str = "auto") -> dict:
     return out
 
 
-def section(name: str, profile: str, device: str = "auto") -> str:
-    """The generated block of one experiment (markdown), for `profile`, from the
-    cache: what a notebook shows under its figures, so its numbers are always the
-    ones of the profile it ran with."""
-    from .experiments import experiment
-
-    e = experiment(name)
-    return e.text(e.make_config(profile, device))
-
-
 def blocks(results: dict) -> dict[str, str]:
     """The generated blocks, by experiment name, of the experiments in `results`
     (each experiment's own `block`, from its headline numbers)."""

@@ -9,6 +9,9 @@ experiment: a declaration in a module, one line here, one notebook.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from ..config import command_line_values, parse_sets
 from ..errors import ConfigError
 from .common import Experiment, Unit
 from .deep_vs_shallow import FUNCTION_FIT, MNIST_MODELS
@@ -21,7 +24,7 @@ REGISTRY: tuple[Experiment, ...] = (
     RANDOM_LABELS, PARAMS_SWEEP, NOISY_SWEEP, INTERPOLATION, BATCH_SWEEP, SHARPNESS,
 )
 
-__all__ = ["REGISTRY", "Experiment", "Unit", "experiment", "select", "notebooks"]
+__all__ = ["REGISTRY", "Experiment", "Unit", "experiment", "select", "overrides", "notebooks"]
 
 
 def experiment(name: str) -> Experiment:
@@ -45,6 +48,17 @@ def select(names: list[str]) -> list[Experiment]:
                               f"{', '.join(e.name for e in REGISTRY)}.")
         chosen += hits
     return [e for e in REGISTRY if e in chosen]
+
+
+def overrides(items: list[str], profile: str, device: str = "auto") -> dict[str, dict[str, Any]]:
+    """`--set NAME.FIELD=VALUE` items -> {NAME: {FIELD: value}}, each checked now
+    by building its config (an unknown experiment or field, or a bad value, is a
+    ConfigError naming it, before anything runs)."""
+    out = {name: command_line_values(experiment(name).config, fields)
+           for name, fields in parse_sets(items, [e.name for e in REGISTRY]).items()}
+    for name, fields in out.items():
+        experiment(name).make_config(profile, device, **fields)
+    return out
 
 
 def notebooks() -> list[str]:

@@ -152,10 +152,12 @@ class Experiment:
         result.from_cache = all(p.from_cache for p in parts)      # nothing was computed to get it
         return result
 
-    def headlines(self, cfg, progress: bool = False) -> dict:
-        """Its headline numbers for `cfg` (from the cache; computed if missing)."""
-        return self.headline(self.run(cfg, progress), cfg)
+    def headlines(self, cfg, result: cache.Result | None = None) -> dict:
+        """Its headline numbers for `cfg`, from `result` (default: from the cache,
+        computed if missing)."""
+        return self.headline(result if result is not None else self.run(cfg, progress=False), cfg)
 
-    def text(self, cfg, progress: bool = False) -> str:
-        """Its generated block for `cfg`: what its notebook shows under the figures."""
-        return self.block(self.headlines(cfg, progress))
+    def text(self, cfg, result: cache.Result | None = None) -> str:
+        """Its generated block for `cfg` (from `result` if given): what its notebook
+        shows under the figures."""
+        return self.block(self.headlines(cfg, result))
