@@ -132,6 +132,11 @@ class Experiment:
     after: tuple[str, ...] = ()
     host: bool = False
 
+    def __post_init__(self):
+        # units come from (key, compute, split) or from a plan, never both: an unused one would mislead
+        if (self.plan is None) == (self.compute is None) or (self.plan is None) != bool(self.key):
+            raise ValueError(f"Experiment {self.name}: give key and compute, or a plan, not both.")
+
     def make_config(self, profile: str = "quick", device: str = "auto", **overrides):
         """The config of `profile` with `overrides`, its device resolved here,
         once ("cpu" for a host experiment); nested configs go on the same device."""

@@ -632,7 +632,7 @@ a hint, not a measurement; 1-3e measures sharpness with intervals.""")
 
 BATCH_SWEEP = Experiment(
     "1-3d", "batch sweep", "1-3d_flatness_sensitivity.ipynb", BatchSweepConfig, BATCH_SWEEP_PROFILES,
-    key="batch_sweep_unit", compute=_train_batch, plan=batch_sweep_units, assemble=assemble_batch_sweep,
+    key="", compute=None, plan=batch_sweep_units, assemble=assemble_batch_sweep,
     headline=h_batch_sweep, block=block_batch_sweep, checks=c_batch_sweep, summary=summary_batch_sweep,
     figures=("1-3d_sensitivity", "1-3d_gap_vs_sensitivity"),
     reading="""At a matched training loss (every true-label seed reached it), sensitivity still rises with batch size, but

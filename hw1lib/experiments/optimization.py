@@ -640,7 +640,7 @@ epochs: the run is far from a critical point, whatever the minibatch norm sugges
 
 CRITICAL = Experiment(
     "1-2c", "critical points", "1-2c_gradient_near_zero.ipynb", CriticalConfig, CRITICAL_PROFILES,
-    key="critical_block", compute=_compute_critical_block, plan=critical_units, assemble=assemble_critical,
+    key="", compute=None, plan=critical_units, assemble=assemble_critical,
     headline=h_critical, block=block_critical, checks=c_critical, host=True, summary=summary_critical,
     figures=("1-2c_minimal_ratio", "1-2c_spectrum"),
     reading="""The phase-2 points are not critical points of L: phase 3 lowers their loss by orders of magnitude (block).
