@@ -12,7 +12,7 @@ DEVICE ?= auto
 # Units computed at once: 2 processes on a 2-core CPU; on a GPU, threads with a
 # CUDA stream each (try JOBS=4).
 JOBS ?= 2
-# One section only: `make report NB=1-3e` (an experiment or notebook name).
+# Some sections only: `make report NB=1-3e` or `NB=1-2b,1-3e` (experiment or notebook names), in every step.
 NB ?=
 # Config overrides, checked like the configs: `make report SET="1-3d.seeds=0,1 1-1a.max_epochs=8000"`.
 SET ?=
@@ -25,21 +25,16 @@ SETS = $(foreach s,$(SET),--set $(s))
 CHECK_MACHINES ?= scalar
 CHECK_ONLY ?= 1-2a,1-2b,1-2c,1-2d,1-3a,1-3b,1-3b-noise,1-3c,1-3d,1-3e
 
-.PHONY: setup lock data results report html notebooks test verify lab bench clean
+.PHONY: setup lock data results report html notebooks test verify lab bench prune clean clean-build
 
 setup: $(STAMP)
 
-# Installs every package from requirements.lock (pinned, with hashes: nothing
-# floats), then hw1lib itself; re-installs only when the lock file changes.
-$(STAMP): requirements.lock pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: no Python 3.11, 3.12 or 3.13 found; install one, or run make PYTHON=/path/to/python3.x" >&2; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	@# a save in JupyterLab of an unchanged notebook leaves no diff (.gitattributes names the filter)
-	@git config filter.hw1lib-notebook.clean "$(PY) -m hw1lib.nbclean" 2>/dev/null || true
-	@git config filter.hw1lib-notebook.smudge cat 2>/dev/null || true
-	@touch $@
+# Installs every package from the lock file (pinned, with hashes: nothing floats), then hw1lib
+# itself; re-installs only when the lock file changes. An unsupported Python is one line before pip
+# runs; a failed first setup leaves no half-made .venv (tools/setup.sh).
+LOCK ?= requirements.lock
+$(STAMP): $(LOCK) pyproject.toml
+	@bash tools/setup.sh "$(PYTHON)" "$(VENV)" "$(LOCK)"
 
 ## Regenerate requirements.lock after changing a pin in pyproject.toml (uv resolves for every
 ## supported Python and platform at once).
@@ -92,12 +87,27 @@ test: data
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress \
 		$(foreach m,$(CHECK_MACHINES),--machine $(m)) $(if $(CHECK_ONLY),--only $(CHECK_ONLY))
 
+# HW1LIB_* paths are made absolute first (hw1lib.paths), so the kernels, which run in notebooks/, find them.
 # Containers often run as root, where Jupyter refuses to start without --allow-root.
 lab: data
-	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(PY) -m hw1lib.paths $(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: data
 	$(PY) benchmarks/bench_training.py
 
-clean:
-	rm -rf build results
+## Remove the cached entries no experiment of the current code reads (other code versions, removed
+## experiments, damaged entries set aside), saying what and how much; the rest stays cached.
+prune: setup
+	$(PY) -m hw1lib.run --prune
+
+## Remove build/ (executed notebooks, logs, timings, html, scratch checks); keeps the results cache.
+clean-build:
+	@if [ -e build ]; then s=$$(du -sh build | cut -f1); rm -rf build && echo "removed build/ ($$s)"; \
+	else echo "build/: nothing to remove"; fi
+
+## Remove build/ and the results cache results/ (the full profile takes about 42 minutes on 2 cores to
+## recompute; `make prune` keeps what the current code reads). Asks nothing, says what it removed.
+clean: clean-build
+	@if [ -e results ]; then n=$$(find results -name meta.json | wc -l); s=$$(du -sh results | cut -f1); \
+	rm -rf results && echo "removed results/ ($$n cached entries, $$s)"; else echo "results/: nothing to remove"; fi
+	@for v in HW1LIB_RESULTS HW1LIB_BUILD; do [ -z "$${!v:-}" ] || echo "not touched: $$v=$${!v}"; done

@@ -17,7 +17,14 @@ The cache never lies:
   entry) and then reuses it; a killed writer's temporary directory is removed
   by the next writer of that entry;
 - the results directory is checked writable before anything is computed, and
-  a full disk or a missing permission is reported naming the directory.
+  a full disk or a missing permission is reported naming the directory;
+- nothing is read or written through a symbolic link inside the results
+  directory (an experiment directory, an entry, a file of an entry, a lock
+  file): a link there is damage, moved aside to `.quarantine/` (the link
+  itself, never what it points to) with a warning naming it, and the next
+  computation proceeds as if it had never been there. The results directory
+  itself may be a link (a shared disk): `python -m hw1lib.run` says where it
+  points.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -33,7 +41,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -88,6 +96,13 @@ def check_writable(directory: Path | None = None) -> Path:
     return directory
 
 
+def describe_root() -> str:
+    """The results directory, and where it points when it is a link (allowed:
+    only links inside it are refused)."""
+    root = results_dir()
+    return f"{root} (a link to {root.resolve()})" if root.is_symlink() else str(root)
+
+
 def _write_error(exc: OSError, directory: Path) -> CacheError:
     why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
            errno.EACCES: "permission denied", errno.EROFS: "the file system is read-only",
@@ -100,7 +115,9 @@ def save(experiment: str, config: Any, result: Result, version: str = "") -> Pat
     """Write the entry atomically. If it already exists (another process
     finished first) the existing entry is kept and returned."""
     final = entry_dir(experiment, config, version)
-    parent = check_writable(final.parent)
+    parent = check_writable(experiment_dir(experiment))
+    if final.is_symlink():
+        quarantine(final, _LINK)
     tmp = None
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
@@ -148,6 +165,9 @@ def _read(path: Path, config: Any, version: str) -> Result:
     if meta.get("code_version") != version:
         raise _Invalid(f"it was computed by code version {meta.get('code_version')}, not {version}")
     files = meta.get("files") or {}
+    for name in set(files) | {"meta.json"}:
+        if (path / name).is_symlink():
+            raise _Invalid(f"{name} is a symbolic link")
     if not {"config.json", "arrays.npz", "summary.json"} <= set(files) or not set(files) <= set(_DATA_FILES):
         raise _Invalid(f"meta.json lists the files {sorted(files)}")
     for name, digest in files.items():
@@ -174,13 +194,35 @@ def _read(path: Path, config: Any, version: str) -> Result:
     return Result(arrays, summary, weights, from_cache=True, path=path)
 
 
+_LINK = "it is a symbolic link, and the cache never reads or writes through a link inside the results directory"
+
+
+def _quarantine_dir(parent: Path) -> Path:
+    """`parent/.quarantine`, a real directory (a link or file of that name is
+    renamed aside first)."""
+    q = parent / ".quarantine"
+    if q.is_symlink() or (q.exists() and not q.is_dir()):
+        aside = parent / f".quarantine.aside-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        os.rename(q, aside)
+        warnings.warn(f"hw1lib cache: {_display(q)} was not a directory ({_LINK}); renamed to {_display(aside)}.",
+                      CacheWarning, stacklevel=4)
+    q.mkdir(exist_ok=True)
+    return q
+
+
 def quarantine(path: Path, reason: str) -> Path | None:
-    """Move a bad entry aside (never delete it) and say so."""
+    """Move a bad entry, or a link or stray file where an entry or an experiment
+    directory belongs, aside into `.quarantine/` beside it (never delete it,
+    never follow a link) and say so."""
     try:
-        (path.parent / ".quarantine").mkdir(exist_ok=True)
-        dest = Path(tempfile.mkdtemp(prefix=f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.",
-                                     dir=path.parent / ".quarantine"))
-        os.rename(path, dest)  # onto the empty directory just made: a unique name
+        holder = Path(tempfile.mkdtemp(prefix=f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.",
+                                       dir=_quarantine_dir(path.parent)))
+        if path.is_dir() and not path.is_symlink():
+            dest = holder
+            os.rename(path, dest)  # onto the empty directory just made: a unique name
+        else:
+            dest = holder / path.name   # a link or a file cannot replace a directory: moved into it
+            os.rename(path, dest)
     except FileNotFoundError:
         return None  # another process moved it first
     except OSError as exc:
@@ -190,14 +232,56 @@ def quarantine(path: Path, reason: str) -> Path | None:
     return dest
 
 
+def _regular(path: Path) -> bool:
+    """A regular file, not a link (to one or to anything else)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _unlinked(path: Path) -> bool:
+    """Whether `path` and every directory between the results directory and it
+    are free of links (the results directory itself may be one)."""
+    root = results_dir()
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return not path.is_symlink()
+    return not any((root / Path(*rel.parts[:i + 1])).is_symlink() for i in range(len(rel.parts)))
+
+
+def experiment_dir(experiment: str) -> Path:
+    """`results/<experiment>/`, created if needed, as a real directory: a link
+    or a file in its place is quarantined first (with a warning naming it)."""
+    path = results_dir() / experiment
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        quarantine(path, _LINK if path.is_symlink() else "it is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        check_writable(path)     # names the directory that cannot be written
+        raise _write_error(exc, path.parent) from None
+    return path
+
+
 def exists(experiment: str, config: Any, version: str = "") -> bool:
-    """Whether an entry is in place (not verified: `load` does that)."""
-    return (entry_dir(experiment, config, version) / "meta.json").is_file()
+    """Whether an entry is in place (not verified: `load` does that); an entry
+    reached through a link is not."""
+    path = entry_dir(experiment, config, version)
+    return _unlinked(path) and _regular(path / "meta.json")
 
 
 def load(experiment: str, config: Any, version: str = "") -> Result | None:
-    """The verified entry, or None (a bad entry is quarantined first)."""
+    """The verified entry, or None (a bad entry, or a link where an entry or
+    its experiment directory belongs, is quarantined first)."""
     path = entry_dir(experiment, config, version)
+    if path.parent.is_symlink():
+        experiment_dir(experiment)
+        return None
+    if path.is_symlink():
+        quarantine(path, _LINK)
+        return None
     if not path.is_dir():
         return None
     try:
@@ -212,8 +296,11 @@ def _entry_lock(final: Path):
     """An exclusive lock on one entry (a lock file beside it), held while it is
     computed and saved; says so when it has to wait for another process."""
     lock = final.parent / f".lock-{final.name}"
+    if lock.is_symlink() or (lock.exists() and not _regular(lock)):
+        quarantine(lock, _LINK)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a link made between the check and here is an error, never followed
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise _write_error(exc, final.parent) from None
     try:
@@ -231,7 +318,15 @@ def _remove_stale_temps(final: Path) -> None:
     """Temporary directories of this entry left by a killed writer (we hold the
     entry's lock, so no live writer owns them)."""
     for p in final.parent.glob(f".tmp-{final.name}-*"):
-        shutil.rmtree(p, ignore_errors=True)
+        _remove(p)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, a link (not what it points to) or a directory tree."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_stale_temps(root: Path | None = None) -> list[Path]:
@@ -241,9 +336,11 @@ def clean_stale_temps(root: Path | None = None) -> list[Path]:
     root = Path(root or results_dir())
     removed = []
     for tmp in root.glob("*/.tmp-*"):
+        if tmp.parent.is_symlink():
+            continue    # not ours to clean: the next run quarantines that link
         name = tmp.name[len(".tmp-"):].rsplit("-", 1)[0]   # .tmp-<entry>-<random>
         try:
-            fd = os.open(tmp.parent / f".lock-{name}", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(tmp.parent / f".lock-{name}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError:
             continue
         try:
@@ -251,7 +348,7 @@ def clean_stale_temps(root: Path | None = None) -> list[Path]:
         except BlockingIOError:
             continue  # a live writer owns it
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
             removed.append(tmp)
         finally:
             os.close(fd)
@@ -267,7 +364,7 @@ def cached(experiment: str, config: Any, compute: Callable[[], Result],
     if hit is not None:
         return hit
     final = entry_dir(experiment, config, version)
-    check_writable(final.parent)
+    check_writable(experiment_dir(experiment))
     with _entry_lock(final):
         hit = load(experiment, config, version)  # computed by another process while we waited
         if hit is not None:
@@ -276,3 +373,104 @@ def cached(experiment: str, config: Any, compute: Callable[[], Result],
         result = compute()
         save(experiment, config, result, version)
     return result
+
+
+def _size(path: Path) -> int:
+    """Bytes under `path` (a link counts as itself, never followed)."""
+    if path.is_symlink() or not path.is_dir():
+        return os.lstat(path).st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(path) for f in files)
+
+
+def _free_lock(lock: Path) -> bool:
+    """Whether no process holds this entry lock (then it may be removed)."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Pruned:
+    """What `prune` removed (or would remove) and kept."""
+    removed: dict[str, tuple[int, int]] = field(default_factory=dict)   # what -> (entries, bytes)
+    kept: tuple[int, int] = (0, 0)
+
+    @property
+    def total(self) -> tuple[int, int]:
+        return sum(n for n, _ in self.removed.values()), sum(b for _, b in self.removed.values())
+
+
+def prune(current: Mapping[str, set[str]], dry_run: bool = False) -> Pruned:
+    """Remove every entry that no experiment of the current code would read:
+    under `results/<dir>/`, entries whose code version is not in current[dir]
+    (all of them where `dir` is not in `current`), with their lock files; and
+    what `.quarantine/` folders and killed writers left. Links are removed,
+    never followed. An entry being written (its lock held) is kept."""
+    root = results_dir()
+    out = Pruned()
+    kept_n = kept_b = 0
+
+    def drop(what: str, path: Path, entries: int = 1) -> None:
+        n, b = out.removed.get(what, (0, 0))
+        out.removed[what] = (n + entries, b + _size(path))
+        if not dry_run:
+            _remove(path)
+
+    if not root.is_dir():
+        return out
+    if not dry_run:
+        clean_stale_temps(root)
+    for d in sorted(root.iterdir()):
+        shown_dir = _display(d)
+        if d.name.startswith("."):
+            if d.name.startswith(".quarantine"):
+                drop(f"{shown_dir}/ (damaged entries set aside)", d)
+            continue
+        if d.is_symlink() or not d.is_dir():
+            drop(f"{shown_dir} (a link or file where an experiment directory belongs)", d)
+            continue
+        versions = current.get(d.name)
+        for p in sorted(d.iterdir()):
+            if p.name.startswith(".quarantine"):
+                drop(f"{shown_dir}/.quarantine/ (damaged entries set aside)", p)
+                continue
+            if p.name.startswith((".tmp-", ".probe-")):
+                continue        # a live writer's (killed writers' were cleaned above)
+            if p.name.startswith(".lock-"):
+                entry = p.name[len(".lock-"):]
+                if versions is not None and entry.rsplit("-", 1)[-1] in versions:
+                    continue
+                if not (d / entry).exists() and _free_lock(p) and not dry_run:
+                    p.unlink(missing_ok=True)
+                continue
+            version = p.name.rsplit("-", 1)[-1]
+            if versions is not None and version in versions and not p.is_symlink():
+                kept_n, kept_b = kept_n + 1, kept_b + _size(p)
+                continue
+            lock = d / f".lock-{p.name}"
+            if lock.exists() and not _free_lock(lock):
+                continue
+            why = ("no experiment of this code reads it" if versions is None
+                   else "a link where an entry belongs" if p.is_symlink()
+                   else f"code version {version}, not read by this code")
+            drop(f"{shown_dir}/ ({why})", p)
+            if not dry_run:
+                lock.unlink(missing_ok=True)
+        if versions is None and not dry_run:
+            for lock in d.glob(".lock-*"):
+                if _free_lock(lock):
+                    lock.unlink(missing_ok=True)
+            try:
+                d.rmdir()       # kept if a live writer is still in it
+            except OSError:
+                pass
+    out.kept = (kept_n, kept_b)
+    return out

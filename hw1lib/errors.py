@@ -39,3 +39,15 @@ def run_cli(fn, *args) -> None:
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def command(main, argv: list[str] | None = None) -> None:
+    """The `__main__` of a command: exit with `main`'s status. A Ctrl-C
+    (KeyboardInterrupt, which `main` lets through after saying what was kept,
+    so that a caller in the same process, such as a test, is interrupted too)
+    exits with status 130 and no traceback."""
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)

@@ -6,13 +6,15 @@ same model has the same colour in every figure of a section.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .paths import figures_dir, repo_root
+from .paths import figures_dir, shown
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -39,28 +41,61 @@ def color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
+def mark_empty_panels(fig: plt.Figure) -> list[str]:
+    """Make every panel of `fig` drawable whatever its data (none, all NaN, no
+    positive value on a log axis: what a smoke run or a failed method gives):
+    a log axis with no positive finite value becomes linear, and a panel with no
+    finite value says so in its middle. Returns what was changed, one line per
+    panel (empty when every panel had data to show)."""
+    notes = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>" or ax.name != "rectilinear":
+            continue        # colour bars follow their image; 3-d panels have limits of their own
+        lim = ax.dataLim
+        finite = np.all(np.isfinite([lim.x0, lim.x1, lim.y0, lim.y1]))
+        relinear = [a for a, minpos in (("x", lim.minposx), ("y", lim.minposy))
+                    if getattr(ax, f"get_{a}scale")() == "log" and not (np.isfinite(minpos) and minpos > 0)]
+        for a in relinear:
+            getattr(ax, f"set_{a}scale")("linear")
+        if not finite:
+            ax.text(0.5, 0.5, "no finite values to show", transform=ax.transAxes, ha="center", va="center",
+                    color="gray", fontsize=12)
+            notes.append(f"panel '{ax.get_title()}': no finite values")
+        elif relinear:
+            notes.append(f"panel '{ax.get_title()}': no positive values, {' and '.join(relinear)} axis linear")
+    return notes
+
+
 def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
     """Write `<name>.png` to the figures directory of `profile` (`figures/` for
     full, `build/figures/<profile>/` otherwise), and for the full profile (the
     report) a vector copy `<name>.pdf`; say where, relative to the repository (a
-    notebook's output holds no machine path)."""
+    notebook's output holds no machine path), and name any panel that had
+    nothing to show (`mark_empty_panels`). Each file is written under a
+    temporary name and renamed into place: a stopped run never leaves a
+    truncated figure under its real name."""
+    for note in mark_empty_panels(fig):
+        print(f"{name}: {note}")
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
-    fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
+    _save_atomic(fig, png, metadata={"Software": None})
     vector = profile == "full"
     if vector:
         # Fixed metadata keeps regenerated vector files byte-stable across runs.
-        fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+        _save_atomic(fig, out / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
     print(f"saved {shown(png)}" + (" (and .pdf)" if vector else ""))
 
 
-def shown(path: Path) -> str:
-    """`path` relative to the repository when it lies inside it (else as is)."""
+def _save_atomic(fig: plt.Figure, path: Path, metadata: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
     try:
-        return str(Path(path).resolve().relative_to(repo_root()))
-    except ValueError:
-        return str(path)
+        fig.savefig(tmp, bbox_inches="tight", metadata=metadata, format=path.suffix[1:])
+        os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the figure from other users
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def mean_spread(ax: plt.Axes | None, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,

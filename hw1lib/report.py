@@ -2,12 +2,21 @@
 
 Rendering only reads the results cache, which `python -m hw1lib.run` fills
 first (`make report` runs both). Executed copies go to `build/notebooks/`;
-figures are written by the notebooks themselves (full profile: `figures/`);
-a run record (profile, device, git commit, seconds per notebook) goes to
-`build/run_record.json`. `--jobs N` renders N notebooks at once.
+figures are written by the notebooks themselves (full profile: `figures/`).
+`--jobs N` renders N notebooks at once; names may be given as a comma list,
+as `--only` takes them.
 
-`--html` exports the last report's executed notebooks to `build/html/`
-(inputs hidden) with an index page: `make html`.
+The run record `build/run_record.json` describes the report on disk: its
+settings (profile, device, overrides) and, per notebook, the executed file,
+its SHA-256, the commit and the time it was rendered. A render with the same
+settings updates the entries of the notebooks it renders (one section updates
+the report); other settings start a new record. A notebook whose render
+failed leaves the record, and a killed render changes nothing it did not
+finish.
+
+`--html` exports the notebooks of one complete report to `build/html/`
+(inputs hidden) with an index page (`make html`); when a notebook is missing,
+failed or changed on disk since, it names them and how to render them instead.
 
 `--in-place` executes the notebooks in `notebooks/` themselves with their own
 `parameters` cell (quick profile), then strips what must not be committed
@@ -16,7 +25,8 @@ notebooks are made.
 
 Output: one line per notebook when it starts and when it ends; what the
 kernels print goes to `build/notebooks/<name>.log`. Every file is written
-under a temporary name and renamed when complete.
+under a temporary name and renamed when complete. Ctrl-C stops the workers
+and their kernels within seconds, and no queued notebook starts after it.
 """
 from __future__ import annotations
 
@@ -34,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .paths import repo_root
+from .paths import build_dir, repo_root, shown, write_atomic
 
 
 def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) -> float:
@@ -57,10 +67,13 @@ def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) ->
         with _output_to(log):
             pm.execute_notebook(str(nb), tmp, cwd=str(nb.parent), progress_bar=False, parameters=parameters,
                                 log_output=False)
-    except BaseException:
-        if Path(tmp).is_file() and Path(tmp).stat().st_size:
+    except BaseException as exc:
+        stopped = _STOPPING or isinstance(exc, KeyboardInterrupt)   # not a failure: nothing to show
+        if Path(tmp).is_file() and Path(tmp).stat().st_size and not stopped:
             os.replace(tmp, target.with_suffix(".failed.ipynb"))
         Path(tmp).unlink(missing_ok=True)
+        if _STOPPING:
+            os._exit(130)       # a worker told to stop (its kernel is shut down): take no further notebook
         raise
     os.replace(tmp, target)
     target.with_suffix(".failed.ipynb").unlink(missing_ok=True)
@@ -86,18 +99,6 @@ def _output_to(log: Path | None):
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def resolve_notebooks(names: list[str]) -> list[Path]:
@@ -230,29 +231,167 @@ def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_
     return index
 
 
-def html_main() -> int:
-    """`make html`: the notebooks of the last `make report`, as a browsable site."""
-    root = repo_root()
-    rec_path = root / "build" / "run_record.json"
+def record_path() -> Path:
+    return build_dir() / "run_record.json"
+
+
+@contextlib.contextmanager
+def _record_lock():
+    """Held while the run record is read, changed and written (two reports at
+    once each add their notebooks, neither loses the other's)."""
+    import fcntl
+
+    build_dir().mkdir(parents=True, exist_ok=True)
+    fd = os.open(build_dir() / ".run_record.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        record = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
-    except json.JSONDecodeError:
-        record = {}
-    nbs = [root / p for p in record.get("notebooks", [])]
-    if not nbs or not all(p.is_file() for p in nbs):
-        print("error: no complete rendered report in build/notebooks/; run `make report` first.", file=sys.stderr)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_record() -> dict:
+    """The run record: the settings of the report in build/notebooks/ and, per
+    notebook of it, the executed file, its SHA-256, commit and time; {} when no
+    report was rendered. A damaged record is a Hw1libError naming it."""
+    from .errors import Hw1libError
+
+    p = record_path()
+    if not p.is_file():
+        return {}
+    try:
+        rec = json.loads(p.read_text())
+        if not isinstance(rec, dict) or not isinstance(rec.get("notebooks", {}), dict):
+            raise ValueError("not a run record")
+    except (OSError, ValueError) as exc:
+        raise Hw1libError(f"the run record {p} is damaged ({exc}); render the report again (make report).") from None
+    return rec
+
+
+def update_record(settings: dict, change) -> dict:
+    """Apply change(record) to the run record under its lock and write it
+    atomically. A record of other settings (profile, device, overrides) is
+    replaced by an empty one first: its notebooks no longer make one report
+    with what is rendered now. Returns the record written."""
+    with _record_lock():
+        try:
+            rec = read_record()
+        except Exception:
+            rec = {}
+        if rec.get("settings") != settings:
+            rec = {"settings": settings, "notebooks": {}, "failed": {}}
+        change(rec)
+        write_atomic(record_path(), json.dumps(rec, indent=2, sort_keys=True))
+    return rec
+
+
+def _sha256(path: Path) -> str:
+    from .data import sha256
+
+    return sha256(path)
+
+
+def report_state(rec: dict) -> tuple[list[Path], dict[str, str]]:
+    """(executed notebooks of one complete report, in report order; {notebook:
+    why it is missing}) for every section of the report: one that was never
+    rendered with these settings, whose last render failed, or whose file is
+    gone or changed since it was rendered is missing."""
+    from .experiments import notebooks
+
+    entries, failed = rec.get("notebooks", {}), rec.get("failed", {})
+    found, missing = [], {}
+    for name in notebooks():
+        e = entries.get(name)
+        if e is None:
+            missing[name] = "its last render failed" if name in failed else "not rendered with these settings"
+            continue
+        path = build_dir() / e["path"]
+        if not path.is_file():
+            missing[name] = f"{path} is gone"
+        elif _sha256(path) != e.get("sha256"):
+            missing[name] = f"{path} changed since it was rendered"
+        else:
+            found.append(path)
+    return found, missing
+
+
+def html_main() -> int:
+    """`make html`: the notebooks of one complete report, as a browsable site;
+    or, when the report is incomplete, what is missing and how to render it."""
+    from .errors import Hw1libError
+
+    try:
+        rec = read_record()
+    except Hw1libError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    index = export_html(nbs, root / "build" / "html", record)
-    print(f"[html] {len(nbs)} notebooks -> {index.relative_to(root)}")
+    if not rec.get("notebooks"):
+        print("error: no rendered report in build/notebooks/; run `make report` first.", file=sys.stderr)
+        return 2
+    nbs, missing = report_state(rec)
+    settings = rec["settings"]
+    if missing:
+        names = ",".join(n.split("_")[0] for n in missing)
+        print(f"error: the report in build/notebooks/ (profile {settings['profile']}) is incomplete; "
+              f"{len(missing)} of {len(missing) + len(nbs)} notebooks missing:", file=sys.stderr)
+        for name, why in missing.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        print(f"render them with `make report PROFILE={settings['profile']} NB={names}`"
+              + (" and the same SET" if settings.get("overrides") else "") + ", then run `make html` again.",
+              file=sys.stderr)
+        return 2
+    entries = [rec["notebooks"][p.name] for p in nbs]
+    commits = sorted({e["git_commit"] for e in entries})
+    about = {"profile": settings["profile"], "device": settings["device"], "git_commit": ", ".join(commits),
+             "started": f"{min(e['rendered'] for e in entries)} to {max(e['rendered'] for e in entries)}"}
+    out = build_dir() / "html"
+    staging = Path(tempfile.mkdtemp(prefix=".html-", dir=build_dir()))
+    try:
+        export_html(nbs, staging, about)
+        os.chmod(staging, 0o755)
+        old = out.with_name(f".html-old-{os.getpid()}")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    note = f" (rendered at {len(commits)} commits: {', '.join(commits)})" if len(commits) > 1 else ""
+    print(f"[html] {len(nbs)} notebooks, profile {settings['profile']}{note} -> {shown(out / 'index.html')}")
     return 0
+
+
+def _split(names: list[str]) -> list[str]:
+    """Names as the CLI takes them: each argument may be a comma list."""
+    return [n.strip() for arg in names for n in arg.split(",") if n.strip()]
+
+
+def _ignore_sigint() -> None:
+    """In a render worker: Ctrl-C is the parent's to handle (it stops the
+    workers), so no worker prints a traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+_STOPPING = False
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM in a render worker: papermill shuts its kernel down on the way
+    out, then `render` ends the worker."""
+    global _STOPPING
+    _STOPPING = True
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     from . import experiments
     from .device import describe, resolve_device
-    from .errors import Hw1libError
+    from .errors import ConfigError, Hw1libError
     from .provenance import git_commit
-    from .run import InlineExecutor
+    from .run import InlineExecutor, stop_workers
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
@@ -265,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--html", action="store_true",
                     help="only export the last report's notebooks to build/html/ (make html)")
     ap.add_argument("notebooks", nargs="*",
-                    help="experiment or notebook names (1-3e, 1-3b) or notebook paths (default: all)")
+                    help="experiment or notebook names (1-3e, 1-3b; a comma list too, as --only takes it) or "
+                         "notebook paths (default: all)")
     args = ap.parse_args(argv)
     if args.html:
         return html_main()
@@ -275,46 +415,64 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         ap.error("--jobs must be 1 or more.")
     try:
+        names = _split(args.notebooks)
+        if args.notebooks and not names:
+            raise ConfigError("the notebooks given: the list names nothing; leave it out to render every notebook.")
         dev = resolve_device(args.device)
         device = describe(dev)
-        nbs = resolve_notebooks(args.notebooks)
+        nbs = resolve_notebooks(names)
         overrides = experiments.overrides(args.set, args.profile, str(dev))
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     root = repo_root()
-    out_dir = root / "build" / "notebooks"
+    out_dir = build_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"profile": args.profile, "device": device, "overrides": overrides,
-              "git_commit": git_commit(), "started": dt.datetime.now().isoformat(timespec="seconds"),
-              "seconds": {}}
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    jsonable = {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in overrides.items()}
+    settings = {"profile": args.profile, "device": device, "overrides": jsonable}
     # In place, nothing is injected: the notebook runs with its own parameters cell.
-    parameters = {} if args.in_place else {
-        "profile": args.profile, "device": str(dev), "progress": False,
-        "overrides": {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in overrides.items()}}
+    parameters = {} if args.in_place else {"profile": args.profile, "device": str(dev), "progress": False,
+                                           "overrides": jsonable}
     targets = {nb: (out_dir / "in-place" if args.in_place else out_dir) / nb.name for nb in nbs}
-    pool = (cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) if args.jobs > 1
-            else InlineExecutor())
-    failed = []
+    pool = (cf.ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_ignore_sigint)
+            if args.jobs > 1 else InlineExecutor())
+    failed, seconds = [], {}
     t0 = time.perf_counter()
 
     def finished(nb: Path, fut) -> None:
         try:
-            seconds = fut.result()
+            took = fut.result()
         except Exception as exc:
             failed.append(nb.name)
             print(f"[report] {nb.name} FAILED ({type(exc).__name__}); see "
-                  f"{targets[nb].with_suffix('.failed.ipynb').relative_to(root)} and "
-                  f"{(out_dir / (nb.stem + '.log')).relative_to(root)}", file=sys.stderr, flush=True)
+                  f"{shown(targets[nb].with_suffix('.failed.ipynb'))} and "
+                  f"{shown(out_dir / (nb.stem + '.log'))}", file=sys.stderr, flush=True)
+            if not args.in_place:
+                def drop(rec):
+                    rec["notebooks"].pop(nb.name, None)
+                    rec.setdefault("failed", {})[nb.name] = started
+                update_record(settings, drop)
             return
+        seconds[nb.name] = round(took, 1)
         if args.in_place:
             clean_notebook(targets[nb])
             os.replace(targets[nb], nb)
-        record["seconds"][nb.name] = round(seconds, 1)
-        print(f"[report] {nb.name} done in {seconds:.0f} s", flush=True)
+        else:
+            entry = {"path": str(targets[nb].relative_to(build_dir())), "sha256": _sha256(targets[nb]),
+                     "git_commit": git_commit(), "rendered": dt.datetime.now().isoformat(timespec="seconds"),
+                     "seconds": seconds[nb.name]}
+
+            def add(rec):
+                rec["notebooks"][nb.name] = entry
+                rec.setdefault("failed", {}).pop(nb.name, None)
+            update_record(settings, add)
+        print(f"[report] {nb.name} done in {took:.0f} s", flush=True)
 
     try:
+        if not args.in_place:
+            update_record(settings, lambda rec: None)   # other settings: their notebooks leave the report now
         if args.jobs == 1:
             for nb in nbs:
                 finished(nb, pool.submit(render, nb, targets[nb], parameters, out_dir / f"{nb.stem}.log"))
@@ -323,20 +481,25 @@ def main(argv: list[str] | None = None) -> int:
             for fut in cf.as_completed(futures):
                 finished(futures[fut], fut)
     except KeyboardInterrupt:
-        print("\n[report] interrupted; the notebooks that finished are in build/notebooks/.", file=sys.stderr)
-        return 130
-    finally:
-        pool.shutdown(cancel_futures=True)
-    record["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    record["notebook_seconds"] = round(sum(record["seconds"].values()), 1)
-    if not args.in_place:
-        # only a complete report is one `make html` publishes
-        record["notebooks"] = ([str(targets[nb].relative_to(root)) for nb in nbs] if not failed else [])
-    write_atomic(root / "build" / "run_record.json", json.dumps(record, indent=2))
-    print(f"[report] {len(record['seconds'])} of {len(nbs)} notebooks in {record['wall_seconds']:.0f} s wall "
-          f"({record['notebook_seconds']:.0f} s of notebook time); record: build/run_record.json", flush=True)
+        stop_workers(pool)
+        print(f"\n[report] interrupted; {len(seconds)} of {len(nbs)} notebooks finished and are in "
+              f"{shown(out_dir)} (the run record lists them).", file=sys.stderr, flush=True)
+        raise
+    pool.shutdown()
+    wall = time.perf_counter() - t0
+    done = f"{len(seconds)} of {len(nbs)} notebooks in {wall:.0f} s wall ({sum(seconds.values()):.0f} s of notebook time)"
+    if args.in_place:
+        print(f"[report] {done}", flush=True)
+    else:
+        rec = update_record(settings, lambda rec: rec.update(last_render={
+            "started": started, "notebooks": seconds, "failed": failed, "wall_seconds": round(wall, 1)}))
+        _, missing = report_state(rec)
+        print(f"[report] {done}; the report in {shown(out_dir)} has {len(rec['notebooks'])} of "
+              f"{len(rec['notebooks']) + len(missing)} notebooks (record: {shown(record_path())})", flush=True)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .errors import command
+
+    command(main)

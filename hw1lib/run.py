@@ -45,7 +45,7 @@ from . import experiments
 from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit
-from .paths import repo_root
+from .paths import build_dir, shown, write_atomic
 from .provenance import git_commit
 
 
@@ -80,6 +80,9 @@ def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> fl
 
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    # Ctrl-C at a terminal reaches every process of the group: the parent stops
+    # the workers (stop_workers), so a worker prints no traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def local_executor(device: torch.device, jobs: int, threads: int | None = None) -> cf.Executor:
@@ -108,13 +111,19 @@ def host_pool(gpu_threads: int, cores: int | None = None) -> cf.ProcessPoolExecu
     return _process_pool(max(1, (cores or os.cpu_count() or 2) - gpu_threads), 1)
 
 
-def _abandon(executor: cf.Executor) -> None:
-    """Cancel what has not started and stop worker processes at once (a unit in
-    flight is lost; every finished unit is already cached)."""
+def stop_workers(executor: cf.Executor, grace: float = 10.0) -> None:
+    """Cancel what has not started and stop worker processes now (SIGTERM, then
+    SIGKILL after `grace` seconds): a unit in flight is lost, every finished
+    unit is already cached; no queued work starts after this."""
     procs = list((getattr(executor, "_processes", None) or {}).values())  # shutdown forgets them
     executor.shutdown(wait=False, cancel_futures=True)
     for proc in procs:
         proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
 
 
 def _wait_any(futures: list) -> list:
@@ -142,6 +151,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     REGISTRY = experiments.REGISTRY
     log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}")
     cache.check_writable()  # before anything is computed, not after the first unit
+    log(f"[run] results: {cache.describe_root()}")
     cache.clean_stale_temps()  # left by killed writers of any entry
     selected = select(only) if only else list(REGISTRY)
     wanted = {e.name for e in selected}
@@ -241,7 +251,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                         finish(name)
     except BaseException:   # Ctrl-C included: stop now, keep what finished
         for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
-            _abandon(ex)
+            stop_workers(ex)
         raise
     for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
         ex.shutdown(wait=True)
@@ -254,6 +264,35 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     return record
 
 
+def current_versions() -> dict[str, set[str]]:
+    """{cache directory: the code versions the current code's units read},
+    over every experiment and profile (a version depends on the code, not on
+    the config, so --set and the device change nothing here)."""
+    out: dict[str, set[str]] = {}
+    for e in experiments.REGISTRY:
+        for profile in e.profiles:
+            for u in e.units(e.make_config(profile, "cpu")):
+                out.setdefault(u.key, set()).add(u.version)
+    return out
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def prune_main(dry_run: bool = False) -> int:
+    """`make prune`: remove what no experiment of this code reads; say what."""
+    print(f"[prune] results: {cache.describe_root()}")
+    done = cache.prune(current_versions(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for what, (n, b) in done.removed.items():
+        print(f"[prune] {verb} {n} entr{'y' if n == 1 else 'ies'}, {_mb(b)}: {what}")
+    n, b = done.total
+    print(f"[prune] {verb} {n} entr{'y' if n == 1 else 'ies'} ({_mb(b)}); kept {done.kept[0]} "
+          f"entries of the current code ({_mb(done.kept[1])}).")
+    return 0
+
+
 def describe_device(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -261,7 +300,7 @@ def describe_device(dev: torch.device) -> str:
 
 
 def timings_path(profile: str, device_type: str) -> Path:
-    return repo_root() / "build" / f"timings-{profile}-{device_type}.json"
+    return build_dir() / f"timings-{profile}-{device_type}.json"
 
 
 def _terminate(signum, frame) -> None:
@@ -269,8 +308,6 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import ConfigError, Hw1libError
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -284,8 +321,33 @@ def main(argv: list[str] | None = None) -> int:
                     "the cores split between the jobs; hw1lib.verify sets it to act as another machine)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     ap.add_argument("--out", default=None, help="timings file (default build/timings-<profile>-<device>.json)")
+    ap.add_argument("--prune", action="store_true",
+                    help="compute nothing: remove the cached entries that no experiment of this code would read "
+                         "(other code versions, experiments that no longer exist, damaged entries set aside), "
+                         "saying what and how much (make prune). On a results directory shared with other "
+                         "checkouts, their code's entries count as stale.")
+    ap.add_argument("--dry-run", action="store_true", help="with --prune: only say what would be removed")
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)   # like Ctrl-C: stop the workers, keep finished units
+    if args.dry_run and not args.prune:
+        ap.error("--dry-run goes with --prune.")
+    if args.prune:
+        return prune_main(args.dry_run)
+    # SIGTERM like Ctrl-C: stop the workers, keep finished units (restored on the way out, so that a
+    # caller in the same process keeps its own handling)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("\n[run] interrupted: every unit that finished is cached; run the same command again to "
+              "resume from there.", file=sys.stderr, flush=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args) -> int:
+    from .errors import ConfigError, Hw1libError
+
     try:
         only = None
         if args.only is not None:
@@ -295,28 +357,28 @@ def main(argv: list[str] | None = None) -> int:
             select(only)
         overrides = experiments.overrides(args.set, args.profile, args.device)   # checked before anything runs
         if args.jobs < 1:
-            raise SystemExit("error: --jobs must be 1 or more.")
+            raise ConfigError("--jobs must be 1 or more.")
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
                          log=lambda s: print(s, flush=True), threads=args.threads, overrides=overrides)
-    except KeyboardInterrupt:
-        print("\n[run] interrupted: every unit that finished is cached; run the same command again to "
-              "resume from there.", file=sys.stderr)
-        return 130
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else timings_path(args.profile, record["device_type"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
     print(f"\n{'experiment':<12} {'seconds':>8}")
     for name, s in record["experiments"].items():
         print(f"{name:<12} {s:>8.1f}")
     print(f"{'total (wall)':<12} {record['total_seconds']:>8.1f}   ({record['cached_units']} units from cache)")
-    print(f"timings -> {out}")
+    out = Path(args.out) if args.out else timings_path(args.profile, record["device_type"])
+    if record["units"] or not out.exists():
+        write_atomic(out, json.dumps(record, indent=2))
+        print(f"timings -> {shown(out)}")
+    else:   # a rerun that only read the cache does not replace the timings of the run that computed
+        print(f"timings: nothing was computed; {shown(out)} keeps the timings of the run that computed")
     for k, v in record["failures"].items():
         print(f"FAILED {k}: {v}", file=sys.stderr)
     return 1 if record["failures"] else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .errors import command
+
+    command(main)

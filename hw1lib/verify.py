@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .paths import repo_root
+from .paths import build_dir, repo_root, shown
 
 Z_SEEDS = 4.0
 K_MACHINE = 4.0
@@ -209,6 +209,8 @@ def compute_as(machine: str, profile: str, names: list[str], results: Path, jobs
     if not progress:
         cmd.append("--no-progress")
     p = subprocess.run(cmd, env=env, cwd=repo_root())
+    if p.returncode in (130, -2):
+        raise KeyboardInterrupt     # the child was interrupted (and said what it kept)
     if p.returncode:
         raise SystemExit(f"error: computing {', '.join(names)} as machine {machine!r} failed (exit {p.returncode}).")
     dump = scratch(machine, profile).parent / "checks.json"
@@ -239,16 +241,16 @@ def measure_spread(profile: str, names: list[str], machines: list[str], jobs: in
 
 
 def scratch(machine: str, profile: str) -> Path:
-    return repo_root() / "build" / "verify" / profile / machine / "results"
+    return build_dir() / "verify" / profile / machine / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
     from .experiments import REGISTRY, select
-    from .errors import Hw1libError
+    from .errors import ConfigError, Hw1libError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["quick", "full"])
-    ap.add_argument("--only", default="", help="comma-separated experiment or notebook names (default: all)")
+    ap.add_argument("--only", default=None, help="comma-separated experiment or notebook names (default: all)")
     ap.add_argument("--machine", action="append", choices=list(MACHINES),
                     help="compute as this machine would (repeatable; default: native)")
     ap.add_argument("--cached", action="store_true",
@@ -266,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--dump", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     try:
-        names = [e.name for e in (select([n.strip() for n in args.only.split(",") if n.strip()])
-                                  if args.only.strip() else REGISTRY)]
+        only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+        if only == []:
+            raise ConfigError("--only was given but names nothing; leave it out to check every experiment.")
+        names = [e.name for e in (select(only) if only else REGISTRY)]
         if args.dump:
             Path(args.dump).write_text(json.dumps(checks(names, args.profile, args.device)))
             return 0
@@ -300,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 if out.exists() and not args.cached:
                     shutil.rmtree(out)     # a reader's check recomputes from nothing
                 here = compute_as(machine, args.profile, names, out, args.jobs, args.device, not args.no_progress)
-                label = f"{machine} ({out.relative_to(repo_root()) if out.is_relative_to(repo_root()) else out})"
+                label = f"{machine} ({shown(out)})"
             rows = compare(reference, here, spread)
             print(format_rows(rows, f"{args.profile} profile, machine {label}"), flush=True)
             bad += sum(not r["ok"] for r in rows)
@@ -311,4 +315,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .errors import command
+
+    command(main)

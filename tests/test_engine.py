@@ -246,7 +246,7 @@ def _assert_ratio_moves_by_rounding_only(a, b, rel=1e-12):
         np.testing.assert_array_equal(arrays["minimal_ratio"], (ev > 0).mean(1))
 
 
-def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatch):
+def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
     out = tmp_path / "timings.json"
     assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
@@ -256,8 +256,14 @@ def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatc
     assert rec["cached_units"] == 0
     for e in REGISTRY:  # every notebook's call is now a cache hit
         assert e.run(e.make_config("smoke", "cpu"), progress=False).from_cache
+    out.write_text(json.dumps({**rec, "marker": "the run that computed"}))
     assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
-    again = json.loads(out.read_text())
+    assert "nothing was computed" in capsys.readouterr().out
+    # a cache-only rerun keeps the timings of the run that computed
+    assert json.loads(out.read_text())["marker"] == "the run that computed"
+    again = tmp_path / "again.json"
+    assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(again)]) == 0
+    again = json.loads(again.read_text())
     assert again["units"] == {} and again["cached_units"] > 0
 
 
@@ -437,4 +443,4 @@ def test_what_an_experiment_reads_is_computed_transitively(tmp_path, monkeypatch
     rec = run_all("smoke", "cpu", ["1-2d"], executor=InlineExecutor(), progress=False,
                   log=lambda line: lines.append(line.split()[1]))
     assert not rec["failures"]
-    assert lines == ["profile=smoke", "1-2b", "1-2a", "1-2d"]     # the run's header line, then in order
+    assert lines == ["profile=smoke", "results:", "1-2b", "1-2a", "1-2d"]     # the header lines, then in order

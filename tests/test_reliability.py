@@ -247,12 +247,13 @@ _KILLED = textwrap.dedent("""
 
     if sys.argv[1] == "sigint":
         from hw1lib import run
+        from hw1lib.errors import command
         # as at a terminal: a shell without job control starts background jobs with
         # SIGINT ignored, and Python then never turns it into KeyboardInterrupt
         signal.signal(signal.SIGINT, signal.default_int_handler)
         s1.fit_full_batch = interrupted_in_second_unit
-        sys.exit(run.main(["--profile", "smoke", "--device", "cpu", "--only", "1-1a", "--jobs", "1",
-                           "--no-progress", "--out", os.devnull]))
+        command(run.main, ["--profile", "smoke", "--device", "cpu", "--only", "1-1a", "--jobs", "1",
+                           "--no-progress", "--out", os.devnull])
     s1.fit_full_batch = killed_in_second_unit
     units = e.units(e.make_config("smoke", "cpu"))
     units[0]()
@@ -347,3 +348,198 @@ def test_runner_start_cleans_stale_temps_of_any_entry_but_not_a_live_writers(tmp
         assert not stale.exists() and live.exists()
     finally:
         os.close(fd)
+
+
+# --- links inside the results directory: never followed, quarantined, recovered from ---------------------------
+
+def _computes(value=2.0):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return _result(value)
+    return compute, calls
+
+
+def test_experiment_directory_that_is_a_link_is_set_aside_not_written_through(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = cache.results_dir()
+    root.mkdir(parents=True)
+    (root / "t").symlink_to(elsewhere)
+    compute, calls = _computes()
+    with pytest.warns(cache.CacheWarning, match=r"results/t .*symbolic link"):
+        out = cache.cached("t", CFG, compute, version="v1")
+    assert calls == [1] and not out.from_cache
+    assert list(elsewhere.iterdir()) == []                      # nothing written where the link pointed
+    assert (root / "t").is_dir() and not (root / "t").is_symlink()
+    (aside,) = (root / ".quarantine").iterdir()
+    assert (aside / "t").is_symlink()                            # the link itself, kept for inspection
+    assert cache.cached("t", CFG, compute, version="v1").from_cache and calls == [1]
+
+
+def test_entry_that_is_a_link_is_not_cached_and_recovers_in_one_run(tmp_path):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "meta.json").write_text("{}")
+    final = cache.entry_dir("t", CFG, "v1")
+    final.parent.mkdir(parents=True)
+    final.symlink_to(junk)
+    assert not cache.exists("t", CFG, "v1")                     # not counted as cached
+    compute, calls = _computes()
+    with pytest.warns(cache.CacheWarning, match="symbolic link"):
+        assert not cache.cached("t", CFG, compute, version="v1").from_cache
+    assert calls == [1] and final.is_dir() and not final.is_symlink() and sorted(junk.iterdir()) == [junk / "meta.json"]
+    quarantined = list((final.parent / ".quarantine").iterdir())
+    assert len(quarantined) == 1
+    assert cache.cached("t", CFG, compute, version="v1").from_cache     # recovered: no new quarantine folder
+    assert list((final.parent / ".quarantine").iterdir()) == quarantined
+
+
+def test_file_of_an_entry_that_is_a_link_is_damage(tmp_path):
+    path = _entry(tmp_path)
+    secret = tmp_path / "secret.json"
+    secret.write_text((path / "summary.json").read_text())
+    (path / "summary.json").unlink()
+    (path / "summary.json").symlink_to(secret)
+    _recomputes_with_warning(path, "summary.json is a symbolic link")
+
+
+def test_lock_file_that_is_a_link_creates_nothing_where_it_points(tmp_path):
+    final = cache.entry_dir("t", CFG, "v1")
+    final.parent.mkdir(parents=True)
+    target = tmp_path / "outside" / "created-through-the-link"
+    target.parent.mkdir()
+    (final.parent / f".lock-{final.name}").symlink_to(target)
+    compute, calls = _computes()
+    with pytest.warns(cache.CacheWarning, match=r"\.lock-.*symbolic link"):
+        cache.cached("t", CFG, compute, version="v1")
+    assert calls == [1] and not target.exists()
+    assert not (final.parent / f".lock-{final.name}").is_symlink()
+
+
+def test_results_root_may_be_a_link_and_the_runner_says_so(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "linked").symlink_to(real)
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "linked"))
+    assert "a link to" in cache.describe_root() and str(real) in cache.describe_root()
+    compute, calls = _computes()
+    cache.cached("t", CFG, compute, version="v1")
+    assert (real / "t").is_dir() and cache.cached("t", CFG, compute, version="v1").from_cache and calls == [1]
+
+
+# --- prune ---------------------------------------------------------------------------------------------------
+
+def test_prune_removes_what_no_current_code_reads_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    from hw1lib import run
+
+    e = experiment("1-3b")
+    units = e.units(e.make_config("smoke", "cpu"))
+    units[0]()
+    current = cache.entry_dir(units[0].key, units[0].config, units[0].version)
+    root = cache.results_dir()
+    stale = current.with_name(current.name.rsplit("-", 1)[0] + "-0123456789abcdef")   # another code version
+    import shutil
+
+    shutil.copytree(current, stale)
+    (stale.parent / f".lock-{stale.name}").write_text("")
+    gone = root / "an_old_experiment" / "abc-0123456789abcdef"
+    shutil.copytree(current, gone)
+    (root / "linked_experiment").symlink_to(tmp_path)
+    with pytest.warns(cache.CacheWarning):
+        cache.quarantine(shutil.copytree(current, current.with_name("damaged")), "a test")
+    before = {p for p in root.rglob("*")}
+
+    assert run.main(["--prune", "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "would remove" in said and {p for p in root.rglob("*")} == before      # a dry run removes nothing
+    assert run.main(["--prune"]) == 0
+    said = capsys.readouterr().out
+    assert "code version 0123456789abcdef, not read by this code" in said
+    assert "an_old_experiment/ (no experiment of this code reads it)" in said
+    assert "linked_experiment (a link" in said and ".quarantine/ (damaged entries set aside)" in said
+    assert "removed 4 entries" in said and "kept 1 entr" in said
+    assert not stale.exists() and not (stale.parent / f".lock-{stale.name}").exists()
+    assert not gone.parent.exists() and not (root / "linked_experiment").exists() and tmp_path.is_dir()
+    assert not (current.parent / ".quarantine").exists()
+    assert units[0].is_cached() and units[0]().from_cache                              # the current entry stays
+
+
+def test_make_clean_says_what_it_removed_and_clean_build_keeps_results(tmp_path):
+    (tmp_path / "build" / "notebooks").mkdir(parents=True)
+    (tmp_path / "build" / "notebooks" / "x.ipynb").write_text("{}")
+    (tmp_path / "results" / "t" / "e").mkdir(parents=True)
+    (tmp_path / "results" / "t" / "e" / "meta.json").write_text("{}")
+    make = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("HW1LIB_RESULTS", "HW1LIB_BUILD")}
+    out = subprocess.run(make + ["clean-build"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.startswith("removed build/")
+    assert not (tmp_path / "build").exists() and (tmp_path / "results" / "t" / "e" / "meta.json").exists()
+    out = subprocess.run(make + ["clean"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0 and "removed results/ (1 cached entries" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# --- Ctrl-C in the same process; selections; setup ---------------------------------------------------------------
+
+def test_ctrl_c_in_the_runner_reaches_its_caller_and_restores_signal_handling(monkeypatch, capsys):
+    """A test (or any caller) that drives the runner in its own process is interrupted by Ctrl-C too: the
+    runner says what was kept and lets KeyboardInterrupt through; its SIGTERM handler is undone."""
+    import signal
+
+    from hw1lib import run
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "run_all", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        run.main(["--profile", "smoke", "--device", "cpu", "--no-progress"])
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("module,args", [
+    ("hw1lib.run", ["--profile", "smoke", "--only", " "]),
+    ("hw1lib.verify", ["--profile", "quick", "--only", ""]),
+    ("hw1lib.report", ["--profile", "smoke", ","]),
+])
+def test_an_empty_selection_is_an_error_not_everything(module, args):
+    p = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert p.returncode == 2 and "names nothing" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_nb_comma_list_is_accepted_by_every_step():
+    from hw1lib.report import _split, resolve_notebooks
+
+    assert [p.name for p in resolve_notebooks(_split(["1-2b,1-3e"]))] == [
+        "1-2b_gradient_norm.ipynb", "1-3e_sharpness.ipynb"]
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "report", "NB=1-2b,1-3e"], cwd=ROOT,
+                         capture_output=True, text=True).stdout
+    assert "--only 1-2b,1-3e" in dry and dry.rstrip().endswith("1-2b,1-3e")
+
+
+def test_setup_with_an_unsupported_python_is_one_line_and_leaves_nothing(tmp_path):
+    fake = tmp_path / "python3.10"
+    fake.write_text('#!/bin/sh\ncase "$2" in *print*) echo 3.10;; *) exit 1;; esac\n')
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    p = subprocess.run(["make", "-s", "--no-print-directory", "setup", f"PYTHON={fake}", f"VENV={venv}"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and not venv.exists()
+    lines = [l for l in p.stderr.splitlines() if not l.startswith("make:")]
+    assert lines == [f"error: {fake} is Python 3.10, and hw1lib supports 3.11 to 3.13; install one, or run "
+                     "make PYTHON=/path/to/python3.x"], p.stderr
+
+
+def test_failed_setup_leaves_no_half_made_venv(tmp_path):
+    bad = tmp_path / "bad.lock"
+    bad.write_text(f"{tmp_path}/missing-1.0-py3-none-any.whl --hash=sha256:{'0' * 64}\n")
+    venv = tmp_path / "venv"
+    p = subprocess.run(["make", "-s", "--no-print-directory", "setup", f"VENV={venv}", f"LOCK={bad}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0 and "removed the unfinished" in p.stderr, p.stderr
+    assert not venv.exists()
