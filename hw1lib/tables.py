@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from .paths import repo_root
+from .paths import repo_root, write_atomic
 
 RESULTS_JSON = Path("figures") / "results.json"
 RESULTS_MD = Path("RESULTS.md")
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     readme = (root / README).read_text()
     if args.write:
         text = json.dumps(headlines(args.profile, args.device), indent=1, sort_keys=True) + "\n"
-        (root / RESULTS_JSON).write_text(text)
+        write_atomic(root / RESULTS_JSON, text)
         results = json.loads(text)  # render from exactly what --check will read
     elif not (root / RESULTS_JSON).is_file():
         print(f"error: {RESULTS_JSON} does not exist; run `make report` (full profile) to write it.",
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((root / RESULTS_JSON).read_text())
     want_readme, want_md = render(results, readme)
     if args.write or args.render:
-        (root / README).write_text(want_readme)
-        (root / RESULTS_MD).write_text(want_md)
+        write_atomic(root / README, want_readme)
+        write_atomic(root / RESULTS_MD, want_md)
         print("[tables] wrote " + (f"{RESULTS_JSON}, " if args.write else "") +
               f"the README's tables and {RESULTS_MD} (profile {results['profile']})")
         return 0

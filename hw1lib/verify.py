@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .paths import build_dir, repo_root, shown
+from .paths import build_dir, repo_root, shown, write_atomic
 
 Z_SEEDS = 4.0
 K_MACHINE = 4.0
@@ -173,10 +173,7 @@ def read_json(path: Path) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    p = repo_root() / path
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(p)
+    write_atomic(repo_root() / path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def committed_checks(profile: str) -> dict:
@@ -273,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--only was given but names nothing; leave it out to check every experiment.")
         names = [e.name for e in (select(only) if only else REGISTRY)]
         if args.dump:
-            Path(args.dump).write_text(json.dumps(checks(names, args.profile, args.device)))
+            write_atomic(Path(args.dump), json.dumps(checks(names, args.profile, args.device)))
             return 0
         if args.write:
             from .provenance import git_commit
