@@ -41,6 +41,17 @@ def sp_round(d: dict) -> dict:
     return {"rho": rnd(d["rho"]), "ci": [rnd(c) for c in d["ci"]], "n": d["n"]}
 
 
+def correlation(fn, *samples) -> dict:
+    """sp_round(fn(*samples)) for a rank correlation with its bootstrap interval
+    (`stats.spearman_ci`, `stats.partial_spearman_ci`). Where it is undefined
+    (fewer than 3 points, or x or y constant: one batch size, one seed) rho and
+    its interval are None, which the text says, instead of an error."""
+    n = len(samples[0])
+    if n < 3 or any(np.unique(np.asarray(s)).size < 2 for s in samples[:2]):
+        return {"rho": None, "ci": [None, None], "n": int(n)}
+    return sp_round(fn(*samples))
+
+
 # ------------------------------------------------------------------ text
 def escape(cell: Any) -> str:
     """A markdown table cell: a `|` in it would end the cell, so it is escaped."""
@@ -70,6 +81,8 @@ def plural(n: int, word: str) -> str:
 
 
 def fmt_sp(d: dict) -> str:
+    if d["rho"] is None:
+        return f"undefined (n = {d['n']})"
     return f"{d['rho']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] (n = {d['n']})"
 
 

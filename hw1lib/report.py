@@ -10,9 +10,9 @@ The run record `build/run_record.json` describes the report on disk: its
 settings (profile, device, overrides) and, per notebook, the executed file,
 its SHA-256, the commit and the time it was rendered. A render with the same
 settings updates the entries of the notebooks it renders (one section updates
-the report); other settings start a new record. A notebook whose render
-failed leaves the record, and a killed render changes nothing it did not
-finish.
+the report); other settings start a new record when their first notebook
+finishes. A notebook whose render failed leaves the record, and a killed
+render changes nothing it did not finish.
 
 `--html` exports the notebooks of one complete report to `build/html/`
 (inputs hidden) with an index page (`make html`); when a notebook is missing,
@@ -326,13 +326,14 @@ def html_main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not rec.get("notebooks"):
-        print("error: no rendered report in build/notebooks/; run `make report` first.", file=sys.stderr)
+        print(f"error: no rendered report in {shown(build_dir() / 'notebooks')}; run `make report` first.",
+              file=sys.stderr)
         return 2
     nbs, missing = report_state(rec)
     settings = rec["settings"]
     if missing:
         names = ",".join(n.split("_")[0] for n in missing)
-        print(f"error: the report in build/notebooks/ (profile {settings['profile']}) is incomplete; "
+        print(f"error: the report in {shown(build_dir() / 'notebooks')} (profile {settings['profile']}) is incomplete; "
               f"{len(missing)} of {len(missing) + len(nbs)} notebooks missing:", file=sys.stderr)
         for name, why in missing.items():
             print(f"  {name}: {why}", file=sys.stderr)
@@ -471,8 +472,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[report] {nb.name} done in {took:.0f} s", flush=True)
 
     try:
-        if not args.in_place:
-            update_record(settings, lambda rec: None)   # other settings: their notebooks leave the report now
         if args.jobs == 1:
             for nb in nbs:
                 finished(nb, pool.submit(render, nb, targets[nb], parameters, out_dir / f"{nb.stem}.log"))

@@ -124,3 +124,15 @@ def test_last_change_is_the_last_accepted_step_of_a_trace():
     assert _last_change(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0])) == 3
     assert _last_change(np.array([3.0, 2.0, 1.0])) == 2          # moving at the last iteration
     assert _last_change(np.array([3.0, 3.0, 3.0])) == 0          # never moved
+
+
+def test_a_correlation_that_is_undefined_is_said_not_raised():
+    """One batch size, one seed, or fewer than 3 points: no rank correlation (and no bootstrap of it)."""
+    from hw1lib.headline import correlation, fmt_sp
+    from hw1lib.stats import partial_spearman_ci, spearman_ci
+
+    for x, y in (([16, 16, 16], [0.1, 0.3, 0.2]), ([1.0, 2.0], [2.0, 1.0]), ([], [])):
+        d = correlation(spearman_ci, x, y)
+        assert d == {"rho": None, "ci": [None, None], "n": len(x)} and fmt_sp(d) == f"undefined (n = {len(x)})"
+    d = correlation(partial_spearman_ci, [1, 2, 3, 4, 5], [2, 1, 4, 3, 5], [1, 1, 2, 2, 3])
+    assert d["rho"] is not None and d["ci"][0] <= d["rho"] <= d["ci"][1] and d["n"] == 5

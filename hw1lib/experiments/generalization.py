@@ -24,7 +24,7 @@ from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
-from ..headline import (TEST, TRAIN, Check, ci, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd, sp_round,
+from ..headline import (TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd,
                         vals)
 from ..stats import first_at_least, spearman_ci
 from ..train import final_metrics, fit_classifier, fit_to_loss
@@ -423,8 +423,8 @@ def h_batch_sweep(r, cfg) -> dict:
     gap_all = np.concatenate([gap.ravel(), rgap.ravel()])
     return {"target_loss": cfg.target_loss, "max_epochs": cfg.max_epochs, "seeds": len(cfg.seeds),
             "random_label_subset": cfg.random_label_subset, "rows": true_rows, "random_rows": random_rows,
-            "spearman_sensitivity_gap": sp_round(spearman_ci(a["sensitivity"].ravel(), gap.ravel())),
-            "spearman_sensitivity_gap_with_random": sp_round(spearman_ci(sens_all, gap_all))}
+            "spearman_sensitivity_gap": correlation(spearman_ci, a["sensitivity"].ravel(), gap.ravel()),
+            "spearman_sensitivity_gap_with_random": correlation(spearman_ci, sens_all, gap_all)}
 
 
 def h_sharpness(r, cfg) -> dict:
@@ -433,8 +433,8 @@ def h_sharpness(r, cfg) -> dict:
         {"batch": int(b), "sharpness": [ci(a["sharpness"][e, i]) for e in range(len(a["epsilons"]))],
          "sharpness_lbfgsb": ci(a["sharpness_lbfgsb"][i]),
          "top_eig": ci(a["top_eig"][i])} for i, b in enumerate(a["batch_size"])],
-        "spearman_sharpness_batch": sp_round(spearman_ci(np.repeat(a["batch_size"], a["sharpness"].shape[2]),
-                                                      a["sharpness"][0].ravel()))}
+        "spearman_sharpness_batch": correlation(spearman_ci, np.repeat(a["batch_size"], a["sharpness"].shape[2]),
+                                                a["sharpness"][0].ravel())}
 
 
 def c_random_labels(r, cfg) -> dict[str, Check]:

@@ -27,7 +27,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from ..headline import TEST, Check, ci, fmt_g, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd, sp_round, vals
+from ..headline import TEST, Check, ci, correlation, fmt_g, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd, vals
 from ..stats import partial_spearman_ci, spearman_ci
 from .common import Experiment, Unit
 
@@ -393,7 +393,7 @@ def h_critical(r, cfg) -> dict:
                 "minimal_ratio_range": [rnd(a["minimal_ratio"][reached].min()), rnd(a["minimal_ratio"][reached].max())],
                 "flat_eigenvalues_median": rnd(np.median((np.abs(ev[reached]) < 1e-8).sum(1))),
                 "negative_eigenvalues_median": rnd(np.median((ev[reached] < -1e-8).sum(1))),
-                "spearman_ratio_loss_reached": sp_round(spearman_ci(a["minimal_ratio"][reached], a["loss"][reached]))}
+                "spearman_ratio_loss_reached": correlation(spearman_ci, a["minimal_ratio"][reached], a["loss"][reached])}
     # Phase 3: trust-region Newton on L from the phase-2 points.
     ok = a["refined_reached"].astype(bool)
     gn, loss = a["refined_grad_norm"], a["refined_loss"]
@@ -437,9 +437,9 @@ def h_critical(r, cfg) -> dict:
         # a correlation needs the ratio to vary: say what it is instead
         out["resolved_ratio_all_equal"] = rnd(res["resolved_ratio"][ok][0])
     if varies:
-        out["spearman_resolved_ratio_loss"] = sp_round(spearman_ci(res["resolved_ratio"][ok], loss[ok]))
-        out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = sp_round(
-            partial_spearman_ci(res["resolved_ratio"][ok], loss[ok], np.log(gn[ok])))
+        out["spearman_resolved_ratio_loss"] = correlation(spearman_ci, res["resolved_ratio"][ok], loss[ok])
+        out["partial_spearman_resolved_ratio_loss_given_grad_norm"] = correlation(
+            partial_spearman_ci, res["resolved_ratio"][ok], loss[ok], np.log(gn[ok]))
     return out
 
 
