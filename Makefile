@@ -23,6 +23,7 @@ SETS = $(foreach s,$(SET),--set $(s))
 # minutes on 2 cores, the default leaves out the experiments whose simulation costs most here (one-thread
 # work as the scalar machine, measured at 40c00ee: 1-1a and 1-1b about 100 s each, 1-3d 72 s, 1-3c 53 s);
 # every other experiment is simulated, and the native run checks all. `make test CHECK_ONLY=` checks all.
+CHECK_MACHINES ?= scalar
 CHECK_ONLY ?= 1-2a,1-2b,1-2c,1-2d,1-3a,1-3b,1-3b-noise,1-3e
 
 .PHONY: setup lock data results report html notebooks test verify lab bench prune clean clean-build

@@ -544,3 +544,10 @@ def test_failed_setup_leaves_no_half_made_venv(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "removed the unfinished" in p.stderr, p.stderr
     assert not venv.exists()
+
+
+def test_make_test_simulates_another_machine():
+    """The last step of `make test` checks the quick profile as a simulated machine, not only natively."""
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True,
+                         text=True).stdout
+    assert "--machine scalar" in dry and "--machine native" in dry, dry
