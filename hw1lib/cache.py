@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -339,20 +339,33 @@ def clean_stale_temps(root: Path | None = None) -> list[Path]:
         if tmp.parent.is_symlink():
             continue    # not ours to clean: the next run quarantines that link
         name = tmp.name[len(".tmp-"):].rsplit("-", 1)[0]   # .tmp-<entry>-<random>
-        try:
-            fd = os.open(tmp.parent / f".lock-{name}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # a live writer owns it
-        else:
-            _remove(tmp)
-            removed.append(tmp)
-        finally:
-            os.close(fd)
+        with _unless_locked(tmp.parent / f".lock-{name}") as free:
+            if free:                                         # else a live writer owns it
+                _remove(tmp)
+                removed.append(tmp)
     return removed
+
+
+@contextmanager
+def _unless_locked(lock: Path):
+    """Yields whether no process holds this entry lock; when none does, it is
+    held by us for the block (removing an entry or its temporary directory).
+    A lock file that cannot be opened without following a link counts as held."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
 
 
 def cached(experiment: str, config: Any, compute: Callable[[], Result],
@@ -382,21 +395,6 @@ def _size(path: Path) -> int:
     return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(path) for f in files)
 
 
-def _free_lock(lock: Path) -> bool:
-    """Whether no process holds this entry lock (then it may be removed)."""
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class Pruned:
     """What `prune` removed (or would remove) and kept."""
@@ -418,11 +416,15 @@ def prune(current: Mapping[str, set[str]], dry_run: bool = False) -> Pruned:
     out = Pruned()
     kept_n = kept_b = 0
 
-    def drop(what: str, path: Path, entries: int = 1) -> None:
-        n, b = out.removed.get(what, (0, 0))
-        out.removed[what] = (n + entries, b + _size(path))
-        if not dry_run:
-            _remove(path)
+    def drop(what: str, path: Path, lock: Path | None = None) -> None:
+        """Count `path` under `what` and remove it, unless its entry lock is
+        held (it is being written); a dry run only counts."""
+        with (_unless_locked(lock) if lock and not dry_run else nullcontext(True)) as free:
+            if free:
+                n, b = out.removed.get(what, (0, 0))
+                out.removed[what] = (n + 1, b + _size(path))
+                if not dry_run:
+                    _remove(path)
 
     if not root.is_dir():
         return out
@@ -445,29 +447,23 @@ def prune(current: Mapping[str, set[str]], dry_run: bool = False) -> Pruned:
             if p.name.startswith((".tmp-", ".probe-")):
                 continue        # a live writer's (killed writers' were cleaned above)
             if p.name.startswith(".lock-"):
-                entry = p.name[len(".lock-"):]
-                if versions is not None and entry.rsplit("-", 1)[-1] in versions:
-                    continue
-                if not (d / entry).exists() and _free_lock(p) and not dry_run:
-                    p.unlink(missing_ok=True)
-                continue
+                continue        # removed with its entry, or below once its entry is gone
             version = p.name.rsplit("-", 1)[-1]
             if versions is not None and version in versions and not p.is_symlink():
                 kept_n, kept_b = kept_n + 1, kept_b + _size(p)
                 continue
-            lock = d / f".lock-{p.name}"
-            if lock.exists() and not _free_lock(lock):
-                continue
             why = ("no experiment of this code reads it" if versions is None
                    else "a link where an entry belongs" if p.is_symlink()
                    else f"code version {version}, not read by this code")
-            drop(f"{shown_dir}/ ({why})", p)
-            if not dry_run:
-                lock.unlink(missing_ok=True)
+            drop(f"{shown_dir}/ ({why})", p, lock=d / f".lock-{p.name}")
+        if not dry_run:
+            for lock in d.glob(".lock-*"):           # locks whose entry is gone and that nobody holds
+                entry = d / lock.name[len(".lock-"):]
+                if not entry.exists() and not entry.is_symlink():
+                    with _unless_locked(lock) as free:
+                        if free:
+                            lock.unlink(missing_ok=True)
         if versions is None and not dry_run:
-            for lock in d.glob(".lock-*"):
-                if _free_lock(lock):
-                    lock.unlink(missing_ok=True)
             try:
                 d.rmdir()       # kept if a live writer is still in it
             except OSError:

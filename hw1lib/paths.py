@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -92,20 +93,28 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place:
-    a reader sees the old file or the new one, never a part."""
+@contextmanager
+def replacing(path: Path):
+    """A temporary file beside `path` to write; renamed onto `path` when the
+    block ends, removed if it raises: a reader sees the old file or the new
+    one, never a part."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)    # mkstemp's 0600 would hide the file from other users
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through `replacing`."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 resolve_environment()

@@ -6,15 +6,11 @@ same model has the same colour in every figure of a section.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .paths import figures_dir, shown
+from .paths import figures_dir, replacing, shown
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -79,23 +75,14 @@ def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
     out = figures_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
-    _save_atomic(fig, png, metadata={"Software": None})
+    with replacing(png) as tmp:
+        fig.savefig(tmp, bbox_inches="tight", metadata={"Software": None}, format="png")
     vector = profile == "full"
     if vector:
         # Fixed metadata keeps regenerated vector files byte-stable across runs.
-        _save_atomic(fig, out / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
+        with replacing(out / f"{name}.pdf") as tmp:
+            fig.savefig(tmp, bbox_inches="tight", metadata={"CreationDate": None, "Producer": None}, format="pdf")
     print(f"saved {shown(png)}" + (" (and .pdf)" if vector else ""))
-
-
-def _save_atomic(fig: plt.Figure, path: Path, metadata: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, bbox_inches="tight", metadata=metadata, format=path.suffix[1:])
-        os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the figure from other users
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def mean_spread(ax: plt.Axes | None, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,

@@ -102,8 +102,9 @@ def _output_to(log: Path | None):
 
 
 def resolve_notebooks(names: list[str]) -> list[Path]:
-    """Notebook paths for the CLI's names: a path to a notebook, or an experiment
-    or notebook name as `--only` takes it (`1-3e`, `1-3b`); none: all of them."""
+    """Notebook paths for the CLI's names (`experiments.names`): a path to a
+    notebook, or an experiment or notebook name as `--only` takes it (`1-3e`,
+    `1-3b`); none: all of them."""
     from .experiments import notebooks, select
 
     root = repo_root() / "notebooks"
@@ -362,11 +363,6 @@ def html_main() -> int:
     return 0
 
 
-def _split(names: list[str]) -> list[str]:
-    """Names as the CLI takes them: each argument may be a comma list."""
-    return [n.strip() for arg in names for n in arg.split(",") if n.strip()]
-
-
 def _ignore_sigint() -> None:
     """In a render worker: Ctrl-C is the parent's to handle (it stops the
     workers), so no worker prints a traceback of its own."""
@@ -390,7 +386,7 @@ def _stop(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     from . import experiments
     from .device import describe, resolve_device
-    from .errors import ConfigError, Hw1libError
+    from .errors import Hw1libError
     from .provenance import git_commit
     from .run import InlineExecutor, stop_workers
 
@@ -416,9 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         ap.error("--jobs must be 1 or more.")
     try:
-        names = _split(args.notebooks)
-        if args.notebooks and not names:
-            raise ConfigError("the notebooks given: the list names nothing; leave it out to render every notebook.")
+        names = experiments.names(args.notebooks or None, "the notebook list")
         dev = resolve_device(args.device)
         device = describe(dev)
         nbs = resolve_notebooks(names)

@@ -285,11 +285,12 @@ def prune_main(dry_run: bool = False) -> int:
     print(f"[prune] results: {cache.describe_root()}")
     done = cache.prune(current_versions(), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
+    entries = lambda n: f"{n} entr{'y' if n == 1 else 'ies'}"
     for what, (n, b) in done.removed.items():
-        print(f"[prune] {verb} {n} entr{'y' if n == 1 else 'ies'}, {_mb(b)}: {what}")
+        print(f"[prune] {verb} {entries(n)}, {_mb(b)}: {what}")
     n, b = done.total
-    print(f"[prune] {verb} {n} entr{'y' if n == 1 else 'ies'} ({_mb(b)}); kept {done.kept[0]} "
-          f"entries of the current code ({_mb(done.kept[1])}).")
+    print(f"[prune] {verb} {entries(n)} ({_mb(b)}); kept {entries(done.kept[0])} of the current code "
+          f"({_mb(done.kept[1])}).")
     return 0
 
 
@@ -349,11 +350,8 @@ def _main(args) -> int:
     from .errors import ConfigError, Hw1libError
 
     try:
-        only = None
-        if args.only is not None:
-            only = [n.strip() for n in args.only.split(",") if n.strip()]
-            if not only:
-                raise ConfigError("--only was given but names nothing; leave it out to run every experiment.")
+        only = experiments.names(args.only)
+        if only:
             select(only)
         overrides = experiments.overrides(args.set, args.profile, args.device)   # checked before anything runs
         if args.jobs < 1:

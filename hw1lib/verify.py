@@ -243,7 +243,8 @@ def scratch(machine: str, profile: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from .experiments import REGISTRY, select
-    from .errors import ConfigError, Hw1libError
+    from .experiments import names as experiment_names
+    from .errors import Hw1libError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="full", choices=["quick", "full"])
@@ -265,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--dump", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     try:
-        only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
-        if only == []:
-            raise ConfigError("--only was given but names nothing; leave it out to check every experiment.")
+        only = experiment_names(args.only)
         names = [e.name for e in (select(only) if only else REGISTRY)]
         if args.dump:
             write_atomic(Path(args.dump), json.dumps(checks(names, args.profile, args.device)))

@@ -514,9 +514,10 @@ def test_an_empty_selection_is_an_error_not_everything(module, args):
 
 
 def test_nb_comma_list_is_accepted_by_every_step():
-    from hw1lib.report import _split, resolve_notebooks
+    from hw1lib.experiments import names
+    from hw1lib.report import resolve_notebooks
 
-    assert [p.name for p in resolve_notebooks(_split(["1-2b,1-3e"]))] == [
+    assert [p.name for p in resolve_notebooks(names(["1-2b,1-3e"]))] == [
         "1-2b_gradient_norm.ipynb", "1-3e_sharpness.ipynb"]
     dry = subprocess.run(["make", "-n", "--no-print-directory", "report", "NB=1-2b,1-3e"], cwd=ROOT,
                          capture_output=True, text=True).stdout

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hw1lib.data import sha256
 from hw1lib.experiments import notebooks
 from hw1lib.paths import repo_root
 
@@ -111,8 +112,6 @@ def test_killed_render_publishes_nothing_half_written(smoke):
     for name, e in rec["notebooks"].items():
         path = home / "out" / e["path"]
         json.loads(path.read_text())                # whole notebooks only
-        from hw1lib.data import sha256
-
         assert sha256(path) == e["sha256"], name
     assert sorted(rec["notebooks"]) == sorted(before)
     assert _html(smoke).returncode == 0

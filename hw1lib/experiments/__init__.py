@@ -24,7 +24,20 @@ REGISTRY: tuple[Experiment, ...] = (
     RANDOM_LABELS, PARAMS_SWEEP, NOISY_SWEEP, INTERPOLATION, BATCH_SWEEP, SHARPNESS,
 )
 
-__all__ = ["REGISTRY", "Experiment", "Unit", "experiment", "select", "overrides", "notebooks"]
+__all__ = ["REGISTRY", "Experiment", "Unit", "experiment", "names", "select", "overrides", "notebooks"]
+
+
+def names(given: str | list[str] | None, what: str = "--only") -> list[str] | None:
+    """Experiment or notebook names as `--only` and `NB=` take them: comma
+    lists, in one string or several. None when nothing was given (every
+    experiment); ConfigError when something was given that names nothing (an
+    empty shell variable must not mean everything)."""
+    if given is None:
+        return None
+    out = [n.strip() for arg in ([given] if isinstance(given, str) else given) for n in arg.split(",") if n.strip()]
+    if not out:
+        raise ConfigError(f"{what} was given but names nothing; leave it out to select every experiment.")
+    return out
 
 
 def experiment(name: str) -> Experiment:
