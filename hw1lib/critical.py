@@ -1,5 +1,12 @@
 """Near-zero-gradient points of many small nets at once (section 1-2c).
 
+`find_critical` is the finder every critical point attracts (saddles too):
+damped minimum-residual Newton on grad L = 0 with a search on ||grad L||;
+`classify` says which of its end points are critical, gradient-flat or not
+converged; `linear_autoencoder` and `linear_autoencoder_critical_points` are
+the analytic oracle it is tested on. The rest of this docstring describes the
+assignment's method and the descent-based refinement it is compared with.
+
 Phase 1 trains each net on the loss L; phase 2 changes the objective to
 ||grad L||^2 and minimises it with Levenberg-Marquardt until the TRUE
 gradient norm ||grad L|| (of the original full-batch loss) is below a
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -196,8 +204,6 @@ def resolved_spectrum(eigenvalues, grad_norm, factor: float = 1e3) -> dict:
     as near-zero. eigenvalues [..., P], grad_norm [...]. Returns negative, near_zero,
     positive counts [...] and the resolved ratio positive / (positive + negative)
     (NaN where nothing is resolved), next to the raw ratio (fraction > 0)."""
-    import numpy as np
-
     ev = np.asarray(eigenvalues, dtype=float)
     cut = factor * np.asarray(grad_norm, dtype=float)[..., None]
     neg, pos = (ev < -cut).sum(-1), (ev > cut).sum(-1)
@@ -205,3 +211,191 @@ def resolved_spectrum(eigenvalues, grad_norm, factor: float = 1e3) -> dict:
         ratio = np.where(neg + pos > 0, pos / np.maximum(neg + pos, 1), np.nan)
     return {"negative": neg, "near_zero": ev.shape[-1] - neg - pos, "positive": pos, "resolved_ratio": ratio,
             "raw_ratio": (ev > 0).mean(-1)}
+
+
+# ------------------------------------------------------------------ a finder every critical point attracts
+# Damping levels tried at every iteration, relative to ||H||^2 (0: the pseudo-inverse step itself).
+DAMPING = tuple(10.0 ** -k for k in range(0, 17, 2)) + (0.0,)
+RCOND = 1e-12    # eigenvalues below this times ||H|| are left out of the undamped (pseudo-inverse) step
+
+
+def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, tol: float = 1e-8,
+                  max_iters: int = 200, damping: tuple[float, ...] = DAMPING, checkpoints: tuple[float, ...] = (),
+                  progress: bool = False, desc: str = "find_critical") -> dict[str, torch.Tensor]:
+    """Minimum-residual Newton on grad L = 0 for every row of theta [N, P], until the
+    true ||grad L|| <= tol (those runs stop moving), no step lowers ||grad L|| (the
+    run stalls there) or max_iters.
+
+    Every iteration forms the exact Hessian H and its eigendecomposition once, then
+    tries the steps p(mu) = argmin ||g + H p||^2 + mu ||p||^2 = -(H^2 + mu)^-1 H g for
+    every mu in `damping` (times ||H||^2; mu = 0 is the minimum-norm least-squares
+    step H^+ g of Newton-MR, Roosta et al.) in one batched evaluation, and takes the
+    one with the smallest ||grad L|| if it is below the current one. The merit is
+    ||grad L||, not L: the iteration is not pushed away from saddles, and near a
+    non-degenerate critical point the undamped step wins and converges
+    quadratically. Far from one, a damped step is a shorter, safer step (the
+    pseudo-inverse step through a tiny eigenvalue is huge). Like every minimiser of
+    ||grad L||^2 it can also stop where H g = 0 with g != 0: see `classify`.
+
+    Returns theta [N, P], loss [N], grad [N, P], grad_norm [N], reached [N] bool,
+    stalled [N] bool (stopped: no damping level lowered ||grad L||), trace
+    [iters + 1, N] (||grad L|| after each iteration), and for every tolerance t in
+    `checkpoints` the Hessian spectrum at the first iterate with ||grad L|| <= t where
+    one was computed: spectrum_at [T, N, P], grad_norm_at [T, N] (NaN where none).
+    """
+    theta = theta.detach().clone()
+    N, P = theta.shape
+    dev, dt = theta.device, theta.dtype
+    L, g = loss_and_grad(f, theta)
+    gn = g.norm(dim=1)
+    stalled = torch.zeros(N, dtype=torch.bool, device=dev)
+    mus = torch.tensor(damping, dtype=dt, device=dev)
+    K = len(mus)
+    spectrum_at = torch.full((len(checkpoints), N, P), float("nan"), dtype=dt, device=dev)
+    grad_norm_at = torch.full((len(checkpoints), N), float("nan"), dtype=dt, device=dev)
+    trace = [gn.clone()]
+    bar = tqdm(range(max_iters), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        need = gn > tol
+        for k, t in enumerate(checkpoints):
+            need |= (gn <= t) & torch.isnan(grad_norm_at[k])
+        idx = (need & ~stalled).nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        H = hessian(f, theta[idx])
+        lam, V = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+        for k, t in enumerate(checkpoints):
+            new = (gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])
+            spectrum_at[k, idx[new]], grad_norm_at[k, idx[new]] = lam[new], gn[idx[new]]
+        move = gn[idx] > tol
+        idx, lam, V = idx[move], lam[move], V[move]
+        if len(idx) == 0:
+            break
+        n = len(idx)
+        c = (V.transpose(1, 2) @ g[idx].unsqueeze(-1)).squeeze(-1)               # g in H's eigenbasis [n, P]
+        big = lam.abs().amax(1, keepdim=True).clamp_min(torch.finfo(dt).tiny)    # ||H||
+        mu = mus[None, :, None] * big[:, None, :] ** 2                            # [n, K, 1]
+        keep = (lam.abs() > RCOND * big)[:, None, :]
+        coef = torch.where(keep, -c[:, None, :] * lam[:, None, :]
+                           / torch.where(keep, lam[:, None, :] ** 2 + mu, 1.0), 0.0)  # [n, K, P]
+        cand = theta[idx, None, :] + coef @ V.transpose(1, 2)                      # [n, K, P]
+        Lc, gc = loss_and_grad(f, cand.reshape(n * K, P))
+        gnc = gc.norm(dim=1).view(n, K)
+        gnc = torch.where(torch.isfinite(gnc), gnc, torch.inf)
+        best, j = gnc.min(1)
+        ok = best < gn[idx]
+        stalled[idx[~ok]] = True
+        rows, sel = ok.nonzero().squeeze(1), idx[ok]
+        theta[sel] = cand[rows, j[ok]]
+        g[sel] = gc.view(n, K, P)[rows, j[ok]]
+        L[sel] = Lc.view(n, K)[rows, j[ok]]
+        gn[sel] = best[ok]
+        trace.append(gn.clone())
+        bar.set_postfix(reached=int((gn <= tol).sum()), median_gn=f"{gn.median().item():.1e}")
+    return {"theta": theta, "loss": L, "grad": g, "grad_norm": gn, "reached": gn <= tol, "stalled": stalled,
+            "trace": torch.stack(trace), "spectrum_at": spectrum_at, "grad_norm_at": grad_norm_at}
+
+
+def endpoint_spectrum(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
+                      grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """At every row of theta [N, P] with gradient grad [N, P]: the Hessian's eigenvalues
+    [N, P] (ascending) and the gradient-flatness ratio ||H g|| / (||H|| ||g||) [N]
+    (0: g entirely in H's null space; NaN where g = 0)."""
+    H = hessian(f, theta)
+    H = (H + H.transpose(1, 2)) / 2
+    ev = torch.linalg.eigvalsh(H)
+    Hg = (H @ grad.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        ratio = Hg.norm(dim=1) / (ev.abs().amax(1) * grad.norm(dim=1))
+    return ev, ratio
+
+
+CRITICAL, GRADIENT_FLAT, NOT_CONVERGED = 0, 1, 2
+STATUS_NAMES = ("critical", "gradient_flat", "not_converged")
+FLAT_RATIO = 1e-2      # gradient-flat: ||H g|| <= FLAT_RATIO ||H|| ||g|| where ||g|| stalled
+STALL_FACTOR = 0.5     # ... stalled: ||g|| fell by less than this factor over the last quarter of the iterations
+
+
+def classify(grad_norm, flat_ratio, trace, stalled, *, tol: float = 1e-8,
+             flat_ratio_max: float = FLAT_RATIO) -> np.ndarray:
+    """One status per end point (arrays [N]; trace [iters + 1, N], ||g|| per iteration):
+    CRITICAL where ||g|| <= tol; GRADIENT_FLAT where not, ||g|| has stalled (the finder
+    stopped because no step lowered it, or over the last quarter of the iterations it
+    fell by less than STALL_FACTOR) and the gradient lies mostly in the Hessian's
+    near-null space, ||H g|| / (||H|| ||g||) <= flat_ratio_max (Frye et al. 2021: there
+    ||g||^2 has a stationary point, H g = 0, that is not a critical point of L);
+    NOT_CONVERGED otherwise (still falling at the cap, or stalled with g outside H's
+    near-null space)."""
+    gn, fr = np.asarray(grad_norm, float), np.asarray(flat_ratio, float)
+    tr = np.asarray(trace, float)
+    q = tr[max(0, len(tr) - 1 - (len(tr) - 1) // 4)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stall = np.asarray(stalled, bool) | ~(gn < STALL_FACTOR * q)
+    out = np.full(gn.shape, NOT_CONVERGED)
+    out[stall & (fr <= flat_ratio_max)] = GRADIENT_FLAT
+    out[gn <= tol] = CRITICAL
+    return out
+
+
+# ------------------------------------------------------------------ the analytic oracle
+def linear_autoencoder(eigenvalues=(8.0, 4.0, 2.0, 1.0), hidden: tuple[int, ...] = (2,), n: int = 64,
+                       seed: int = 0):
+    """A linear autoencoder L = 1/(2n) ||X - X W1^T ... Wm^T||^2 (no biases) whose data
+    covariance X^T X / n has exactly the given (distinct) eigenvalues, along the columns
+    of a random orthogonal U. Returns (FlatLoss, U [d, d], the model)."""
+    from torch import nn
+
+    from .curvature import FlatLoss
+
+    gen = torch.Generator().manual_seed(seed)
+    lam = torch.tensor(eigenvalues, dtype=torch.float64)
+    d = len(lam)
+    U = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))[0]
+    Q = torch.linalg.qr(torch.randn(n, d, generator=gen, dtype=torch.float64))[0]
+    X = n ** 0.5 * Q @ torch.diag(lam.sqrt()) @ U.T
+    dims = (d, *hidden, d)
+    model = nn.Sequential(*(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:]))).double()
+    return FlatLoss(model, _half_squared_error, X, X), U, model
+
+
+def _half_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (out - y).square().sum(1).mean()
+
+
+def linear_autoencoder_critical_points(eigenvalues=(8.0, 4.0, 2.0, 1.0), hidden: int = 2) -> list[dict]:
+    """Every critical value of the one-hidden-layer linear autoencoder above (Baldi and
+    Hornik 1989): for each subset I of at most `hidden` eigen-directions, W2 W1 = the
+    projection on them and L = half the sum of the eigenvalues left out. Its index (the
+    number of negative Hessian eigenvalues, the same at every point of the critical
+    set): one per pair (i in I, j not in I) with lambda_j > lambda_i (rotating unit i
+    towards the larger direction j lowers L; the 2 x 2 block of that pair is
+    [[lambda_j, -lambda_j], [-lambda_j, lambda_i]]), plus d - |I| for each of the
+    hidden - |I| unused units (their encoder a and decoder b enter L only through
+    -b^T R a, R the covariance left out, whose eigenvalues are +-lambda_c, c not in I).
+    Returns dicts with subset, value and index; the top subset alone has index 0."""
+    from itertools import combinations
+
+    lam = [float(v) for v in eigenvalues]
+    d = len(lam)
+    out = []
+    for size in range(hidden + 1):
+        for subset in combinations(range(d), size):
+            rest = [j for j in range(d) if j not in subset]
+            index = sum(lam[j] > lam[i] for i in subset for j in rest) + (hidden - size) * len(rest)
+            out.append({"subset": subset, "value": 0.5 * sum(lam[j] for j in rest), "index": index})
+    return out
+
+
+def linear_autoencoder_point(U: torch.Tensor, subset, hidden: tuple[int, ...] = (2,)) -> torch.Tensor:
+    """A point of the critical set of `subset` (theta [P] in the model's parameter
+    order): the first layer reads the subset's eigen-directions, the inner layers pass
+    them on (identity), the last writes them back; unused units are zero."""
+    d = U.shape[0]
+    dims = (d, *hidden, d)
+    mats = [torch.zeros(b, a, dtype=U.dtype) for a, b in zip(dims[:-1], dims[1:])]
+    for r, i in enumerate(subset):
+        mats[0][r] = U[:, i]
+        for M in mats[1:-1]:
+            M[r, r] = 1.0
+        mats[-1][:, r] = U[:, i]
+    return torch.cat([M.reshape(-1) for M in mats])

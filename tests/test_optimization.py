@@ -203,3 +203,118 @@ def test_layer_panel_uses_the_named_small_layer():
     assert s == Ensemble(build, [0], torch.device("cpu")).param_slices()[SMALL_LAYER]
     assert s.stop - s.start == cfg.hidden[0] * cfg.hidden[1]              # hidden-to-hidden weights
     assert (s.stop - s.start) / sum(p.numel() for p in build().parameters()) < 0.05
+
+
+# ------------------------------------------------------------------ find_critical against the analytic oracle
+from hw1lib.critical import (CRITICAL, GRADIENT_FLAT, NOT_CONVERGED, classify, endpoint_spectrum,  # noqa: E402
+                             find_critical, linear_autoencoder, linear_autoencoder_critical_points,
+                             linear_autoencoder_point)
+
+
+def _oracle_starts(U, points, hidden, per_point=2, random=10, scale=1e-2, seed=1):
+    """Starts 1e-2 from a point of every critical set, and at random (N(0, 0.5^2))."""
+    gen = torch.Generator().manual_seed(seed)
+    starts = []
+    for pt in points:
+        c = linear_autoencoder_point(U, pt["subset"], hidden)
+        starts += [c + scale * torch.randn(len(c), generator=gen, dtype=torch.float64) for _ in range(per_point)]
+    P = len(starts[0])
+    starts += [0.5 * torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(random)]
+    return torch.stack(starts)
+
+
+def _index(f, theta, grad, grad_norm, factor=1e3):
+    ev, _ = endpoint_spectrum(f, theta, grad)
+    return resolved_spectrum(ev.numpy(), grad_norm.numpy(), factor)["negative"]
+
+
+@pytest.mark.parametrize("hidden", [2, 1])
+def test_find_critical_recovers_every_critical_value_and_index_of_a_linear_autoencoder(hidden):
+    """Baldi and Hornik (1989): every point it reports at ||g|| <= 1e-8 has a loss equal to
+    an analytic critical value (to 1e-9) and the analytic index there; from starts near
+    each critical set and at random it finds saddles of several indices, not only the
+    minimum."""
+    eig = (8.0, 4.0, 2.0, 1.0)
+    f, U, _ = linear_autoencoder(eig, (hidden,))
+    points = linear_autoencoder_critical_points(eig, hidden)
+    S = _oracle_starts(U, points, (hidden,))
+    out = find_critical(f, S, tol=1e-8, max_iters=200)
+    ok = out["reached"].numpy()
+    assert ok.mean() >= 0.9, ok
+    index = _index(f, out["theta"], out["grad"], out["grad_norm"])
+    values = np.array([p["value"] for p in points])
+    found = set()
+    for i in np.flatnonzero(ok):
+        L = out["loss"][i].item()
+        k = int(np.argmin(np.abs(values - L)))
+        assert abs(values[k] - L) < 1e-9, (i, L)
+        assert index[i] == points[k]["index"], (i, L, index[i], points[k])
+        found.add(k)
+        assert grad(f)(out["theta"][i]).norm().item() <= 1e-8          # the true gradient, recomputed
+    # every critical set was found from the starts near it (each value is one set here: distinct eigenvalues)
+    assert found == set(range(len(points)))
+    assert len({points[k]["index"] for k in found if points[k]["index"] > 0}) >= 3
+
+
+def test_linear_autoencoder_oracle_is_right_where_it_can_be_checked_directly():
+    """The oracle itself: at each critical set's point the gradient is 0 and the loss is the
+    stated value; the Hessian there has the stated number of negative eigenvalues."""
+    eig = (8.0, 4.0, 2.0, 1.0)
+    f, U, _ = linear_autoencoder(eig, (2,))
+    pts = linear_autoencoder_critical_points(eig, 2)
+    assert sorted(p["value"] for p in pts) == [1.5, 2.5, 3.0, 3.5, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5]
+    assert [p["index"] for p in pts if p["value"] == 1.5] == [0] and min(p["index"] for p in pts if p["value"] > 1.5) > 0
+    for p in pts:
+        th = linear_autoencoder_point(U, p["subset"])
+        assert grad(f)(th).norm().item() < 1e-12
+        assert f(th).item() == pytest.approx(p["value"], abs=1e-12)
+        ev = torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, th))
+        assert int((ev < -1e-9).sum()) == p["index"], p
+
+
+def test_find_critical_on_a_deep_linear_net_ends_at_analytic_critical_values():
+    """Two hidden layers (4 -> 3 -> 2 -> 4): the critical values are those of the
+    one-layer autoencoder with the bottleneck's width (2); it finds saddles among them."""
+    eig = (8.0, 4.0, 2.0, 1.0)
+    f, U, _ = linear_autoencoder(eig, (3, 2))
+    points = linear_autoencoder_critical_points(eig, 2)
+    S = _oracle_starts(U, points, (3, 2), per_point=1, random=10)
+    out = find_critical(f, S, tol=1e-8, max_iters=200)
+    ok = out["reached"].numpy()
+    assert ok.mean() >= 0.8
+    values = np.array([p["value"] for p in points])
+    L = out["loss"].numpy()[ok]
+    assert np.abs(L[:, None] - values[None]).min(1).max() < 1e-9
+    index = _index(f, out["theta"], out["grad"], out["grad_norm"])[ok]
+    assert len(set(np.round(L[index > 0], 6))) >= 4       # saddles at several critical values
+
+
+def test_descent_and_grad_norm_squared_methods_do_not_see_what_find_critical_sees():
+    """The same starts near the linear autoencoder's saddles: the descent refinement
+    (trust-region Newton on L) ends at the minimum; find_critical ends on the saddles."""
+    eig = (8.0, 4.0, 2.0, 1.0)
+    f, U, _ = linear_autoencoder(eig, (2,))
+    points = [p for p in linear_autoencoder_critical_points(eig, 2) if p["index"] > 0]
+    S = _oracle_starts(U, points, (2,), per_point=2, random=0)
+    found = find_critical(f, S, tol=1e-8, max_iters=200)
+    desc = refine_critical(f, S, tol=1e-8, max_iters=300)
+    saddle = lambda L: np.abs(L[:, None] - np.array([p["value"] for p in points])[None]).min(1) < 1e-9
+    assert saddle(found["loss"].numpy()[found["reached"].numpy()]).mean() >= 0.9
+    assert saddle(desc["loss"].numpy()[desc["reached"].numpy()]).mean() <= 0.1
+
+
+def test_classify_separates_critical_gradient_flat_and_still_moving_end_points():
+    """f(x, y) = x^2 / 2 + y (a slope along a flat direction): H g = (x, 0) -> 0 while g
+    stays (0, 1): the finder stalls at a gradient-flat point. f = (x^2 - 1)^2: critical.
+    A run cut off while ||g|| still falls fourfold every iteration is not converged."""
+    flat = lambda t: t[0] ** 2 / 2 + t[1]
+    out = find_critical(flat, torch.tensor([[1.0, 0.0]], dtype=torch.float64), tol=1e-8, max_iters=50)
+    _, r = endpoint_spectrum(flat, out["theta"], out["grad"])
+    assert not out["reached"].any() and r.item() < 1e-6
+    assert classify(out["grad_norm"], r, out["trace"], out["stalled"]).tolist() == [GRADIENT_FLAT]
+    crit = lambda t: (t[0] ** 2 - 1) ** 2 + (t[1] - 2) ** 2
+    out = find_critical(crit, torch.tensor([[0.3, 0.0]], dtype=torch.float64), tol=1e-8)
+    _, r = endpoint_spectrum(crit, out["theta"], out["grad"])
+    assert classify(out["grad_norm"], r, out["trace"], out["stalled"]).tolist() == [CRITICAL]
+    moving = 4.0 ** -np.arange(5.0)[:, None]
+    assert classify(moving[-1], [1e-5], moving, [False]).tolist() == [NOT_CONVERGED]
