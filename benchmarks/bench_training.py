@@ -106,8 +106,10 @@ def hw1lib_loop(build, batch_size: int, steps: int) -> float:
 
 
 def critical_runs(runs: int, epochs: int, together: bool) -> float:
-    """Phase 1 of section 1-2c (full-batch Adam, float64, 141 parameters):
-    `runs` nets one after another, or all as one vmapped ensemble."""
+    """Full-batch Adam on 1-2c's task (float64, 141 parameters) with `fit_full_batch`:
+    `runs` nets one after another, or all as one vmapped ensemble. (1-2c's own phase 1
+    now steps the flat [runs, P] parameters with the closed-form gradient instead, so
+    that it can keep the weights at any epoch as start points.)"""
     from hw1lib.experiments import experiment
     from hw1lib.experiments.optimization import critical_problem
     from hw1lib.train import fit_full_batch

@@ -1,29 +1,26 @@
-"""Near-zero-gradient points of many small nets at once (section 1-2c).
+"""Near-zero-gradient points and critical points of many small nets at once (section 1-2c).
 
-`find_critical` is the finder every critical point attracts (saddles too):
-damped minimum-residual Newton on grad L = 0 with a search on ||grad L||;
-`classify` says which of its end points are critical, gradient-flat or not
-converged; `linear_autoencoder` and `linear_autoencoder_critical_points` are
-the analytic oracle it is tested on. The rest of this docstring describes the
-assignment's method and the descent-based refinement it is compared with.
+Three methods, all batched over runs (theta is [N, P], float64), compared on a
+landscape whose critical points are known:
+- `minimize_grad_norm`, the assignment's method: minimise ||grad L||^2 with
+  Levenberg-Marquardt (the residual is g = grad L, whose Jacobian is the exact
+  Hessian H) until the TRUE full-batch ||grad L|| is below a tolerance. Plain
+  gradient descent on ||g||^2 (the usual choice) moves along H g and stalls
+  where H is ill-conditioned.
+- `refine_critical`, a descent method on L itself (exact trust-region Newton
+  steps in H's eigenbasis): it accepts only steps that lower L, so it is drawn
+  to minima and finds no saddle (the oracle shows it).
+- `find_critical`, the finder every critical point attracts: minimum-residual
+  Newton on grad L = 0 (the Newton-MR step -H^+ g and Levenberg-Marquardt
+  damped steps tried in one batched evaluation) with ||grad L|| as its merit.
 
-Phase 1 trains each net on the loss L; phase 2 changes the objective to
-||grad L||^2 and minimises it with Levenberg-Marquardt until the TRUE
-gradient norm ||grad L|| (of the original full-batch loss) is below a
-tolerance. LM is the textbook minimiser of a sum of squares: here the
-residual is g = grad L, whose Jacobian is the exact Hessian H, cheap at
-~100 parameters. Plain gradient descent on ||g||^2 (the usual choice)
-moves along H g and stalls where H is ill-conditioned.
-
-Minimising ||g||^2 converges to points where H g = 0, which are not
-critical points when H is singular (g then lies in H's null space, where
-no step on ||g||^2 can reduce it). Phase 3 (`refine_critical`) therefore
-goes back to L itself: exact trust-region Newton steps in the Hessian's
-eigenbasis, which are not pushed away by negative curvature and converge
-quadratically once near a critical point, until ||g|| <= 1e-8 or an
-iteration cap. `resolved_spectrum` then counts only the eigenvalues the
-residual gradient cannot flip.
-Everything is batched over the runs; theta is [N, P], float64.
+Any method whose merit is ||grad L|| can stop where H g = 0 with g != 0 (g in
+H's near-null space): the gradient-flat regions of Frye et al. (2021), not
+critical points. `endpoint_spectrum` measures ||H g|| / (||H|| ||g||) and
+`classify` sorts end points into critical, gradient-flat and not converged;
+`resolved_spectrum` counts only the eigenvalues the residual gradient cannot
+flip. `linear_autoencoder` and `linear_autoencoder_critical_points` are the
+analytic oracle (Baldi and Hornik 1989) the methods are tested on.
 """
 from __future__ import annotations
 
@@ -399,3 +396,21 @@ def linear_autoencoder_point(U: torch.Tensor, subset, hidden: tuple[int, ...] = 
             M[r, r] = 1.0
         mats[-1][:, r] = U[:, i]
     return torch.cat([M.reshape(-1) for M in mats])
+
+
+def linear_autoencoder_starts(U: torch.Tensor, points: list[dict], hidden: tuple[int, ...] = (2,), *,
+                              per_point: int = 3, random: int = 20, scale: float = 1e-2, seed: int = 1
+                              ) -> tuple[torch.Tensor, np.ndarray]:
+    """Start points for the oracle: `per_point` of them `scale` (times a standard normal
+    per coordinate) from each critical set's point, then `random` drawn N(0, 0.5^2).
+    Returns theta [N, P] and, per start, the index into `points` it was drawn near (-1:
+    random)."""
+    gen = torch.Generator().manual_seed(seed)
+    starts, near = [], []
+    for k, pt in enumerate(points):
+        c = linear_autoencoder_point(U, pt["subset"], hidden)
+        starts += [c + scale * torch.randn(len(c), generator=gen, dtype=torch.float64) for _ in range(per_point)]
+        near += [k] * per_point
+    P = len(linear_autoencoder_point(U, points[0]["subset"], hidden))
+    starts += [0.5 * torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(random)]
+    return torch.stack(starts), np.array(near + [-1] * random)

@@ -403,7 +403,9 @@ def test_critical_blocks_do_not_change_any_run(tmp_path, monkeypatch):
     split = run_critical(critical_config("smoke", runs_per_unit=2), progress=False).arrays
     whole = run_critical(critical_config("smoke", runs_per_unit=4), progress=False).arrays
     assert split["eigenvalues"].shape == (4, 141) and split["phase1_loss"].shape == (51, 4)
-    for k in ("phase1_loss", "loss", "grad_norm", "reached", "trace"):
+    assert split["find_loss"].shape == (3, 4) and split["small_find_eigenvalues"].shape == (3, 4, 10)
+    for k in ("phase1_loss", "loss", "grad_norm", "reached", "trace", "start_loss", "find_loss", "find_grad_norm",
+              "small_find_loss", "small_find_trace", "small_start_loss"):
         np.testing.assert_allclose(split[k], whole[k], rtol=1e-9, atol=1e-14, err_msg=k)
     scale = np.abs(whole["eigenvalues"]).max()
     np.testing.assert_allclose(split["eigenvalues"], whole["eigenvalues"], rtol=0, atol=1e-10 * scale)

@@ -208,19 +208,11 @@ def test_layer_panel_uses_the_named_small_layer():
 # ------------------------------------------------------------------ find_critical against the analytic oracle
 from hw1lib.critical import (CRITICAL, GRADIENT_FLAT, NOT_CONVERGED, classify, endpoint_spectrum,  # noqa: E402
                              find_critical, linear_autoencoder, linear_autoencoder_critical_points,
-                             linear_autoencoder_point)
+                             linear_autoencoder_point, linear_autoencoder_starts)
 
 
-def _oracle_starts(U, points, hidden, per_point=2, random=10, scale=1e-2, seed=1):
-    """Starts 1e-2 from a point of every critical set, and at random (N(0, 0.5^2))."""
-    gen = torch.Generator().manual_seed(seed)
-    starts = []
-    for pt in points:
-        c = linear_autoencoder_point(U, pt["subset"], hidden)
-        starts += [c + scale * torch.randn(len(c), generator=gen, dtype=torch.float64) for _ in range(per_point)]
-    P = len(starts[0])
-    starts += [0.5 * torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(random)]
-    return torch.stack(starts)
+def _oracle_starts(U, points, hidden, per_point=2, random=10):
+    return linear_autoencoder_starts(U, points, hidden, per_point=per_point, random=random)[0]
 
 
 def _index(f, theta, grad, grad_norm, factor=1e3):
@@ -318,3 +310,29 @@ def test_classify_separates_critical_gradient_flat_and_still_moving_end_points()
     assert classify(out["grad_norm"], r, out["trace"], out["stalled"]).tolist() == [CRITICAL]
     moving = 4.0 ** -np.arange(5.0)[:, None]
     assert classify(moving[-1], [1e-5], moving, [False]).tolist() == [NOT_CONVERGED]
+
+
+def test_loss_levels_tie_only_losses_that_agree_to_rounding():
+    """Critical points whose losses agree to a relative 1e-6 are one level (a rank correlation
+    over them is over ties, not over rounding noise); distinct critical values stay apart."""
+    from hw1lib.experiments.optimization import _levels, _loss_levels
+
+    loss = np.array([0.0869, 0.0869 * (1 + 1e-9), 0.0101, 0.0869 * (1 - 3e-10), 0.00362, 0.0101 * (1 + 2e-5)])
+    lv = _loss_levels(loss)
+    assert len(np.unique(lv)) == 4 and lv[0] == lv[1] == lv[3] and lv[2] != lv[5]
+    index = np.array([3, 2, 1, 2, 0, 1])
+    levels = _levels(loss, index)
+    assert [d["n"] for d in levels] == [3, 1, 1, 1] and levels[0]["index"] == [2, 2, 3]
+    assert [d["loss"] for d in levels] == sorted((d["loss"] for d in levels), reverse=True)
+
+
+def test_find_critical_records_the_spectrum_where_a_run_passes_a_checkpoint():
+    """f = (x^2 - 1)^2 + y^2 from (1.3, 0.5): the spectrum recorded at ||g|| <= 1e-3 is the Hessian's
+    at an iterate with that gradient norm; a run that never passed a checkpoint has NaN there."""
+    f = lambda t: (t[0] ** 2 - 1) ** 2 + t[1] ** 2
+    out = find_critical(f, torch.tensor([[1.3, 0.5]], dtype=torch.float64), tol=1e-12, checkpoints=(1e-3, 1e-30))
+    assert out["reached"].all()
+    gn = out["grad_norm_at"][0, 0].item()
+    assert 1e-12 < gn <= 1e-3 and torch.isnan(out["grad_norm_at"][1, 0])
+    ev = out["spectrum_at"][0, 0]
+    assert ev[0].item() == pytest.approx(2.0, rel=1e-9) and ev[1].item() == pytest.approx(8.0, rel=1e-2)

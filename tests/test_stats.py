@@ -7,7 +7,6 @@ from scipy import stats as sps
 
 from hw1lib import stats, tables
 from hw1lib.experiments.deep_vs_shallow import best_depths
-from hw1lib.experiments.optimization import _last_change
 from hw1lib.paths import repo_root
 
 
@@ -116,14 +115,6 @@ def test_best_depth_is_the_lowest_median_and_separation_needs_disjoint_seeds():
     assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
     final[1, 0, 2] = 1.5                                          # b's worst seed now above a's best
     assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}
-
-
-def test_last_change_is_the_last_accepted_step_of_a_trace():
-    """1-2c says what stopped the runs short of the tolerance: the cap (still moving)
-    or a stall (no accepted step since some iteration)."""
-    assert _last_change(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0])) == 3
-    assert _last_change(np.array([3.0, 2.0, 1.0])) == 2          # moving at the last iteration
-    assert _last_change(np.array([3.0, 3.0, 3.0])) == 0          # never moved
 
 
 def test_a_correlation_that_is_undefined_is_said_not_raised():
