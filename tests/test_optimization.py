@@ -220,13 +220,15 @@ def _index(f, theta, grad, grad_norm, factor=1e3):
     return resolved_spectrum(ev.numpy(), grad_norm.numpy(), factor)["negative"]
 
 
-@pytest.mark.parametrize("hidden", [2, 1])
-def test_find_critical_recovers_every_critical_value_and_index_of_a_linear_autoencoder(hidden):
+@pytest.mark.parametrize("eig, hidden", [((8.0, 4.0, 2.0, 1.0), 2), ((8.0, 4.0, 2.0, 1.0), 1),
+                                         ((8.0, 4.0, 2.0, 1.0), 3), ((10.0, 6.0, 3.0, 1.5, 0.7), 2)])
+def test_find_critical_recovers_every_critical_value_and_index_of_a_linear_autoencoder(eig, hidden):
     """Baldi and Hornik (1989): every point it reports at ||g|| <= 1e-8 has a loss equal to
     an analytic critical value (to 1e-9) and the analytic index there; from starts near
     each critical set and at random it finds saddles of several indices, not only the
-    minimum."""
-    eig = (8.0, 4.0, 2.0, 1.0)
+    minimum. (The spectra are chosen so that no two critical sets share a value.)"""
+    assert len({round(p["value"], 9) for p in linear_autoencoder_critical_points(eig, hidden)}) == \
+        len(linear_autoencoder_critical_points(eig, hidden))
     f, U, _ = linear_autoencoder(eig, (hidden,))
     points = linear_autoencoder_critical_points(eig, hidden)
     S = _oracle_starts(U, points, (hidden,))
