@@ -227,6 +227,7 @@ CRITICAL_PROFILES = {
 }
 NETS = ("wide", "small")                 # array prefixes: "" for the assignment's net, "small_" for the other
 CUT_FACTORS = (1, 10, 100, 1000)         # the cut factors c in |lambda| > c ||grad L|| the index is shown for
+FLAT_RATIOS_SHOWN = (1e-3, 1e-2, 1e-1)   # thresholds on ||H g|| / (||H|| ||g||) the gradient-flat count is shown for
 
 
 def critical_problem(cfg: CriticalConfig):
@@ -530,6 +531,12 @@ def h_critical(r, cfg) -> dict:
                     "index_same_at_1e-6": [int((neg6 == neg_end).sum()), int(at6.sum())],
                     "gradient_flat_ratio_median": rnd(np.median(a[prefix + "find_flat_ratio"][st == AT_GRADIENT_FLAT]))
                     if (st == AT_GRADIENT_FLAT).any() else None,
+                    # how many end points the rule calls gradient-flat at other thresholds on ||H g|| / (||H|| ||g||)
+                    # (stall read from the trace alone: a run that stopped repeats its last ||g||)
+                    "gradient_flat_at_ratio": {f"{t:g}": int((classify(
+                        a[prefix + "find_grad_norm"], a[prefix + "find_flat_ratio"], a[prefix + "find_trace"],
+                        np.zeros(st.shape, bool), tol=cfg.find_tol, flat_ratio_max=t) == AT_GRADIENT_FLAT).sum())
+                        for t in FLAT_RATIOS_SHOWN},
                     "not_critical_grad_norm_median": rnd(np.median(a[prefix + "find_grad_norm"][~crit]))
                     if (~crit).any() else None,
                     # the conclusions every cut factor agrees on
@@ -668,6 +675,10 @@ def block_critical(c: dict) -> str:
     if p2["minimal_ratio_raw"]:
         txt += (f"; raw minimal ratio at those that reached it {fmt_m(p2['minimal_ratio_raw'])}, Spearman with the "
                 f"loss {fmt_sp(p2['spearman_ratio_loss_reached'])}")
+    txt += (". How many find_critical end points the rule calls gradient-flat at other thresholds on "
+            "||H g|| / (||H|| ||g||): " + "; ".join(
+                f"**{net}** " + ", ".join(f"{t}: {n}" for t, n in c[net]["gradient_flat_at_ratio"].items())
+                for net in ("wide", "small")))
     txt += ".\n\nfind_critical end points by start (epochs of phase 1: critical / gradient-flat / not converged): " + \
         "; ".join(f"**{net}** " + ", ".join(f"{e}: {v['critical']}/{v['gradient_flat']}/{v['not_converged']}"
                                             for e, v in c[net]["by_start"].items()) for net in ("wide", "small")) + "."
