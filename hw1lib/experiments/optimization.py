@@ -642,7 +642,7 @@ def _fmt_counts(c: dict) -> str:
 def block_critical(c: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     o, p2 = c["oracle"], c["phase2"]
-    names = {"min_grad_norm_sq": "min ||grad L||^2 (Levenberg-Marquardt)", "descent_on_L": "descent on L (trust region)",
+    names = {"min_grad_norm_sq": f"min ||grad L||^2 (Levenberg-Marquardt, to {c['find_tol']:g})", "descent_on_L": "descent on L (trust region)",
              "find_critical": "find_critical"}
     txt = (f"**The method decides what is found.** On the linear autoencoder with known critical points "
            f"({o['critical_values']} critical values, {o['saddle_values']} of them saddles), from the same {o['starts']} "
@@ -681,7 +681,8 @@ def block_critical(c: dict) -> str:
                 for net in ("wide", "small")))
     txt += ".\n\nfind_critical end points by start (epochs of phase 1: critical / gradient-flat / not converged): " + \
         "; ".join(f"**{net}** " + ", ".join(f"{e}: {v['critical']}/{v['gradient_flat']}/{v['not_converged']}"
-                                            for e, v in c[net]["by_start"].items()) for net in ("wide", "small")) + "."
+                                            for e, v in sorted(c[net]["by_start"].items(), key=lambda kv: int(kv[0])))
+        for net in ("wide", "small")) + "."
     txt += ("\n\n**Resolution.** An eigenvalue is counted as negative or positive only when |lambda| > c ||grad L||. "
             "Near a non-degenerate critical point g ~ H d, so the distance d along a direction of curvature lambda is "
             "about ||g|| / |lambda| < 1 / c, and lambda itself moves by at most (third derivative) x d: the larger c, "
