@@ -527,8 +527,9 @@ def h_critical(r, cfg) -> dict:
         main = by_cut[f"{cfg.resolve_factor:g}"]
         # Does an eigenvalue resolved at ||g|| <= 1e-6 keep its sign down to the end (<= find_tol)? The
         # negative count over the eigenvalues beyond the 1e-6 cut, there and at the end (same cut), per critical
-        # point whose spectrum was recorded at 1e-6 (not those that jumped straight below find_tol).
-        at6 = crit & np.isfinite(a[prefix + "find_grad_norm_1e-6"])
+        # point whose spectrum was recorded between 1e-6 and find_tol (not those that jumped straight below
+        # find_tol: find_critical then records the end point's own spectrum there).
+        at6 = crit & (a[prefix + "find_grad_norm_1e-6"] > cfg.find_tol)
         cut6 = cfg.resolve_factor * a[prefix + "find_grad_norm_1e-6"][at6][:, None]
         neg6 = (a[prefix + "find_spectrum_1e-6"][at6] < -cut6).sum(1)
         neg_end = (a[prefix + "find_eigenvalues"][at6] < -cut6).sum(1)
@@ -735,7 +736,8 @@ def block_critical(c: dict) -> str:
                 "min / median / max: " + "; ".join(f"{d['loss']:.3g}: {d['n']}, {d['index'][0]} / {d['index'][1]:g} / "
                                                      f"{d['index'][2]}" for d in v["levels"]) + "). Counting the eigenvalues beyond "
                 f"the cut at ||grad L|| <= 1e-6 (c = {c['resolve_factor']:g}), the number of negative ones is the same "
-                f"there and at the end for {same} of {n} critical points whose spectrum was recorded there.")
+                f"there and at the end for {same} of the {n} critical points whose spectrum was recorded on the way "
+                f"(between 1e-6 and {c['find_tol']:g}).")
     return txt
 
 
