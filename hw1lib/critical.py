@@ -84,13 +84,6 @@ def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.T
     return {"theta": theta, "grad_norm": gn, "reached": gn < tol, "trace": torch.stack(trace)}
 
 
-def hessian_spectrum(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (ascending) of the full Hessian of f at every row of theta [N, P] -> [N, P].
-    `eigvalsh`, since a Hessian is symmetric (general `eig` can return complex noise)."""
-    H = hessian(f, theta)
-    return torch.linalg.eigvalsh((H + H.transpose(1, 2)) / 2)
-
-
 def _trust_region_step(lam: torch.Tensor, c: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """Exact trust-region step in the eigenbasis (rows = runs): minimise
     c.d + d.diag(lam).d / 2 subject to ||d|| <= radius. The Newton step when H is

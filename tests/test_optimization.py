@@ -8,7 +8,9 @@ from torch.func import grad
 from torch import nn
 
 from hw1lib.analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
-from hw1lib.critical import hessian_spectrum, minimize_grad_norm, refine_critical, resolved_spectrum
+from hw1lib.critical import (CRITICAL, GRADIENT_FLAT, NOT_CONVERGED, classify, endpoint_spectrum, find_critical,
+                             linear_autoencoder, linear_autoencoder_critical_points, linear_autoencoder_point,
+                             linear_autoencoder_starts, minimize_grad_norm, refine_critical, resolved_spectrum)
 from hw1lib.curvature import FlatLoss
 from hw1lib.ensemble import Ensemble
 from hw1lib.models import mlp
@@ -179,14 +181,19 @@ def test_resolved_spectrum_counts_only_eigenvalues_above_what_the_gradient_can_f
     assert np.isnan(resolved_spectrum(np.zeros((1, 3)), np.array([1.0]))["resolved_ratio"][0])
 
 
-def test_hessian_spectrum_matches_eigvalsh_of_autograd_hessian():
+def test_endpoint_spectrum_matches_eigvalsh_and_the_flatness_ratio_of_autograd():
+    """At two random points of a tiny net: the eigenvalues are eigvalsh of the autodiff
+    Hessian, and the ratio is ||H g|| / (||H|| ||g||) with ||H|| the largest |eigenvalue|."""
     build, f = _tiny_problem(1)
     ens = Ensemble(build, [0, 1], CPU, dtype=torch.float64)
     theta = ens.flat_params()
-    ev = hessian_spectrum(f, theta)
+    g = torch.stack([grad(f)(t) for t in theta])
+    ev, ratio = endpoint_spectrum(f, theta, g)
     for i in range(2):
         H = torch.autograd.functional.hessian(f, theta[i]).numpy()
         np.testing.assert_allclose(ev[i].numpy(), np.linalg.eigvalsh(H), atol=1e-10)
+        want = np.linalg.norm(H @ g[i].numpy()) / (np.abs(np.linalg.eigvalsh(H)).max() * np.linalg.norm(g[i].numpy()))
+        assert ratio[i].item() == pytest.approx(want, rel=1e-9)
 
 
 def test_layer_panel_uses_the_named_small_layer():
@@ -206,11 +213,6 @@ def test_layer_panel_uses_the_named_small_layer():
 
 
 # ------------------------------------------------------------------ find_critical against the analytic oracle
-from hw1lib.critical import (CRITICAL, GRADIENT_FLAT, NOT_CONVERGED, classify, endpoint_spectrum,  # noqa: E402
-                             find_critical, linear_autoencoder, linear_autoencoder_critical_points,
-                             linear_autoencoder_point, linear_autoencoder_starts)
-
-
 def _oracle_starts(U, points, hidden, per_point=2, random=10):
     return linear_autoencoder_starts(U, points, hidden, per_point=per_point, random=random)[0]
 
