@@ -253,6 +253,12 @@ def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
         if len(idx) == 0:
             break
         H = hessian(f, theta[idx])
+        finite = torch.isfinite(H).all(2).all(1)
+        if not finite.all():            # a run whose Hessian overflowed stops where it is (eigh would fail)
+            stalled[idx[~finite]] = True
+            idx, H = idx[finite], H[finite]
+            if len(idx) == 0:
+                break
         lam, V = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
         for k, t in enumerate(checkpoints):
             new = (gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])
@@ -316,15 +322,19 @@ def classify(grad_norm, flat_ratio, trace, stalled, *, tol: float = 1e-8,
     ||g||^2 has a stationary point, H g = 0, that is not a critical point of L);
     NOT_CONVERGED otherwise (still falling at the cap, or stalled with g outside H's
     near-null space)."""
-    gn, fr = np.asarray(grad_norm, float), np.asarray(flat_ratio, float)
-    tr = np.asarray(trace, float)
+    gn, fr, tr, stalled = (_numpy(v) for v in (grad_norm, flat_ratio, trace, stalled))
     q = tr[max(0, len(tr) - 1 - (len(tr) - 1) // 4)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        stall = np.asarray(stalled, bool) | ~(gn < STALL_FACTOR * q)
+        stall = stalled.astype(bool) | ~(gn < STALL_FACTOR * q)
     out = np.full(gn.shape, NOT_CONVERGED)
     out[stall & (fr <= flat_ratio_max)] = GRADIENT_FLAT
     out[gn <= tol] = CRITICAL
     return out
+
+
+def _numpy(x) -> np.ndarray:
+    """An array on the host: tensors (on any device) or array-likes."""
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
 
 
 # ------------------------------------------------------------------ the analytic oracle

@@ -340,3 +340,15 @@ def test_find_critical_records_the_spectrum_where_a_run_passes_a_checkpoint():
     assert 1e-12 < gn <= 1e-3 and torch.isnan(out["grad_norm_at"][1, 0])
     ev = out["spectrum_at"][0, 0]
     assert ev[0].item() == pytest.approx(2.0, rel=1e-9) and ev[1].item() == pytest.approx(8.0, rel=1e-2)
+
+
+def test_find_critical_stops_a_run_whose_hessian_overflows_and_finishes_the_others():
+    """f = (x^2 - 1)^2 + exp(y^2): at y = 30 the Hessian is not finite (eigh would fail). That run
+    is stopped where it is; the other converges to (1, 0) as usual; classify takes tensors."""
+    f = lambda t: (t[0] ** 2 - 1) ** 2 + torch.exp(t[1] ** 2)
+    out = find_critical(f, torch.tensor([[0.8, 0.3], [0.8, 30.0]], dtype=torch.float64), tol=1e-10)
+    assert out["reached"].tolist() == [True, False] and out["stalled"].tolist() == [False, True]
+    assert out["theta"][1].tolist() == [0.8, 30.0]
+    assert abs(out["theta"][0, 0].item() - 1) < 1e-9 and abs(out["theta"][0, 1].item()) < 1e-9
+    status = classify(out["grad_norm"], torch.tensor([0.5, float("nan")]), out["trace"], out["stalled"], tol=1e-10)
+    assert status.tolist() == [CRITICAL, NOT_CONVERGED]
