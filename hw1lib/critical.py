@@ -230,8 +230,9 @@ def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
     Returns theta [N, P], loss [N], grad [N, P], grad_norm [N], reached [N] bool,
     stalled [N] bool (stopped: no damping level lowered ||grad L||), trace
     [iters + 1, N] (||grad L|| after each iteration), and for every tolerance t in
-    `checkpoints` the Hessian spectrum at the first iterate with ||grad L|| <= t where
-    one was computed: spectrum_at [T, N, P], grad_norm_at [T, N] (NaN where none).
+    `checkpoints` the Hessian spectrum at the first iterate with tol < ||grad L|| <= t
+    (computed there anyway, for the next step): spectrum_at [T, N, P], grad_norm_at
+    [T, N] (NaN where a run had none, e.g. it jumped from above t to below tol).
     """
     theta = theta.detach().clone()
     N, P = theta.shape
@@ -246,10 +247,7 @@ def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
     trace = [gn.clone()]
     bar = tqdm(range(max_iters), desc=desc, disable=not progress, leave=False)
     for _ in bar:
-        need = gn > tol
-        for k, t in enumerate(checkpoints):
-            need |= (gn <= t) & torch.isnan(grad_norm_at[k])
-        idx = (need & ~stalled).nonzero().squeeze(1)
+        idx = ((gn > tol) & ~stalled).nonzero().squeeze(1)
         if len(idx) == 0:
             break
         H = hessian(f, theta[idx])
@@ -263,10 +261,6 @@ def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
         for k, t in enumerate(checkpoints):
             new = (gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])
             spectrum_at[k, idx[new]], grad_norm_at[k, idx[new]] = lam[new], gn[idx[new]]
-        move = gn[idx] > tol
-        idx, lam, V = idx[move], lam[move], V[move]
-        if len(idx) == 0:
-            break
         n = len(idx)
         c = (V.transpose(1, 2) @ g[idx].unsqueeze(-1)).squeeze(-1)               # g in H's eigenbasis [n, P]
         big = lam.abs().amax(1, keepdim=True).clamp_min(torch.finfo(dt).tiny)    # ||H||
@@ -342,7 +336,7 @@ def linear_autoencoder(eigenvalues=(8.0, 4.0, 2.0, 1.0), hidden: tuple[int, ...]
                        seed: int = 0):
     """A linear autoencoder L = 1/(2n) ||X - X W1^T ... Wm^T||^2 (no biases) whose data
     covariance X^T X / n has exactly the given (distinct) eigenvalues, along the columns
-    of a random orthogonal U. Returns (FlatLoss, U [d, d], the model)."""
+    of a random orthogonal U. Returns (FlatLoss, U [d, d])."""
     from torch import nn
 
     from .curvature import FlatLoss
@@ -355,7 +349,7 @@ def linear_autoencoder(eigenvalues=(8.0, 4.0, 2.0, 1.0), hidden: tuple[int, ...]
     X = n ** 0.5 * Q @ torch.diag(lam.sqrt()) @ U.T
     dims = (d, *hidden, d)
     model = nn.Sequential(*(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:]))).double()
-    return FlatLoss(model, _half_squared_error, X, X), U, model
+    return FlatLoss(model, _half_squared_error, X, X), U
 
 
 def _half_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -414,6 +408,6 @@ def linear_autoencoder_starts(U: torch.Tensor, points: list[dict], hidden: tuple
         c = linear_autoencoder_point(U, pt["subset"], hidden)
         starts += [c + scale * torch.randn(len(c), generator=gen, dtype=torch.float64) for _ in range(per_point)]
         near += [k] * per_point
-    P = len(linear_autoencoder_point(U, points[0]["subset"], hidden))
+    P = sum(a * b for a, b in zip((U.shape[0], *hidden), (*hidden, U.shape[0])))
     starts += [0.5 * torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(random)]
     return torch.stack(starts), np.array(near + [-1] * random)

@@ -231,7 +231,7 @@ def test_find_critical_recovers_every_critical_value_and_index_of_a_linear_autoe
     minimum. (The spectra are chosen so that no two critical sets share a value.)"""
     assert len({round(p["value"], 9) for p in linear_autoencoder_critical_points(eig, hidden)}) == \
         len(linear_autoencoder_critical_points(eig, hidden))
-    f, U, _ = linear_autoencoder(eig, (hidden,))
+    f, U = linear_autoencoder(eig, (hidden,))
     points = linear_autoencoder_critical_points(eig, hidden)
     S = _oracle_starts(U, points, (hidden,))
     out = find_critical(f, S, tol=1e-8, max_iters=200)
@@ -256,7 +256,7 @@ def test_linear_autoencoder_oracle_is_right_where_it_can_be_checked_directly():
     """The oracle itself: at each critical set's point the gradient is 0 and the loss is the
     stated value; the Hessian there has the stated number of negative eigenvalues."""
     eig = (8.0, 4.0, 2.0, 1.0)
-    f, U, _ = linear_autoencoder(eig, (2,))
+    f, U = linear_autoencoder(eig, (2,))
     pts = linear_autoencoder_critical_points(eig, 2)
     assert sorted(p["value"] for p in pts) == [1.5, 2.5, 3.0, 3.5, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5]
     assert [p["index"] for p in pts if p["value"] == 1.5] == [0] and min(p["index"] for p in pts if p["value"] > 1.5) > 0
@@ -272,7 +272,7 @@ def test_find_critical_on_a_deep_linear_net_ends_at_analytic_critical_values():
     """Two hidden layers (4 -> 3 -> 2 -> 4): the critical values are those of the
     one-layer autoencoder with the bottleneck's width (2); it finds saddles among them."""
     eig = (8.0, 4.0, 2.0, 1.0)
-    f, U, _ = linear_autoencoder(eig, (3, 2))
+    f, U = linear_autoencoder(eig, (3, 2))
     points = linear_autoencoder_critical_points(eig, 2)
     S = _oracle_starts(U, points, (3, 2), per_point=1, random=10)
     out = find_critical(f, S, tol=1e-8, max_iters=200)
@@ -289,7 +289,7 @@ def test_descent_and_grad_norm_squared_methods_do_not_see_what_find_critical_see
     """The same starts near the linear autoencoder's saddles: the descent refinement
     (trust-region Newton on L) ends at the minimum; find_critical ends on the saddles."""
     eig = (8.0, 4.0, 2.0, 1.0)
-    f, U, _ = linear_autoencoder(eig, (2,))
+    f, U = linear_autoencoder(eig, (2,))
     points = [p for p in linear_autoencoder_critical_points(eig, 2) if p["index"] > 0]
     S = _oracle_starts(U, points, (2,), per_point=2, random=0)
     found = find_critical(f, S, tol=1e-8, max_iters=200)

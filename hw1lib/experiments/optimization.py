@@ -315,7 +315,7 @@ def _compute_critical_oracle(cfg: CriticalConfig, progress: bool) -> cache.Resul
     (`critical.linear_autoencoder`): the assignment's ||grad L||^2 minimisation (to
     find_tol, phase 2's iteration cap), the descent refinement (trust-region Newton on
     L) and find_critical, from the same starts near every critical set and at random."""
-    f, U, _ = linear_autoencoder(ORACLE_EIGENVALUES, (2,))
+    f, U = linear_autoencoder(ORACLE_EIGENVALUES, (2,))
     points = linear_autoencoder_critical_points(ORACLE_EIGENVALUES, 2)
     S, near = linear_autoencoder_starts(U, points, (2,), per_point=cfg.oracle_per_point, random=cfg.oracle_random)
     runs = {"min_grad_norm_sq": minimize_grad_norm(f, S, tol=cfg.find_tol, max_iters=cfg.max_iters),
@@ -472,9 +472,9 @@ def _counts(status) -> dict:
     return {name: int((st == k).sum()) for k, name in enumerate(STATUS_NAMES)}
 
 
-def _index_at_critical(ev, gn, loss, factor) -> dict:
-    """The index (resolved negative eigenvalues) and its relation to the loss over critical points."""
-    res = resolved_spectrum(ev, gn, factor)
+def _index_at_critical(res: dict, loss) -> dict:
+    """The index (resolved negative eigenvalues, `resolved_spectrum`'s `res`) and its relation to the
+    loss over critical points."""
     index = res["negative"]
     return {"index_positive": int((index > 0).sum()),
             "index_median": rnd(np.median(index)) if len(index) else None,
@@ -523,13 +523,13 @@ def h_critical(r, cfg) -> dict:
         st = a[prefix + "find_status"]
         crit = st == AT_CRITICAL
         ev, gn, loss = a[prefix + "find_eigenvalues"][crit], a[prefix + "find_grad_norm"][crit], a[prefix + "find_loss"][crit]
-        by_cut = {f"{c:g}": _index_at_critical(ev, gn, loss, c) for c in CUT_FACTORS}
+        res = {c: resolved_spectrum(ev, gn, c) for c in sorted({*CUT_FACTORS, cfg.resolve_factor})}
+        by_cut = {f"{c:g}": _index_at_critical(rc, loss) for c, rc in res.items()}
         main = by_cut[f"{cfg.resolve_factor:g}"]
         # Does an eigenvalue resolved at ||g|| <= 1e-6 keep its sign down to the end (<= find_tol)? The
         # negative count over the eigenvalues beyond the 1e-6 cut, there and at the end (same cut), per critical
-        # point whose spectrum was recorded between 1e-6 and find_tol (not those that jumped straight below
-        # find_tol: find_critical then records the end point's own spectrum there).
-        at6 = crit & (a[prefix + "find_grad_norm_1e-6"] > cfg.find_tol)
+        # point whose spectrum was recorded between 1e-6 and find_tol (NaN for those that jumped straight below it).
+        at6 = crit & np.isfinite(a[prefix + "find_grad_norm_1e-6"])
         cut6 = cfg.resolve_factor * a[prefix + "find_grad_norm_1e-6"][at6][:, None]
         neg6 = (a[prefix + "find_spectrum_1e-6"][at6] < -cut6).sum(1)
         neg_end = (a[prefix + "find_eigenvalues"][at6] < -cut6).sum(1)
@@ -541,7 +541,7 @@ def h_critical(r, cfg) -> dict:
                     "by_cut": by_cut,
                     "critical_loss_levels": int(len(np.unique(_loss_levels(loss)))),
                     # each loss level (at most 8, the most populated) with its critical points' index range
-                    "levels": _levels(loss, resolved_spectrum(ev, gn, cfg.resolve_factor)["negative"]),
+                    "levels": _levels(loss, res[cfg.resolve_factor]["negative"]),
                     "critical_loss_range": [rnd(loss.min()), rnd(loss.max())] if len(loss) else None,
                     "index_same_at_1e-6": [int((neg6 == neg_end).sum()), int(at6.sum())],
                     "gradient_flat_ratio_median": rnd(np.median(a[prefix + "find_flat_ratio"][st == AT_GRADIENT_FLAT]))
