@@ -280,8 +280,7 @@ def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result
     M = len(marks)
     grid = lambda t: t.cpu().numpy().reshape(M, R, *t.shape[1:])
     trace = fc["trace"].cpu().numpy()
-    status = classify(fc["grad_norm"].cpu().numpy(), flat.cpu().numpy(), trace, fc["stalled"].cpu().numpy(),
-                      tol=cfg.find_tol, flat_ratio_max=cfg.flat_ratio)
+    status = classify(fc["grad_norm"], flat, trace, fc["stalled"], tol=cfg.find_tol, flat_ratio_max=cfg.flat_ratio)
     # The gradient-flat end point from the latest start (rows are mark-major), given continue_iters more.
     flat_rows = np.flatnonzero(status == AT_GRADIENT_FLAT)[::-1][:1]
     more = find_critical(f, fc["theta"][torch.as_tensor(flat_rows.copy(), dtype=torch.long)], tol=cfg.find_tol,
@@ -293,8 +292,8 @@ def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result
               "flat_ratio": flat2.cpu().numpy(), "trace": out["trace"].cpu().numpy(),
               # phase 2 stops by design (at its tolerance or its cap): its end points are classified by where
               # they are, as if stalled
-              "status": classify(out["grad_norm"].cpu().numpy(), flat2.cpu().numpy(), out["trace"].cpu().numpy(),
-                                 np.ones(R, bool), tol=cfg.find_tol, flat_ratio_max=cfg.flat_ratio),
+              "status": classify(out["grad_norm"], flat2, out["trace"], np.ones(R, bool), tol=cfg.find_tol,
+                                 flat_ratio_max=cfg.flat_ratio),
               "start_loss": np.stack([phase1[e] for e in marks]),
               "find_loss": grid(fc["loss"]), "find_grad_norm": grid(fc["grad_norm"]),
               "find_flat_ratio": grid(flat), "find_eigenvalues": grid(eig),
@@ -302,8 +301,7 @@ def _compute_critical_block(cfg: CriticalConfig, progress: bool) -> cache.Result
               "continued_mark": flat_rows // R, "continued_run": cfg.first_run + flat_rows % R,
               "continued_grad_norm_before": fc["grad_norm"].cpu().numpy()[flat_rows],
               "continued_grad_norm": more["grad_norm"].cpu().numpy(), "continued_loss": more["loss"].cpu().numpy(),
-              "continued_status": classify(more["grad_norm"].cpu().numpy(), flat_more.cpu().numpy(),
-                                           more["trace"].cpu().numpy(), more["stalled"].cpu().numpy(),
+              "continued_status": classify(more["grad_norm"], flat_more, more["trace"], more["stalled"],
                                            tol=cfg.find_tol, flat_ratio_max=cfg.flat_ratio),
               "find_trace": trace.reshape(len(trace), M, R),
               "find_spectrum_1e-6": grid(fc["spectrum_at"][0]), "find_grad_norm_1e-6": grid(fc["grad_norm_at"][0])}
@@ -329,8 +327,8 @@ def _compute_critical_oracle(cfg: CriticalConfig, progress: bool) -> cache.Resul
         stalled = r.get("stalled", torch.ones(len(S), dtype=torch.bool))
         arrays |= {f"oracle_{m}_loss": loss.numpy(), f"oracle_{m}_grad_norm": g.norm(dim=1).numpy(),
                    f"oracle_{m}_eigenvalues": ev.numpy(),
-                   f"oracle_{m}_status": classify(g.norm(dim=1).numpy(), flat.numpy(), r["trace"].numpy(),
-                                                  stalled.numpy(), tol=cfg.find_tol, flat_ratio_max=cfg.flat_ratio)}
+                   f"oracle_{m}_status": classify(g.norm(dim=1), flat, r["trace"], stalled, tol=cfg.find_tol,
+                                                  flat_ratio_max=cfg.flat_ratio)}
     return cache.Result(arrays, {"params": int(S.shape[1]), "starts": int(len(S))})
 
 
