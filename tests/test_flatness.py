@@ -1,0 +1,153 @@
+"""The flatness sections' training (matched losses, the stopping rule, chosen
+initialisations, Keskar's F1) and their summary statistics, against oracles:
+the single-target loop in train.py, hand-made loss curves and analytic lines."""
+import numpy as np
+import pytest
+import torch
+
+from hw1lib.data import Split
+from hw1lib.ensemble import Ensemble
+from hw1lib.errors import ConfigError, TrainingDiverged
+from hw1lib.experiments import experiment
+from hw1lib.experiments.generalization import barrier, rising_steps, seed_slopes, slice_rise
+from hw1lib.flatness import STOP, fit_to_targets, keskar_f1, seeded_ensemble
+from hw1lib.models import count_params, mlp
+from hw1lib.train import evaluate, fit_to_loss
+
+CPU = torch.device("cpu")
+BUILD = lambda: mlp(784, (16,), 10)  # noqa: E731
+
+
+def _train(mnist, n=512):
+    return Split(mnist.train.x[:n], mnist.train.y[:n]), Split(mnist.test.x[:256], mnist.test.y[:256])
+
+
+def test_one_target_keeps_what_the_single_target_loop_keeps(mnist):
+    """Oracle: train.fit_to_loss, the loop 1-3c/d used before, on the same members."""
+    train, test = _train(mnist)
+    a, b = Ensemble(BUILD, [0, 1, 2], CPU), Ensemble(BUILD, [0, 1, 2], CPU)
+    ref = fit_to_loss(a, train, test, target=0.9, max_epochs=6, batch_size=64, lr=(1e-3, 3e-3, 1e-4))
+    got, states = fit_to_targets(b, train, test, targets=(0.9,), max_epochs=6, batch_size=64,
+                                 lr=(1e-3, 3e-3, 1e-4))
+    assert ref["reached"].any() and not ref["reached"].all()       # both kinds of member are covered
+    np.testing.assert_array_equal(got["reached"][0], ref["reached"])
+    np.testing.assert_array_equal(got["epochs"][0], ref["epochs"])
+    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        np.testing.assert_allclose(got[k][0], ref[k], rtol=1e-6)
+    for k, v in a.params.items():
+        torch.testing.assert_close(states[k][0], v.detach(), rtol=0, atol=0)
+
+
+def test_several_targets_from_one_run_equal_one_run_per_target(mnist):
+    train, test = _train(mnist)
+    both, states = fit_to_targets(Ensemble(BUILD, [3, 4], CPU), train, test, targets=(1.2, 0.8), max_epochs=8,
+                                  batch_size=64, lr=1e-3)
+    assert (both["epochs"][0] <= both["epochs"][1]).all() and both["reached"].all()
+    for c, t in enumerate((1.2, 0.8)):
+        one, s1 = fit_to_targets(Ensemble(BUILD, [3, 4], CPU), train, test, targets=(t,), max_epochs=8,
+                                 batch_size=64, lr=1e-3)
+        np.testing.assert_array_equal(one["epochs"][0], both["epochs"][c])
+        for k in states:
+            torch.testing.assert_close(states[k][c], s1[k][0], rtol=0, atol=0)
+        assert (both["train_loss"][c] <= t).all()
+
+
+def test_the_stopping_rule_keeps_the_lowest_loss_and_stops_after_patience(mnist):
+    """A learning rate high enough that the training loss stops improving: the
+    kept weights are those of the lowest loss on the curve, the rule fires
+    `patience` epochs after it, and the kept weights evaluate to that loss."""
+    train, test = _train(mnist, 256)
+    ens = Ensemble(BUILD, [0, 1], CPU)
+    h, states = fit_to_targets(ens, train, test, targets=(), patience=2, max_epochs=40, batch_size=32, lr=3e-2)
+    curve = h["loss_curve"]                                         # [E + 1, N]
+    for i in range(2):
+        e = int(h["epochs"][0, i])
+        # the rule looks only up to where it fires (2 epochs past the best); others may train on after it
+        seen = curve[:e + 3, i] if h["reached"][0, i] else curve[:, i]
+        assert e == int(np.argmin(seen))
+        assert h["train_loss"][0, i] == pytest.approx(curve[e, i], rel=1e-6)
+        if h["reached"][0, i]:
+            assert len(curve) - 1 >= e + 2 and (curve[e + 1:e + 3, i] >= curve[e, i]).all()
+    kept = Ensemble.from_stacked(BUILD, {k: v[0] for k, v in states.items()}, CPU)
+    np.testing.assert_allclose(evaluate(kept, train)[0], h["train_loss"][0], rtol=1e-6)
+    assert h["reached"].any(), "the rule never fired: the test no longer tests it"
+
+
+def test_a_missed_target_keeps_the_last_weights_and_says_so(mnist):
+    train, test = _train(mnist, 256)
+    ens = Ensemble(BUILD, [0], CPU)
+    h, states = fit_to_targets(ens, train, test, targets=(1e-6,), max_epochs=2, batch_size=64, lr=1e-3)
+    assert not h["reached"].any() and h["epochs"][0, 0] == 2
+    for k, v in ens.params.items():
+        torch.testing.assert_close(states[k][0], v.detach(), rtol=0, atol=0)
+    assert h["train_loss"][0, 0] == pytest.approx(h["loss_curve"][-1, 0], rel=1e-6)
+
+
+def test_divergence_is_still_caught(mnist):
+    train = Split(mnist.train.x[:256] * 1e4, mnist.train.y[:256])
+    with pytest.raises(TrainingDiverged):
+        fit_to_targets(Ensemble(BUILD, [0], CPU), train, train, targets=(1e-9,), max_epochs=20, batch_size=32, lr=1.0)
+
+
+def test_seeded_ensemble_separates_initialisation_from_batch_order(mnist):
+    train, test = _train(mnist, 256)
+    ens = seeded_ensemble(BUILD, [5, 5, 6], [5, 99, 6], CPU)
+    ref = Ensemble(BUILD, [5, 6], CPU)
+    start = ens.flat_params()
+    assert torch.equal(start[0], start[1]) and torch.equal(start[0], ref.flat_params()[0])
+    assert torch.equal(start[2], ref.flat_params()[1])
+    fit_to_targets(ens, train, test, targets=(1e-9,), max_epochs=1, batch_size=32, lr=1e-3)
+    fit_to_targets(ref, train, test, targets=(1e-9,), max_epochs=1, batch_size=32, lr=1e-3)
+    end = ens.flat_params()
+    assert not torch.equal(end[0], end[1])                          # same start, other order: apart
+    assert torch.equal(end[0], ref.flat_params()[0]) and torch.equal(end[2], ref.flat_params()[1])
+
+
+def test_keskar_f1_is_the_papers_network():
+    """784 -> 5 x (512, batch norm, ReLU) -> 10: 1,469,450 parameters, and its
+    batch norm keeps no running statistics (the batch's own, as Keras mode 2)."""
+    net = keskar_f1()()
+    assert count_params(net) == 784 * 512 + 512 + 4 * (512 * 512 + 512) + 5 * 2 * 512 + 512 * 10 + 10
+    bns = [m for m in net if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bns) == 5 and all(m.running_mean is None for m in bns)
+    x = torch.randn(64, 1, 28, 28)
+    ens = Ensemble(keskar_f1(32), [0, 1], CPU)
+    out = ens(x, shared=True)
+    for i in range(2):
+        m = keskar_f1(32)()
+        m.load_state_dict(ens.state_dict(i))
+        torch.testing.assert_close(out[i], m(x), rtol=1e-5, atol=1e-5)   # vmapped = one module, batch statistics
+
+
+def test_barrier_slope_and_line_helpers_on_analytic_cases():
+    al = np.linspace(0, 1, 21)
+    # a bump of height 0.3 over a chord from 1 to 2: the excess over the chord is 0.3 at alpha 0.5
+    line = (1 - al) * 1 + al * 2 + 1.2 * al * (1 - al)
+    assert barrier(al, line) == pytest.approx(0.3)
+    assert barrier(al, (1 - al) * 1 + al * 2) == pytest.approx(0.0, abs=1e-12)      # a straight line: none
+    assert barrier(al, np.stack([line, 2 * line])).shape == (2,)
+    assert rising_steps(np.exp(-al)) < 0 and rising_steps(line) > 0
+    t = np.linspace(-1, 1, 21)
+    assert slice_rise(t, 3 + 2 * t ** 2) == pytest.approx(0.5)
+    b = np.array([16, 64, 256, 1024])
+    y = np.stack([2.0 * b ** 0.5, 3.0 * b ** 0.25], 1)                                # two seeds
+    np.testing.assert_allclose(seed_slopes(b, y), [0.5, 0.25])
+    ok = np.ones_like(y, bool)
+    ok[:2, 1] = False                                                                # seed 1: two points only
+    s = seed_slopes(b, y, ok)
+    assert s[0] == pytest.approx(0.5) and np.isnan(s[1])
+    np.testing.assert_allclose(seed_slopes(b, np.stack([np.log(b), np.log(b)], 1), log_y=False), [1, 1])
+
+
+def test_the_factorial_configs_refuse_what_they_cannot_mean():
+    with pytest.raises(ConfigError, match="lr_rules"):
+        experiment("1-3d").make_config("smoke", "cpu", lr_rules=("sqrt",))
+    with pytest.raises(ConfigError, match="highest loss to the lowest"):
+        experiment("1-3d").make_config("smoke", "cpu", targets=(0.05, 0.1))
+
+
+def test_fit_to_targets_needs_a_condition(mnist):
+    train, test = _train(mnist, 64)
+    with pytest.raises(ValueError, match="target or a patience"):
+        fit_to_targets(Ensemble(BUILD, [0], CPU), train, test, targets=(), max_epochs=1, batch_size=32, lr=1e-3)
+    assert STOP == "stop"
