@@ -458,7 +458,11 @@ def fit_to_loss(ens: Ensemble, train: Split, test: Split, *, target: float, max_
     `max_epochs` keeps its last weights. Comparing models at a matched training
     loss is what separates a property of the solution (sharpness, sensitivity)
     from how far training got. Returns, per member: epochs, steps, reached and
-    the final {train,test}_{loss,acc} of the kept weights."""
+    the final {train,test}_{loss,acc} of the kept weights.
+
+    1-3c/d/e now train with `flatness.fit_to_targets` (several targets and a
+    stopping rule from one run); this single-target loop is the reference its
+    tests check it against, member for member and bit for bit."""
     N = len(ens)
     opt = make_adam(ens, lr)
     trainer = MinibatchTrainer(ens, opt, train, batch_size, [shuffle_generator(s) for s in ens.seeds])

@@ -693,6 +693,9 @@ def h_interpolation(r, cfg) -> dict:
                               "small_b minus small": ci(rises[p["small_b"]].mean(1) - rises[p["small"]].mean(1)),
                               "large_lr minus small": ci(rises[p["large_lr"]].mean(1) - rises[p["small"]].mean(1))}
     out["slice_directions"], out["init_points"] = int(rises.shape[2]), int(a["init_loss"].shape[-1])
+    out["per_seed"] = {"barrier": {name: [rnd(v) for v in bars[c]] for c, name in enumerate(cells)},
+                       "slice_rise": {e: [rnd(v) for v in rises[i].mean(1)] for i, e in enumerate(probed)},
+                       "init_line_max_rise": {e: [rnd(v) for v in steps[i]] for i, e in enumerate(probed)}}
     out["ends_total"] = int(em.shape[0] * em.shape[1])
     out["ends_reached"] = int(em[:, :, m["reached"]].sum())
     return out
@@ -928,7 +931,32 @@ def block_interpolation(ip: dict) -> str:
         for e, v in ip["probed"].items()])
     t4 = md_table(["slice contrast (paired)", "difference of rises"],
                   [[k, fmt_m(v, 3)] for k, v in ip["slice_contrasts"].items()])
-    return (t1 + "\n\n" + t2 + "\n\n" + t3 + "\n\n" + t4 +
+    bc, sc, pr = ip["barrier_contrasts"], ip["slice_contrasts"], ip["probed"]
+    mono = sum(v["init_line_monotone"] for v in pr.values())
+    n_lines = sum(v["slice_rise"]["n"] for v in pr.values())
+    tests = (
+        "\n\n**What each contrast tests** (interval of the paired difference, and where it lies):\n\n"
+        f"- Frankle et al. (2020), linear mode connectivity: barrier of independent minus shared initialisation, "
+        f"batch {small} vs {small}: {where(fmt_m(bc['small-small: independent minus shared'], 3), sign_of(bc['small-small: independent minus shared']))}"
+        f"; batch {small} vs {large}: "
+        f"{where(fmt_m(bc['small-large: independent minus shared'], 3), sign_of(bc['small-large: independent minus shared']))}.\n"
+        f"- Batch size on the barrier, against the same-batch baseline: {small}-{large} minus {small}-{small}, "
+        f"shared {where(fmt_m(bc['shared: small-large minus small-small'], 3), sign_of(bc['shared: small-large minus small-small']))}"
+        f", independent "
+        f"{where(fmt_m(bc['independent: small-large minus small-small'], 3), sign_of(bc['independent: small-large minus small-small']))}"
+        f"; {large}-{large} minus {small}-{small}, "
+        f"shared {where(fmt_m(bc['shared: large-large minus small-small'], 3), sign_of(bc['shared: large-large minus small-small']))}"
+        f", independent "
+        f"{where(fmt_m(bc['independent: large-large minus small-small'], 3), sign_of(bc['independent: large-large minus small-small']))}"
+        f".\n"
+        f"- Sharpness by slices (Li et al. 2018; Keskar et al.'s direction is large batch sharper): batch {large} "
+        f"minus batch {small} {where(fmt_m(sc['large minus small'], 3), sign_of(sc['large minus small']))}; the other "
+        f"batch order at batch {small}, the noise floor of this contrast, {where(fmt_m(sc['small_b minus small'], 3), sign_of(sc['small_b minus small']))}"
+        f"; lr {large_lr:g} minus {lr:g} {where(fmt_m(sc['large_lr minus small'], 3), sign_of(sc['large_lr minus small']))}"
+        f".\n"
+        f"- Goodfellow et al. (2015), a monotone path from initialisation to solution: {mono} of {n_lines} lines "
+        "never rise.")
+    return (t1 + "\n\n" + t2 + "\n\n" + t3 + "\n\n" + t4 + tests +
             f"\n\n{ip['pairs_per_cell']} pairs per cell; mean ± 95% t-interval over pairs. Every end trained until "
             f"its training loss reached {ip['target_loss']:g} (at most {ip['max_epochs']} epochs; "
             f"{ip['ends_reached']}/{ip['ends_total']} ends did). Shared: both ends from one initialisation, "
@@ -938,6 +966,28 @@ def block_interpolation(ip: dict) -> str:
             f"sides) minus the loss at the end, averaged over {ip['slice_directions']} random directions per end "
             f"(Li et al. 2018). Init -> end line: the training loss at {ip['init_points']} points from the end's "
             "initialisation to the end; monotone when it never rises (Goodfellow et al. 2015).")
+
+
+def sign_of(d: dict) -> str:
+    """Where a mean's 95% interval lies: "above 0", "below 0", "contains 0"
+    (or "undefined": one value, no interval)."""
+    if d.get("mean") is None or d.get("ci95") is None:
+        return "undefined"
+    lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
+
+
+def where(text: str, place: str) -> str:
+    """`text (place)`, or just `text` when the place is undefined (its text says so already)."""
+    return text if place == "undefined" else f"{text} ({place})"
+
+
+def sign_of_rho(d: dict) -> str:
+    """The same for a rank correlation's bootstrap interval."""
+    if d.get("rho") is None:
+        return "undefined"
+    lo, hi = d["ci"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
 
 
 def _fmt_slope(d: dict, digits: int = 2) -> str:
@@ -971,7 +1021,29 @@ def block_batch_sweep(bs: dict) -> str:
             "that reached each target: " +
             "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in bs["spearman_sensitivity_gap"].items()) +
             f".\n\nTrue vs random labels on the same {lab['subset']:,} training images (test labels true), "
-            f"learning rate {bs['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4)
+            f"learning rate {bs['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4 +
+            _novak_tests(bs))
+
+
+def _novak_tests(bs: dict) -> str:
+    """What the numbers say about Novak et al.'s claim, per target (generated)."""
+    lines = ["\n\n**What each comparison tests** (interval, and where it lies):\n"]
+    for t, sp in bs["labels"]["spearman"].items():
+        slopes = bs["slopes"]
+        fixed, linear = slopes.get(f"fixed/{t}"), slopes.get(f"linear/{t}")
+        parts = [f"- training loss {t}: Spearman(sensitivity, loss gap) within true labels {where(fmt_sp(sp['true']), sign_of_rho(sp['true']))}"
+                 f", within random labels {where(fmt_sp(sp['random']), sign_of_rho(sp['random']))}"
+                 f", across both {where(fmt_sp(sp['across']), sign_of_rho(sp['across']))}"]
+        if fixed and linear:
+            parts.append(f"; sensitivity on batch size (log-log slope), fixed lr {where(_fmt_slope(fixed['sensitivity']), sign_of(fixed['sensitivity']))}"
+                         f", linear lr {where(_fmt_slope(linear['sensitivity']), sign_of(linear['sensitivity']))}"
+                         f"; loss gap per doubling, fixed lr "
+                         f"{where(_fmt_slope(fixed['loss_gap'], 4), sign_of(fixed['loss_gap']))}, linear lr "
+                         f"{where(_fmt_slope(linear['loss_gap'], 4), sign_of(linear['loss_gap']))}; accuracy gap per "
+                         f"doubling, fixed lr {where(_fmt_slope(fixed['acc_gap']), sign_of(fixed['acc_gap']))}, linear lr "
+                         f"{where(_fmt_slope(linear['acc_gap']), sign_of(linear['acc_gap']))}")
+        lines.append("".join(parts) + ".")
+    return "\n".join(lines)
 
 
 def block_sharpness(sh: dict) -> str:
@@ -1013,7 +1085,26 @@ def block_sharpness(sh: dict) -> str:
             "way (the controlled variation):\n\n" + t3 +
             f"\n\nKeskar et al. report sharpness {pub['sharpness_small']} (small batch) vs {pub['sharpness_large']} "
             f"(large), a ratio of {kf['ratios']['published']}, and test accuracy {pub['test_acc_small']}% vs "
-            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}.")
+            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}." +
+            _keskar_tests(sh))
+
+
+def _keskar_tests(sh: dict) -> str:
+    """What the numbers say about Keskar et al.'s claim (generated)."""
+    lines = ["\n\n**What each comparison tests:**\n"]
+    for key, sl in sh["slopes"].items():
+        rule, t = key.split("/")
+        lines.append(f"- sharpness (L-BFGS-B) on batch size, {rule} lr, training loss {t}: log-log slope "
+                     f"{where(_fmt_slope(sl['sharpness_lbfgsb']), sign_of(sl['sharpness_lbfgsb']))}; top Hessian "
+                     f"eigenvalue {where(_fmt_slope(sl['top_eig']), sign_of(sl['top_eig']))}.")
+    r = sh["keskar_f1"]["ratios"]
+    if "f1" in r and "mlp" in r:
+        lines.append(f"- what separates F1's contrast from ours: the network, at their stopping rule "
+                     f"(F1 {r['f1']['stop']} vs ours {r['mlp']['stop']}) and at the matched loss "
+                     f"({r['f1']['matched']} vs {r['mlp']['matched']}); how long it trains, F1 "
+                     f"({r['f1']['stop']} at their rule vs {r['f1']['matched']} at the matched loss) and ours "
+                     f"({r['mlp']['stop']} vs {r['mlp']['matched']}). Large/small ratios of mean sharpness.")
+    return "\n".join(lines)
 
 
 def block_params_sweep(p: dict) -> str:
