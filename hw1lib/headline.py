@@ -66,7 +66,10 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def fmt_m(d: dict, digits: int = 2) -> str:
-    """A {mean, ci95} as 'mean ± half-width' to `digits` decimals."""
+    """A {mean, ci95} as 'mean ± half-width' to `digits` decimals ('n/a' where
+    there is no value: no model met the condition)."""
+    if d["mean"] is None:
+        return "n/a"
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
 
 

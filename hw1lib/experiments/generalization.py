@@ -648,6 +648,12 @@ def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
     return out
 
 
+def ci_reached(x, ok) -> dict:
+    """ci() over the models that reached their target (ok), the others left out
+    of a matched comparison; n says how many remain."""
+    return ci_finite(np.where(np.asarray(ok, bool), np.asarray(x, float), np.nan))
+
+
 def ci_finite(x) -> dict:
     """ci() of the finite values of x (n says how many)."""
     x = np.asarray(x, float)
@@ -722,8 +728,8 @@ def h_batch_sweep(r, cfg) -> dict:
                 out["cells"].append({
                     "target": target, "rule": rule, "batch": int(bs), "lr": rnd(a["lr"][b, ri]),
                     "reached": int(ok[sl].sum()), "epochs": ci(a["epochs"][sl]), "train_loss": ci(a["train_loss"][sl]),
-                    "test_acc": ci(100 * a["test_acc"][sl]), "loss_gap": ci(gap[sl]), "acc_gap": ci(agap[sl]),
-                    "sensitivity": ci(a["sensitivity"][sl])})
+                    "test_acc": ci_reached(100 * a["test_acc"][sl], ok[sl]), "loss_gap": ci_reached(gap[sl], ok[sl]),
+                    "acc_gap": ci_reached(agap[sl], ok[sl]), "sensitivity": ci_reached(a["sensitivity"][sl], ok[sl])})
             out["per_seed"][key] = {k: [[rnd(v) for v in row] for row in arr[:, t, ri]] for k, arr in (
                 ("sensitivity", a["sensitivity"]), ("loss_gap", gap), ("acc_gap", agap),
                 ("train_loss", a["train_loss"]), ("reached", a["reached"].astype(float)))}
@@ -749,8 +755,8 @@ def h_batch_sweep(r, cfg) -> dict:
                 out["labels"]["rows"].append({
                     "target": target, "labels": lab, "batch": int(bs), "reached": int(lok[sl].sum()),
                     "epochs": ci(la["epochs"][sl]), "train_loss": ci(la["train_loss"][sl]),
-                    "test_acc": ci(100 * la["test_acc"][sl]), "loss_gap": ci(lgap[sl]),
-                    "sensitivity": ci(la["sensitivity"][sl])})
+                    "test_acc": ci_reached(100 * la["test_acc"][sl], lok[sl]), "loss_gap": ci_reached(lgap[sl], lok[sl]),
+                    "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl])})
         m = lok[:, t]
         within = {lab: correlation(spearman_ci, la["sensitivity"][:, t, li][m[:, li]], lgap[:, t, li][m[:, li]])
                   for li, lab in enumerate(labels)}
@@ -786,9 +792,11 @@ def h_sharpness(r, cfg) -> dict:
             key = f"{rule}/{target:g}"
             for b, bs in enumerate(bsz):
                 out["cells"].append({"target": target, "rule": rule, "batch": int(bs), "reached": int(ok[b, t, ri].sum()),
-                                     "sharpness": [ci(a["sharpness"][b, e, t, ri]) for e in range(len(eps))],
-                                     "sharpness_lbfgsb": ci(a["sharpness_lbfgsb"][b, t, ri]),
-                                     "top_eig": ci(a["top_eig"][b, t, ri])})
+                                     "n": int(ok.shape[-1]),
+                                     "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri])
+                                                   for e in range(len(eps))],
+                                     "sharpness_lbfgsb": ci_reached(a["sharpness_lbfgsb"][b, t, ri], ok[b, t, ri]),
+                                     "top_eig": ci_reached(a["top_eig"][b, t, ri], ok[b, t, ri])})
             o = ok[:, t, ri]
             out["slopes"][key] = {**{f"sharpness_eps{e:g}": ci_finite(seed_slopes(bsz, a["sharpness"][:, i, t, ri], o))
                                      for i, e in enumerate(eps)},
@@ -1016,7 +1024,8 @@ def block_batch_sweep(bs: dict) -> str:
             f"\n\nEvery model kept the first time its training loss (whole training set) reached each target (at most "
             f"{bs['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
             f"Learning rate {bs['lr']:g}, fixed or scaled linearly with the batch from batch {bs['ref_batch']}. "
-            f"Mean ± 95% interval over {plural(bs['seeds'], 'seed')}. Slopes: least squares per seed over the batch "
+            f"Mean ± 95% interval over the seeds (of {bs['seeds']}) that reached the target (epochs and training loss: "
+            "over all). Slopes: least squares per seed over the batch "
             "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) among all models "
             "that reached each target: " +
             "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in bs["spearman_sensitivity_gap"].items()) +
@@ -1051,7 +1060,7 @@ def block_sharpness(sh: dict) -> str:
     eps = sh["epsilons"]
     t1 = md_table(["target", "lr rule", "batch", "reached", *[f"sharpness, eps {e:g}" for e in eps],
                    f"eps {eps[0]:g}, L-BFGS-B", "top Hessian eigenvalue"], [
-        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['reached']}/{c['top_eig']['n']}", *[fmt_m(v) for v in c["sharpness"]],
+        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['reached']}/{c['n']}", *[fmt_m(v) for v in c["sharpness"]],
          fmt_m(c["sharpness_lbfgsb"]), fmt_m(c["top_eig"])] for c in sh["cells"]])
     keys = next(iter(sh["slopes"].values())).keys()
     t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys], "L-BFGS-B sharpness, 4096 / 256"], [
@@ -1073,8 +1082,8 @@ def block_sharpness(sh: dict) -> str:
     ratios = "; ".join(f"{net_names.get(n, n)}: {r['stop']} at their stopping rule, {r['matched']} at loss "
                        f"{kf['target_loss']:g}" for n, r in kf["ratios"].items() if n != "published")
     return (t1 + "\n\n" + t2 +
-            "\n\nThe models of 1-3d at each target and learning-rate rule; mean ± 95% interval over seeds "
-            "(all seeds, 'reached' says how many met the target; slopes use only those). Sharpness maximised by "
+            "\n\nThe models of 1-3d at each target and learning-rate rule; mean ± 95% interval over the seeds "
+            "that met the target ('reached'; the others are left out, here and in the slopes). Sharpness maximised by "
             f"projected sign ascent and, as Keskar et al., by {sh['lbfgsb_iters']} iterations of L-BFGS-B in the "
             "same box. Slopes: "
             "least squares of log measure on log batch per seed, t-interval over seeds.\n\n"
