@@ -1199,24 +1199,34 @@ INTERPOLATION = Experiment(
     key="interpolation", compute=_compute_interpolation,
     headline=h_interpolation, block=block_interpolation, checks=c_interpolation, summary=summary_interpolation,
     figures=("1-3c_interpolation", "1-3c_barriers", "1-3c_slices"),
-    reading="""The control changes the reading. The two batch-size ends that share an initialisation are joined by a low
-barrier; the same comparison from independent seeds has a far higher one, so a low barrier along the line
-reflects the shared start, not flatness. The filter-normalised slices, which read each end at its own scale,
-rise more around the large-batch ends (from both seeds) than around the small-batch end, and far more around
-the large-learning-rate ends, whose weights are also an order of magnitude larger (norm column: raw
-interpolation does not account for that, the slices do). One random direction and one seed per end make this
-a hint, not a measurement; 1-3e measures sharpness with intervals.""")
+    reading="""Linear mode connectivity (Frankle et al. 2020) holds here: ends that share an initialisation are joined
+by a small barrier, ends from independent initialisations by a large one, whatever the batch sizes (the
+independent-minus-shared contrasts lie above 0). Against its same-batch baseline, the small-vs-large-batch
+pair shows no batch effect on the barrier with either initialisation (intervals contain 0); only between
+independent ends is the large-large barrier above the small-small one. So the low barrier of the
+assignment's pair measures the shared start, not flatness. Read at each end's own scale, the
+filter-normalised slices rise more around large-batch ends than around small-batch ends (paired contrast
+above 0, while the other batch order, the noise floor of that contrast, contains 0): Keskar et al.'s
+direction, with an interval. The large-learning-rate ends rise far more, and their weights lie much farther
+apart (distance column). The straight line from initialisation to the end never rises for any small- or
+large-batch end (Goodfellow et al. 2015); it rises slightly for most large-learning-rate ends.""")
 
 BATCH_SWEEP = Experiment(
     "1-3d", "batch sweep", "1-3d_flatness_sensitivity.ipynb", BatchSweepConfig, BATCH_SWEEP_PROFILES,
     key="", compute=None, plan=batch_sweep_units, assemble=assemble_batch_sweep,
     headline=h_batch_sweep, block=block_batch_sweep, checks=c_batch_sweep, summary=summary_batch_sweep,
     figures=("1-3d_sensitivity", "1-3d_gap_vs_sensitivity"),
-    reading="""At a matched training loss (every true-label seed reached it), sensitivity still rises with batch size, but
-the generalization gap no longer falls with it: among the true-label models the rank correlation of
-sensitivity and gap has an interval containing 0. With the random-label models, whose gap and sensitivity
-are both far larger, the correlation is clearly positive, Novak et al.'s direction; in these runs it comes
-from the random-label models, not from the batch size.""",
+    reading="""Every model reached both training-loss targets. With the learning rate fixed, sensitivity rises with batch
+size (log-log slope above 0 at both targets); with the rate scaled linearly with the batch it falls slightly
+(slope below 0): the trend follows the ratio of learning rate to batch size (Smith and Le 2018), not the
+batch size itself. The loss gap does not change with batch size under the fixed rule (interval contains 0)
+and grows under the linear one; the accuracy gap grows with batch size at the lower target under both
+rules. Among the true-label models on the whole training set, sensitivity and loss gap are not
+rank-correlated (intervals contain 0). On one set of images, the correlation across true and random labels
+is strongly positive, Novak et al.'s (2018) direction, and it is positive within the true-label models too;
+within the random-label models it is negative (its interval is below 0 at the lower target). Novak et al.'s
+relation holds between conditions and among these small-data true-label models, not inside the memorised
+regime, and not across batch sizes on the full data.""",
     published=("Novak et al. 2018", "input-Jacobian norm grows with the generalization gap; large batches and "
                                     "random labels raise it"))
 
