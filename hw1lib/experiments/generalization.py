@@ -1173,7 +1173,8 @@ def summary_sharpness(h: dict) -> str:
     return (f"log-log slope of sharpness (L-BFGS-B) on batch at loss {t}: fixed lr "
             f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sharpness_lbfgsb'])}, linear lr "
             f"{_fmt_slope(h['slopes'][f'linear/{t}']['sharpness_lbfgsb'])}; Keskar's F1, large/small sharpness "
-            f"{f1.get('stop')} at their stopping rule (published {kf['ratios']['published']})")
+            f"{f1.get('stop')} after their training (stopping rule, or the epoch cap where it did not fire), "
+            f"published {kf['ratios']['published']}")
 
 
 RANDOM_LABELS = Experiment(
