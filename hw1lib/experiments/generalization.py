@@ -707,17 +707,12 @@ def h_interpolation(r, cfg) -> dict:
     return out
 
 
-def _reached_models(a, prefix: str = ""):
-    return a[f"{prefix}reached"].astype(bool)
-
-
 def h_batch_sweep(r, cfg) -> dict:
     a = r.arrays
     rules, targets = r.summary["lr_rules"], r.summary["targets"]
-    B = len(a["batch_size"])
     gap = a["test_loss"] - a["train_loss"]                                     # [B, T, R, S]
     agap = 100 * (a["train_acc"] - a["test_acc"])
-    ok = _reached_models(a)
+    ok = a["reached"].astype(bool)
     out = {"targets": targets, "lr_rules": rules, "ref_batch": cfg.ref_batch, "lr": cfg.lr,
            "max_epochs": cfg.max_epochs, "seeds": len(cfg.seeds), "cells": [], "per_seed": {}, "slopes": {}}
     for t, target in enumerate(targets):
@@ -779,7 +774,6 @@ def h_sharpness(r, cfg) -> dict:
     a = r.arrays
     eps = [float(e) for e in a["epsilons"]]
     sw = cfg.sweep
-    ok = None
     out = {"epsilons": eps, "lbfgsb_iters": cfg.lbfgsb_iters, "targets": list(sw.targets),
            "lr_rules": list(sw.lr_rules), "cells": [], "slopes": {},
            "per_seed": {}, "contrast_256_4096": {}}
