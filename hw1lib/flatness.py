@@ -2,11 +2,12 @@
 training losses or at a stopping rule, initial weights chosen apart from the
 batch order, and Keskar et al.'s (2017) network F1.
 
-`fit_to_targets` generalises `train.fit_to_loss` to several loss targets from
-one run (the weights kept the first time each target is met) and to a
-stopping rule (the weights at a member's lowest training loss, once it has
-not improved for `patience` epochs), so that a factorial over targets costs
-one run per cell, not one per target.
+`fit_to_targets` keeps every member at several loss targets from one run
+(the weights kept the first time each target is met) and at a stopping rule
+(the weights at a member's lowest training loss, once it has not improved
+for `patience` epochs), so that a factorial over targets costs one run per
+cell, not one per target; members that are done leave the ensemble, so a
+cell's slow members do not make its fast ones train on.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .ensemble import Ensemble
-from .train import MinibatchTrainer, _check_epoch, _raise_diverged, evaluate, make_adam, shuffle_generator
+from .train import (MinibatchTrainer, _check_epoch, _raise_diverged, evaluate, make_adam, shuffle_generator,
+                    subset_adam)
 
 STOP = "stop"      # the name of the stopping rule's row among the kept conditions
 
@@ -75,12 +77,15 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
       without a lower one (Keskar et al.'s "until the loss ceased to
       improve"); `reached` says whether the rule fired before `max_epochs`.
 
-    Training goes on until every member has met every condition, or for
+    A member that has met every condition stops training there; the others
+    train on as a smaller ensemble (each with its own Adam moments, learning
+    rate and batch order carried over, so its steps are those it would have
+    taken in the whole ensemble), until every member is done or for
     `max_epochs`. The training loss is evaluated after every epoch on all of
     `train` (in chunks of `chunk` samples). Returns (arrays, states):
       arrays: epochs, steps, reached, {train,test}_{loss,acc} [C, N] of the kept
         weights; loss_curve [E + 1, N] (the training loss after each epoch run,
-        row 0 at the start);
+        row 0 at the start; NaN once a member has stopped);
       states: {name: [C, N, *shape]} the kept weights.
     """
     N = len(ens)
@@ -88,8 +93,10 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     C = len(conds)
     if not C:
         raise ValueError("fit_to_targets needs a target or a patience.")
-    opt = make_adam(ens, lr)
-    trainer = MinibatchTrainer(ens, opt, train, batch_size, [shuffle_generator(s) for s in ens.seeds])
+    gens = [shuffle_generator(s) for s in ens.seeds]
+    active = np.arange(N)                     # members still training (indices into ens)
+    cur, cur_train, opt = ens, train, make_adam(ens, lr)
+    trainer = MinibatchTrainer(cur, opt, cur_train, batch_size, gens)
     kept = {k: v.detach().clone().unsqueeze(0).repeat(C, *[1] * v.dim()) for k, v in ens.params.items()}
     epochs = np.full((C, N), max_epochs)
     reached = np.zeros((C, N), bool)
@@ -101,26 +108,45 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
         for epoch in bar:
             steps, _ = trainer.epoch()
             start = _check_epoch(steps, epoch, start)
-            loss, _ = evaluate(ens, train, chunk)
-            _raise_diverged(torch.as_tensor(loss)[None], epoch)       # the kept weights must be finite too
+            loss = np.full(N, np.nan)
+            loss[active] = evaluate(cur, cur_train, chunk)[0]
+            _raise_diverged(torch.as_tensor(loss[active])[None], epoch)   # the kept weights must be finite too
             curve.append(loss)
+            now = np.zeros(N, bool)
+            now[active] = True
             for c, t in enumerate(targets):
-                new = (loss <= t) & ~reached[c]
-                _keep(kept, ens, c, new)
+                new = now & (loss <= t) & ~reached[c]
+                _keep(kept, cur, active, c, new)
                 epochs[c, new], reached[c] = epoch, reached[c] | new
             if patience:
-                better = (loss < best) & ~reached[-1]
-                _keep(kept, ens, C - 1, better)
+                better = now & (loss < best) & ~reached[-1]
+                _keep(kept, cur, active, C - 1, better)
                 best[better], best_epoch[better] = loss[better], epoch
                 epochs[-1, better] = epoch
-                reached[-1] |= epoch - best_epoch >= patience
-            bar.set_postfix(met=f"{reached.all(0).sum()}/{N}", loss=f"{loss.max():.3f}")
-            if reached.all():
+                reached[-1] |= now & (epoch - best_epoch >= patience)
+            done = reached.all(0)
+            bar.set_postfix(met=f"{done.sum()}/{N}", loss=f"{np.nanmax(loss):.3f}")
+            if done.all() or epoch == max_epochs:
                 break
+            if done[active].any():
+                # members that met every condition leave: the rest train on as a smaller ensemble, each
+                # with its own Adam state and batch order carried over (so exactly as before)
+                if cur is not ens:
+                    ens.assign(active.tolist(), cur)
+                keep = np.nonzero(~done[active])[0]
+                idx = torch.as_tensor(keep, device=train.x.device)
+                trainer.close()
+                sub = cur.subset(keep.tolist())
+                opt = subset_adam(opt, sub, idx)
+                cur_train = Split(train.x, train.y[active[keep]]) if train.y.dim() == 2 else train
+                active, cur, start = active[keep], sub, start[idx]
+                trainer = MinibatchTrainer(cur, opt, cur_train, batch_size, [gens[i] for i in active])
     finally:
         trainer.close()
+        if cur is not ens:
+            ens.assign(active.tolist(), cur)
     for c in range(len(targets)):       # a target not met: the last weights
-        _keep(kept, ens, c, ~reached[c])
+        _keep(kept, ens, np.arange(N), c, ~reached[c])
     out: dict[str, list] = {f"{s}_{m}": [] for s in ("train", "test") for m in ("loss", "acc")}
     with torch.no_grad():
         for c in range(C):
@@ -135,9 +161,12 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     return arrays, kept
 
 
-def _keep(kept: dict[str, torch.Tensor], ens: Ensemble, row: int, members: np.ndarray) -> None:
-    """kept[name][row, i] = member i's current weights, for the members flagged."""
+def _keep(kept: dict[str, torch.Tensor], cur: Ensemble, active: np.ndarray, row: int, members: np.ndarray) -> None:
+    """kept[name][row, i] = member i's current weights, for the members flagged
+    (a mask over all N members); `cur` holds the members `active`, in order."""
     if members.any():
-        mask = torch.as_tensor(members, device=next(iter(kept.values())).device)
-        for k, v in ens.params.items():
-            kept[k][row][mask] = v.detach()[mask]
+        dev = next(iter(kept.values())).device
+        to = torch.as_tensor(np.nonzero(members)[0], device=dev)
+        frm = torch.as_tensor(np.nonzero(members[active])[0], device=dev)
+        for k, v in cur.params.items():
+            kept[k][row][to] = v.detach()[frm]

@@ -69,6 +69,7 @@ class MemberLrAdam:
         if len(lrs) != len(ens):
             raise ConfigError(f"{len(lrs)} learning rates given for an ensemble of {len(ens)} members.")
         self.params = ens.parameters()
+        self.lrs = [float(r) for r in lrs]
         self.adam = _adam(ens, 1.0)
         rates = torch.tensor([float(r) for r in lrs], dtype=torch.float64)
         self.rates = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
@@ -336,16 +337,21 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     return result
 
 
-def _subset_adam(opt: torch.optim.Optimizer, sub: Ensemble, keep: torch.Tensor, lr: float) -> torch.optim.Adam:
+def subset_adam(opt: "torch.optim.Adam | MemberLrAdam", sub: Ensemble, keep: torch.Tensor
+                ) -> "torch.optim.Adam | MemberLrAdam":
     """A fresh Adam over `sub` (members `keep` of the ensemble `opt` steps) that
     carries on where `opt` was: its moments sliced to those members, its step
-    count copied. Adam is elementwise, so the kept members step on exactly as before."""
-    if not isinstance(opt, torch.optim.Adam):
-        raise ConfigError("Dropping converged members needs one learning rate for the whole ensemble.")
-    new = make_adam(sub, lr)
-    for old_p, new_p in zip(opt.param_groups[0]["params"], sub.parameters()):
-        state = opt.state[old_p]
-        new.state[new_p] = {k: (v[keep].clone() if k != "step" else v.clone()) for k, v in state.items()}
+    count copied, each member's learning rate kept. Adam is elementwise, so
+    the kept members step on exactly as before."""
+    if isinstance(opt, MemberLrAdam):
+        new = MemberLrAdam(sub, [opt.lrs[i] for i in keep.tolist()])
+        old_adam, new_adam = opt.adam, new.adam
+    else:
+        new = make_adam(sub, opt.param_groups[0]["lr"])
+        old_adam, new_adam = opt, new
+    for old_p, new_p in zip(old_adam.param_groups[0]["params"], sub.parameters()):
+        state = old_adam.state[old_p]
+        new_adam.state[new_p] = {k: (v[keep].clone() if k != "step" else v.clone()) for k, v in state.items()}
     return new
 
 
@@ -437,7 +443,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
             if len(keep) == 0:
                 break
             sub = ens.subset(active[keep].tolist())
-            opt = _subset_adam(opt, sub, keep, lr)
+            opt = subset_adam(opt, sub, keep)
             active, cur, cx, cy = active[keep], sub, cx[keep], cy[keep]
             seg_start = e
         bar.close()
@@ -446,54 +452,6 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
         out["grad_norm"] = gnorms.cpu().numpy()
     if stop is not None:
         out["stopped_at"] = stopped_at
-    return out
-
-
-def fit_to_loss(ens: Ensemble, train: Split, test: Split, *, target: float, max_epochs: int, batch_size: int,
-                lr: float | tuple[float, ...], progress: bool = False, desc: str = "train") -> dict[str, np.ndarray]:
-    """Train every member (Adam, cross-entropy, its own shuffling) until ITS loss on
-    the whole of `train` first falls to `target` or below, checked after every
-    epoch, and keep each member's weights from that epoch (the others train on;
-    a member's weights are put back at the end). A member that never gets there by
-    `max_epochs` keeps its last weights. Comparing models at a matched training
-    loss is what separates a property of the solution (sharpness, sensitivity)
-    from how far training got. Returns, per member: epochs, steps, reached and
-    the final {train,test}_{loss,acc} of the kept weights.
-
-    1-3c/d/e now train with `flatness.fit_to_targets` (several targets and a
-    stopping rule from one run); this single-target loop is the reference its
-    tests check it against, member for member and bit for bit."""
-    N = len(ens)
-    opt = make_adam(ens, lr)
-    trainer = MinibatchTrainer(ens, opt, train, batch_size, [shuffle_generator(s) for s in ens.seeds])
-    kept = {k: v.detach().clone() for k, v in ens.params.items()}
-    epochs = np.full(N, max_epochs)
-    reached = np.zeros(N, bool)
-    start = None
-    bar = tqdm(range(1, max_epochs + 1), desc=desc, disable=not progress, leave=False)
-    try:
-        for epoch in bar:
-            steps, _ = trainer.epoch()
-            start = _check_epoch(steps, epoch, start)
-            loss, _ = evaluate(ens, train)
-            _raise_diverged(torch.as_tensor(loss)[None], epoch)       # the kept weights must be finite too
-            new = (loss <= target) & ~reached
-            mask = torch.as_tensor(new, device=train.x.device)
-            for k, v in ens.params.items():
-                kept[k][mask] = v.detach()[mask]
-            epochs[new], reached = epoch, reached | new
-            bar.set_postfix(reached=f"{reached.sum()}/{N}", worst_loss=f"{loss[~reached].max() if (~reached).any() else 0:.3f}")
-            if reached.all():
-                break
-    finally:
-        trainer.close()
-    mask = torch.as_tensor(reached, device=train.x.device)
-    with torch.no_grad():
-        for k, v in ens.params.items():
-            v[mask] = kept[k][mask]
-    out = {"epochs": epochs, "steps": epochs * -(-len(train) // batch_size), "reached": reached}
-    for name, split in (("train", train), ("test", test)):
-        out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(ens, split)
     return out
 
 

@@ -1,6 +1,7 @@
 """The flatness sections' training (matched losses, the stopping rule, chosen
 initialisations, Keskar's F1) and their summary statistics, against oracles:
-the single-target loop in train.py, hand-made loss curves and analytic lines."""
+a plain PyTorch training loop, members trained alone, hand-made loss curves
+and analytic lines."""
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,8 @@ from hw1lib.experiments import experiment
 from hw1lib.experiments.generalization import barrier, rising_steps, seed_slopes, slice_rise
 from hw1lib.flatness import STOP, fit_to_targets, keskar_f1, seeded_ensemble
 from hw1lib.models import count_params, mlp
-from hw1lib.train import evaluate, fit_to_loss
+from hw1lib.ensemble import seeded_init
+from hw1lib.train import evaluate, shuffle_generator
 
 CPU = torch.device("cpu")
 BUILD = lambda: mlp(784, (16,), 10)  # noqa: E731
@@ -22,20 +24,65 @@ def _train(mnist, n=512):
     return Split(mnist.train.x[:n], mnist.train.y[:n]), Split(mnist.test.x[:256], mnist.test.y[:256])
 
 
-def test_one_target_keeps_what_the_single_target_loop_keeps(mnist):
-    """Oracle: train.fit_to_loss, the loop 1-3c/d used before, on the same members."""
+def _plain_fit(seed, lr, train, target, max_epochs, batch_size):
+    """Oracle: one ordinary nn.Module with its own torch.optim.Adam, its batches
+    drawn from the member's generator, kept the first epoch its full training
+    loss is <= target. Returns (epoch, reached, state_dict)."""
+    model = seeded_init(BUILD, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen, n = shuffle_generator(seed), len(train)
+    for epoch in range(1, max_epochs + 1):
+        perm = torch.randperm(n, generator=gen)
+        for s in range(0, n, batch_size):
+            idx = perm[s:s + batch_size]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
+            opt.step()
+        with torch.no_grad():
+            if torch.nn.functional.cross_entropy(model(train.x), train.y).item() <= target:
+                return epoch, True, model.state_dict()
+    return max_epochs, False, model.state_dict()
+
+
+def test_one_target_keeps_what_a_plain_training_loop_keeps(mnist):
+    """Oracle: each member trained alone by a plain PyTorch loop (per-member
+    learning rates, a member that misses the target)."""
     train, test = _train(mnist)
-    a, b = Ensemble(BUILD, [0, 1, 2], CPU), Ensemble(BUILD, [0, 1, 2], CPU)
-    ref = fit_to_loss(a, train, test, target=0.9, max_epochs=6, batch_size=64, lr=(1e-3, 3e-3, 1e-4))
-    got, states = fit_to_targets(b, train, test, targets=(0.9,), max_epochs=6, batch_size=64,
-                                 lr=(1e-3, 3e-3, 1e-4))
-    assert ref["reached"].any() and not ref["reached"].all()       # both kinds of member are covered
-    np.testing.assert_array_equal(got["reached"][0], ref["reached"])
-    np.testing.assert_array_equal(got["epochs"][0], ref["epochs"])
-    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
-        np.testing.assert_allclose(got[k][0], ref[k], rtol=1e-6)
-    for k, v in a.params.items():
-        torch.testing.assert_close(states[k][0], v.detach(), rtol=0, atol=0)
+    lrs = (1e-3, 3e-3, 1e-4)
+    got, states = fit_to_targets(Ensemble(BUILD, [0, 1, 2], CPU), train, test, targets=(0.9,), max_epochs=6,
+                                 batch_size=64, lr=lrs)
+    assert got["reached"][0].any() and not got["reached"][0].all()       # both kinds of member are covered
+    for i, lr in enumerate(lrs):
+        epoch, reached, ref = _plain_fit(i, lr, train, 0.9, 6, 64)
+        assert (got["epochs"][0, i], got["reached"][0, i]) == (epoch, reached)
+        for k, v in ref.items():
+            torch.testing.assert_close(states[k][0, i], v, rtol=1e-4, atol=1e-5)
+
+
+def test_members_that_are_done_leave_and_the_others_train_on_unchanged(mnist):
+    """A fast member (high rate) meets its targets first and stops training;
+    the slower ones train on in a smaller ensemble, their Adam moments, rates
+    and batch orders carried over: every member's kept weights equal those of
+    the member trained alone, to the bit, and the curve of each stopped member
+    ends where it stopped."""
+    train, test = _train(mnist)
+    lrs = (3e-3, 1e-3, 3e-4)
+    seeds = [4, 5, 6]
+    got, states = fit_to_targets(Ensemble(BUILD, seeds, CPU), train, test, targets=(1.2, 0.6), max_epochs=20,
+                                 batch_size=64, lr=lrs)
+    stop = got["epochs"].max(0)                          # the epoch each member met its last target (or the cap)
+    assert len(set(stop.tolist())) == 3, "the members must finish apart"
+    assert got["reached"][:, :2].all() and not got["reached"][1, 2]      # the slowest one misses 0.6 and trains on
+    curve = got["loss_curve"]
+    for i, (s, lr) in enumerate(zip(seeds, lrs)):
+        assert np.isfinite(curve[:stop[i] + 1, i]).all() and np.isnan(curve[stop[i] + 1:, i]).all()
+        alone, s1 = fit_to_targets(Ensemble(BUILD, [s], CPU), train, test, targets=(1.2, 0.6), max_epochs=20,
+                                   batch_size=64, lr=(lr,))
+        np.testing.assert_array_equal(alone["epochs"][:, 0], got["epochs"][:, i])
+        for k in states:
+            torch.testing.assert_close(states[k][:, i], s1[k][:, 0], rtol=0, atol=0)
+        for k in ("train_loss", "test_acc"):
+            np.testing.assert_array_equal(alone[k][:, 0], got[k][:, i])
 
 
 def test_several_targets_from_one_run_equal_one_run_per_target(mnist):

@@ -8,7 +8,8 @@ from hw1lib.ensemble import Ensemble, SliceMaxPool2d
 from hw1lib.errors import TrainingDiverged
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
-from hw1lib.train import evaluate, fit_classifier, fit_full_batch, fit_to_loss, make_adam
+from hw1lib.flatness import fit_to_targets
+from hw1lib.train import evaluate, fit_classifier, fit_full_batch, make_adam
 
 CPU = torch.device("cpu")
 
@@ -152,15 +153,15 @@ def test_finite_but_exploding_loss_is_divergence_naming_the_epoch(mnist):
     # the train-to-a-target-loss loop (1-3c/d/e) checks the same way
     ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
-        fit_to_loss(ens, train, train, target=1e-9, max_epochs=20, batch_size=32, lr=1.0)
+        fit_to_targets(ens, train, train, targets=(1e-9,), max_epochs=20, batch_size=32, lr=1.0)
 
 
-def test_fit_to_loss_stops_on_a_non_finite_step(mnist):
+def test_fit_to_targets_stops_on_a_non_finite_step(mnist):
     train = Split(mnist.train.x[:64].clone(), mnist.train.y[:64])
     train.x[5] = float("inf")
     ens = Ensemble(lambda: mlp(784, (8,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match="loss became nan in epoch 1 "):
-        fit_to_loss(ens, train, train, target=0.1, max_epochs=3, batch_size=64, lr=1e-3)
+        fit_to_targets(ens, train, train, targets=(0.1,), max_epochs=3, batch_size=64, lr=1e-3)
 
 
 def test_a_captured_step_refuses_a_learning_rate_changed_after_capture():

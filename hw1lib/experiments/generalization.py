@@ -409,13 +409,14 @@ def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> ca
                                  "labels": list(LABELS)})
 
 
-def batch_sweep_models(cfg: BatchSweepConfig, batch: int, progress: bool = True) -> Ensemble:
+def batch_sweep_models(cfg: BatchSweepConfig, batch: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
     """The trained models of one batch size of the sweep, from the cache: members
-    in the order (target, rule, seed)."""
+    in the order (target, rule, seed); and that batch size's unit result."""
     unit = split_units("batch_sweep_unit", dataclasses.replace(cfg, batch_sizes=(batch,)), (), _train_batch)[0]
     part = unit(progress)
     dev = torch.device(cfg.device)
-    return Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
+    ens = Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
+    return ens, part
 
 
 @dataclass(frozen=True)
@@ -510,15 +511,17 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     """One batch size of 1-3d: arrays sharpness [E, T, R, S] (Keskar
     epsilon-sharpness for each epsilon), sharpness_lbfgsb [T, R, S], top_eig
     [T, R, S] (largest Hessian eigenvalue of the training loss on the subset,
-    from Hessian-vector products)."""
+    from Hessian-vector products), reached [T, R, S] (the model met its target)."""
     dev = torch.device(cfg.device)
     (bs,) = cfg.sweep.batch_sizes
     data = load_mnist(dev)
-    ens = batch_sweep_models(cfg.sweep, bs, progress)
+    ens, part = batch_sweep_models(cfg.sweep, bs, progress)
     shape = (len(cfg.sweep.targets), len(cfg.sweep.lr_rules), len(cfg.sweep.seeds))
     out = _sharpness_of(cfg, mnist_mlp(cfg.sweep.hidden), ens, data.train.subset(cfg.loss_subset),
                         data.train.subset(cfg.hessian_subset), progress, f"1-3e batch {bs}")
-    return cache.Result({k: v.reshape(*v.shape[:-1], *shape) for k, v in out.items()}, {"batch_size": bs})
+    arrays = {k: v.reshape(*v.shape[:-1], *shape) for k, v in out.items()}
+    arrays["reached"] = part.arrays["reached"]          # whether each model met its target (1-3d's flag)
+    return cache.Result(arrays, {"batch_size": bs})
 
 
 def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
@@ -565,7 +568,7 @@ def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
 
 def assemble_sharpness(cfg: SharpnessConfig, parts: list[cache.Result]) -> cache.Result:
     """Arrays: batch_size [B], epsilons [E]; sharpness [B, E, T, R, S],
-    sharpness_lbfgsb and top_eig [B, T, R, S] (1-3d's models); for each Keskar
+    sharpness_lbfgsb, top_eig and reached [B, T, R, S] (1-3d's models); for each Keskar
     network n and regime r, keskar_{n}_{r}_{metric} (see `_compute_keskar`)."""
     B = len(cfg.sweep.batch_sizes)
     arrays = stack_units(parts[:B])
@@ -777,9 +780,7 @@ def h_sharpness(r, cfg) -> dict:
     out = {"epsilons": eps, "lbfgsb_iters": cfg.lbfgsb_iters, "targets": list(sw.targets),
            "lr_rules": list(sw.lr_rules), "cells": [], "slopes": {},
            "per_seed": {}, "contrast_256_4096": {}}
-    # the models' reached flags come from 1-3d (its cache)
-    bsw = experiment_result_1_3d(sw)
-    ok = bsw.arrays["reached"].astype(bool)                                    # [B, T, R, S]
+    ok = a["reached"].astype(bool)                        # [B, T, R, S]: whether each model met its target
     bsz = a["batch_size"]
     for t, target in enumerate(sw.targets):
         for ri, rule in enumerate(sw.lr_rules):
@@ -805,11 +806,6 @@ def h_sharpness(r, cfg) -> dict:
                                                     a["sharpness_lbfgsb"][i, t, ri].mean())
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
     return out
-
-
-def experiment_result_1_3d(sweep: BatchSweepConfig) -> cache.Result:
-    """1-3d's assembled result for these models (from the cache)."""
-    return assemble_batch_sweep(sweep, [u(False) for u in batch_sweep_units(sweep)])
 
 
 def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
