@@ -86,16 +86,21 @@ def save_figure(fig: plt.Figure, name: str, profile: str) -> None:
 
 
 def mean_spread(ax: plt.Axes | None, x: np.ndarray, runs: np.ndarray, *, label: str, color: str,
-                log: bool = False, ls: str = "-") -> plt.Axes:
+                log: bool = False, ls: str = "-", median: bool = False, lw: float = 1.4) -> plt.Axes:
     """Mean of `runs` [len(x), S] as a line (style `ls`), min-max over the S runs
     as a band, on `ax` (None: the current axes).
 
-    With log=True the mean is geometric (the right centre for losses on a log axis).
+    With log=True the mean is geometric (the right centre for losses on a log axis);
+    with median=True the line is the median over the runs instead (robust to one
+    run's spike at a given x, which the band still shows).
     """
     ax = plt.gca() if ax is None else ax
     runs = np.asarray(runs, dtype=float)
-    centre = np.exp(np.log(runs).mean(1)) if log else runs.mean(1)
-    ax.plot(x, centre, color=color, label=label, lw=1.4, ls=ls)
+    if median:
+        centre = np.median(runs, 1)
+    else:
+        centre = np.exp(np.log(runs).mean(1)) if log else runs.mean(1)
+    ax.plot(x, centre, color=color, label=label, lw=lw, ls=ls)
     if runs.shape[1] > 1:
         ax.fill_between(x, runs.min(1), runs.max(1), color=color, alpha=0.2, lw=0)
     if log:
