@@ -22,7 +22,9 @@ directory (set HW1LIB_RESULTS on both sides), e.g. Dask's
 results (`after` in the registry) start once those are done.
 
 Prints one line per experiment as it finishes and a table at the end, and
-writes `build/timings-<profile>-<device>.json`.
+writes `build/timings-<profile>-<device>.json`: after every unit that
+finishes (`"complete": false`), so that an interrupted run keeps the timings
+of what it computed, and once more at the end (`"complete": true`).
 """
 from __future__ import annotations
 
@@ -143,10 +145,13 @@ def _wait_any(futures: list) -> list:
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
             executor: Any = None, progress: bool = True,
             log: Callable[[str], None] = print, threads: int | None = None,
-            overrides: dict[str, dict[str, Any]] | None = None) -> dict:
+            overrides: dict[str, dict[str, Any]] | None = None,
+            checkpoint: Callable[[dict], None] | None = None) -> dict:
     """Fill the cache for the selected experiments of `profile`; returns the
     timings record (also what `main` writes to the timings file). overrides:
-    {experiment: {field: value}} on top of the profile (`--set`)."""
+    {experiment: {field: value}} on top of the profile (`--set`). checkpoint:
+    called with the record so far (`complete` False) after every unit that
+    finishes, so that an interrupted run keeps the timings of what it did."""
     dev = resolve_device(device)                 # the one place a run resolves its device
     REGISTRY = experiments.REGISTRY
     log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}")
@@ -233,6 +238,14 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
             if left[e.name] == 0:
                 finish(e.name)
 
+    commit = git_commit()
+
+    def record_now(complete: bool) -> dict:
+        return {"device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
+                "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
+                "experiments": dict(seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
+                "units": dict(unit_seconds), "cached_units": len(cached_units), "failures": dict(failures)}
+
     try:
         start_ready()
         while futures:
@@ -249,19 +262,20 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                     left[name] -= 1
                     if left[name] == 0:
                         finish(name)
-    except BaseException:   # Ctrl-C included: stop now, keep what finished
+                if checkpoint is not None:
+                    checkpoint(record_now(False))
+    except BaseException:   # Ctrl-C included: stop now, keep what finished (its cache entries and timings)
+        for fut, u in futures.items():       # finished, but not yet looked at (inline units, all of them)
+            if isinstance(fut, cf.Future) and fut.done() and not fut.cancelled() and fut.exception() is None:
+                unit_seconds[str(u)] = round(fut.result(), 2)
+        if checkpoint is not None and unit_seconds:
+            checkpoint(record_now(False))
         for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
             stop_workers(ex)
         raise
     for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
         ex.shutdown(wait=True)
-    total = round(time.perf_counter() - t_start, 2)
-    record = {
-        "device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__, "commit": git_commit(),
-        "profile": profile, "jobs": jobs, "experiments": seconds, "total_seconds": total,
-        "units": unit_seconds, "cached_units": len(cached_units), "failures": failures,
-    }
-    return record
+    return record_now(True)
 
 
 def current_versions() -> dict[str, set[str]]:
@@ -302,6 +316,11 @@ def describe_device(dev: torch.device) -> str:
 
 def timings_path(profile: str, device_type: str) -> Path:
     return build_dir() / f"timings-{profile}-{device_type}.json"
+
+
+def timings_out(args, record: dict) -> Path:
+    """Where a run's timings go: --out, or build/timings-<profile>-<device>.json."""
+    return Path(args.out) if args.out else timings_path(args.profile, record["device_type"])
 
 
 def _terminate(signum, frame) -> None:
@@ -356,8 +375,12 @@ def _main(args) -> int:
         overrides = experiments.overrides(args.set, args.profile, args.device)   # checked before anything runs
         if args.jobs < 1:
             raise ConfigError("--jobs must be 1 or more.")
+        def checkpoint(rec: dict) -> None:   # an interrupted run keeps the timings of the units it finished
+            write_atomic(timings_out(args, rec), json.dumps(rec, indent=2))
+
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
-                         log=lambda s: print(s, flush=True), threads=args.threads, overrides=overrides)
+                         log=lambda s: print(s, flush=True), threads=args.threads, overrides=overrides,
+                         checkpoint=checkpoint)
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -365,7 +388,7 @@ def _main(args) -> int:
     for name, s in record["experiments"].items():
         print(f"{name:<12} {s:>8.1f}")
     print(f"{'total (wall)':<12} {record['total_seconds']:>8.1f}   ({record['cached_units']} units from cache)")
-    out = Path(args.out) if args.out else timings_path(args.profile, record["device_type"])
+    out = timings_out(args, record)
     if record["units"] or not out.exists():
         write_atomic(out, json.dumps(record, indent=2))
         print(f"timings -> {shown(out)}")

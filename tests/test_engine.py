@@ -319,6 +319,28 @@ def test_failed_unit_is_reported_and_others_finish(tmp_path, monkeypatch):
     assert experiment("1-3a").run(experiment("1-3a").make_config("smoke", "cpu"), progress=False).from_cache
 
 
+def test_an_interrupted_run_keeps_the_timings_of_the_units_it_finished(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) in the middle of a run: the timings file already
+    holds every unit that finished, marked incomplete; a finished run marks it complete."""
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / "timings.json"
+
+    def interrupt(cfg, progress):
+        raise KeyboardInterrupt
+
+    with_compute(monkeypatch, "1-3a", lambda real: interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--profile", "smoke", "--device", "cpu", "--only", "1-2b,1-3a", "--no-progress", "--out", str(out)])
+    rec = json.loads(out.read_text())
+    assert rec["complete"] is False and [u.split("/")[0] for u in rec["units"]] == ["grad_norm"]
+    assert next(iter(rec["units"].values())) > 0
+    monkeypatch.undo()
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
+    assert main(["--profile", "smoke", "--device", "cpu", "--only", "1-3a", "--no-progress", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["complete"] is True and [u.split("/")[0] for u in rec["units"]] == ["random_labels"]
+
+
 def test_an_experiment_starts_once_what_it_reads_is_done(tmp_path, monkeypatch):
     """1-2d reads 1-2a's runs: it must start when 1-2a is done, while 1-3b's
     units (held back here until 1-2d has finished) are still running."""
