@@ -107,10 +107,10 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     try:
         for epoch in bar:
             steps, _ = trainer.epoch()
-            start = _check_epoch(steps, epoch, start)
+            start = _check_epoch(steps, epoch, start, members=active)
             loss = np.full(N, np.nan)
             loss[active] = evaluate(cur, cur_train, chunk)[0]
-            _raise_diverged(torch.as_tensor(loss[active])[None], epoch)   # the kept weights must be finite too
+            _raise_diverged(torch.as_tensor(loss[active])[None], epoch, members=active)   # kept weights: finite too
             curve.append(loss)
             now = np.zeros(N, bool)
             now[active] = True

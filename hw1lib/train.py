@@ -106,9 +106,12 @@ GROWTH_LIMIT = 1e3   # a loss this many times its starting value has diverged, e
 
 
 def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch",
-                    start: torch.Tensor | None = None) -> None:
+                    start: torch.Tensor | None = None, members: Sequence[int] | None = None) -> None:
     """losses [T, N]: raise naming the first row that is non-finite or, given
-    each member's starting loss `start` [N], more than GROWTH_LIMIT times it."""
+    each member's starting loss `start` [N], more than GROWTH_LIMIT times it.
+    members: the ensemble indices of the N columns, when they are the members
+    still training of a larger ensemble (the error names the member as the
+    caller knows it)."""
     bad = ~torch.isfinite(losses)
     if start is not None:
         bad |= losses > GROWTH_LIMIT * start.clamp_min(1e-12)
@@ -118,17 +121,19 @@ def _raise_diverged(losses: torch.Tensor, first_epoch: int, what: str = "epoch",
         how = (f"became {value}" if not math.isfinite(value) else
                f"grew from {start[model].item():.3g} to {value:.3g}")
         raise TrainingDiverged(
-            f"Training diverged: the loss {how} in {what} {first_epoch + row} (model {model}); "
+            f"Training diverged: the loss {how} in {what} {first_epoch + row} "
+            f"(model {model if members is None else int(members[model])}); "
             "lower the learning rate or check the data."
         )
 
 
-def _check_epoch(losses: torch.Tensor, epoch: int, start: torch.Tensor | None) -> torch.Tensor:
+def _check_epoch(losses: torch.Tensor, epoch: int, start: torch.Tensor | None,
+                 members: Sequence[int] | None = None) -> torch.Tensor:
     """The one host sync of a minibatch epoch: raise if any step's loss [steps, N]
     is non-finite or the worst is far above the first step's. Returns the start
     (the first epoch's first-step losses [N]), to pass back next epoch."""
     start = losses[0] if start is None else start
-    _raise_diverged(losses.amax(0, keepdim=True), epoch, start=start)     # amax keeps NaN
+    _raise_diverged(losses.amax(0, keepdim=True), epoch, start=start, members=members)   # amax keeps NaN
     return start
 
 
@@ -421,7 +426,8 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
                 e += 1
                 if e % check_every == 0 or e == epochs:
                     start = max(seg_start, e - check_every)
-                    _raise_diverged(seg[start:e], start + 1, start=losses[0, active] if seg_start else seg[0])
+                    _raise_diverged(seg[start:e], start + 1, start=losses[0, active] if seg_start else seg[0],
+                                    members=active.tolist())
                     losses[start:e, active] = seg[start:e]
                     if record_grad_norm:
                         gnorms[start:e, active] = seg_g[start:e]

@@ -9,7 +9,7 @@ from hw1lib.errors import TrainingDiverged
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
 from hw1lib.flatness import fit_to_targets
-from hw1lib.train import evaluate, fit_classifier, fit_full_batch, make_adam
+from hw1lib.train import _raise_diverged, evaluate, fit_classifier, fit_full_batch, make_adam
 
 CPU = torch.device("cpu")
 
@@ -154,6 +154,16 @@ def test_finite_but_exploding_loss_is_divergence_naming_the_epoch(mnist):
     ens = Ensemble(lambda: mlp(784, (32,), 10), [0], CPU)
     with pytest.raises(TrainingDiverged, match=r"grew from .* in epoch \d+"):
         fit_to_targets(ens, train, train, targets=(1e-9,), max_epochs=20, batch_size=32, lr=1.0)
+
+
+def test_divergence_names_the_member_as_the_caller_knows_it():
+    """Once members have left an ensemble, column i of the losses is member
+    members[i]: the error names that member, not the column."""
+    losses = torch.tensor([[0.5, 0.4], [0.5, float("nan")]])
+    with pytest.raises(TrainingDiverged, match=r"in epoch 4 \(model 1\)"):
+        _raise_diverged(losses, 3)
+    with pytest.raises(TrainingDiverged, match=r"in epoch 4 \(model 7\)"):
+        _raise_diverged(losses, 3, members=[2, 7])
 
 
 def test_fit_to_targets_stops_on_a_non_finite_step(mnist):
