@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .data import Split
 from .ensemble import Ensemble
 from .train import (MinibatchTrainer, _check_epoch, _raise_diverged, evaluate, make_adam, shuffle_generator,
-                    subset_adam)
+                    train_on_without)
 
 STOP = "stop"      # the name of the stopping rule's row among the kept conditions
 
@@ -134,12 +134,10 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
                 if cur is not ens:
                     ens.assign(active.tolist(), cur)
                 keep = np.nonzero(~done[active])[0]
-                idx = torch.as_tensor(keep, device=train.x.device)
                 trainer.close()
-                sub = cur.subset(keep.tolist())
-                opt = subset_adam(opt, sub, idx)
-                cur_train = Split(train.x, train.y[active[keep]]) if train.y.dim() == 2 else train
-                active, cur, start = active[keep], sub, start[idx]
+                start = start[torch.as_tensor(keep, device=start.device)]
+                cur, opt, active = train_on_without(ens, active, keep, opt)
+                cur_train = Split(train.x, train.y[active]) if train.y.dim() == 2 else train
                 trainer = MinibatchTrainer(cur, opt, cur_train, batch_size, [gens[i] for i in active])
     finally:
         trainer.close()

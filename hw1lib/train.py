@@ -71,7 +71,7 @@ class MemberLrAdam:
         self.params = ens.parameters()
         self.lrs = [float(r) for r in lrs]
         self.adam = _adam(ens, 1.0)
-        rates = torch.tensor([float(r) for r in lrs], dtype=torch.float64)
+        rates = torch.tensor(self.lrs, dtype=torch.float64)
         self.rates = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -360,6 +360,17 @@ def subset_adam(opt: "torch.optim.Adam | MemberLrAdam", sub: Ensemble, keep: tor
     return new
 
 
+def train_on_without(ens: Ensemble, active, keep, opt: "torch.optim.Adam | MemberLrAdam"):
+    """Members leave a training ensemble: of the members `active` (indices into
+    `ens`, whose weights `ens` holds now), those at positions `keep` train on.
+    Returns (the smaller ensemble, its Adam carried over by `subset_adam`, their
+    indices into `ens`). The one way fit_full_batch and flatness.fit_to_targets
+    drop members that are done."""
+    keep = np.asarray(keep)
+    sub = ens.subset([int(active[i]) for i in keep])
+    return sub, subset_adam(opt, sub, torch.as_tensor(keep, device=ens.device)), active[keep]
+
+
 def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
                    progress: bool = True, desc: str = "fit", check_every: int = 200,
                    record_grad_norm: bool = False, graphs: bool | None = None,
@@ -445,12 +456,11 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
             if done is None:
                 break
             stopped_at[active.cpu().numpy()[done]] = e
-            keep = torch.as_tensor(np.nonzero(~done)[0], device=dev)
+            keep = np.nonzero(~done)[0]
             if len(keep) == 0:
                 break
-            sub = ens.subset(active[keep].tolist())
-            opt = subset_adam(opt, sub, keep)
-            active, cur, cx, cy = active[keep], sub, cx[keep], cy[keep]
+            cur, opt, active = train_on_without(ens, active, keep, opt)
+            cx, cy = cx[torch.as_tensor(keep, device=dev)], cy[torch.as_tensor(keep, device=dev)]
             seg_start = e
         bar.close()
     out = {"loss": losses.cpu().numpy()}
