@@ -102,12 +102,14 @@ def _bounds(name: str, kind: type) -> tuple[float, float, bool, str]:
     if kind is float:
         if name == "lr" or name.endswith("_lr"):
             return 0.0, 1.0, False, "a number in (0, 1]"
-        if name == "label_noise":
+        if name in ("label_noise", "fractions"):
             return 0.0, 1.0, True, "a number in [0, 1]"
+        if name == "fit_acc":
+            return 0.0, 1.0, False, "a number in (0, 1]"
         if name == "margin":
             return 0.0, math.inf, True, "a number >= 0"
         return 0.0, math.inf, False, "a positive number"
-    if "seed" in name or name in ("run", "first_run"):
+    if "seed" in name or name in ("run", "first_run", "label_draws"):
         return 0, math.inf, True, "an integer >= 0"
     return 1, math.inf, True, "an integer >= 1"
 

@@ -64,14 +64,15 @@ def seeded_ensemble(build: Callable[[], nn.Module], init_seeds: Sequence[int], o
 
 def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequence[float], max_epochs: int,
                    batch_size: int, lr: float | Sequence[float], patience: int | None = None,
-                   chunk: int | None = None, progress: bool = False, desc: str = "train"
+                   on: str = "loss", chunk: int | None = None, progress: bool = False, desc: str = "train"
                    ) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
     """Train every member (Adam, cross-entropy, its own shuffling) and keep its
     weights at each of C conditions:
 
     - each target t in `targets`: the first epoch at which ITS loss on the
-      whole of `train` is <= t (a member that never gets there by `max_epochs`
-      keeps its last weights, and `reached` says so);
+      whole of `train` is <= t (with on="acc": its accuracy on the whole of
+      `train`, against its own labels, is >= t); a member that never gets
+      there by `max_epochs` keeps its last weights, and `reached` says so;
     - with `patience`, the stopping rule (`STOP`, the last row): the weights at
       the member's lowest training loss, once `patience` epochs have passed
       without a lower one (Keskar et al.'s "until the loss ceased to
@@ -84,10 +85,13 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     `max_epochs`. The training loss is evaluated after every epoch on all of
     `train` (in chunks of `chunk` samples). Returns (arrays, states):
       arrays: epochs, steps, reached, {train,test}_{loss,acc} [C, N] of the kept
-        weights; loss_curve [E + 1, N] (the training loss after each epoch run,
-        row 0 at the start; NaN once a member has stopped);
+        weights; loss_curve, acc_curve [E + 1, N] (the training loss and
+        accuracy after each epoch run, row 0 at the start; NaN once a member
+        has stopped);
       states: {name: [C, N, *shape]} the kept weights.
     """
+    if on not in ("loss", "acc"):
+        raise ValueError(f"fit_to_targets: on must be 'loss' or 'acc', not {on!r}.")
     N = len(ens)
     conds = list(targets) + ([STOP] if patience else [])
     C = len(conds)
@@ -100,7 +104,8 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     kept = {k: v.detach().clone().unsqueeze(0).repeat(C, *[1] * v.dim()) for k, v in ens.params.items()}
     epochs = np.full((C, N), max_epochs)
     reached = np.zeros((C, N), bool)
-    curve = [evaluate(ens, train, chunk)[0]]
+    loss0, acc0 = evaluate(ens, train, chunk)
+    curve, acc_curve = [loss0], [acc0]
     best, best_epoch = curve[0].copy(), np.zeros(N, int)
     start = None
     bar = tqdm(range(1, max_epochs + 1), desc=desc, disable=not progress, leave=False)
@@ -108,14 +113,16 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
         for epoch in bar:
             steps, _ = trainer.epoch()
             start = _check_epoch(steps, epoch, start, members=active)
-            loss = np.full(N, np.nan)
-            loss[active] = evaluate(cur, cur_train, chunk)[0]
+            loss, acc = np.full(N, np.nan), np.full(N, np.nan)
+            loss[active], acc[active] = evaluate(cur, cur_train, chunk)
             _raise_diverged(torch.as_tensor(loss[active])[None], epoch, members=active)   # kept weights: finite too
-            curve.append(loss)
+            curve.append(loss), acc_curve.append(acc)
             now = np.zeros(N, bool)
             now[active] = True
+            with np.errstate(invalid="ignore"):
+                met = [(loss <= t) if on == "loss" else (acc >= t) for t in targets]
             for c, t in enumerate(targets):
-                new = now & (loss <= t) & ~reached[c]
+                new = now & met[c] & ~reached[c]
                 _keep(kept, cur, active, c, new)
                 epochs[c, new], reached[c] = epoch, reached[c] | new
             if patience:
@@ -155,7 +162,7 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
                 out[f"{name}_loss"].append(loss), out[f"{name}_acc"].append(acc)
     arrays = {k: np.stack(v) for k, v in out.items()}
     arrays |= {"epochs": epochs, "steps": epochs * -(-len(train) // batch_size), "reached": reached,
-               "loss_curve": np.stack(curve)}
+               "loss_curve": np.stack(curve), "acc_curve": np.stack(acc_curve)}
     return arrays, kept
 
 

@@ -105,6 +105,28 @@ def positive_ci(x, level: float = 0.95) -> dict:
     return {"mean": float(x.mean()), "lo": lo, "hi": hi, "n": int(len(x))}
 
 
+def geometric_ci(x, groups=None, level: float = 0.95) -> dict:
+    """Geometric mean of positive values x [n] (ratios, such as a slowdown)
+    and the Student-t interval of their mean logarithm, mapped back. With
+    `groups` (one label per value), values that share a label (runs on one
+    random labelling) are not independent: each group's mean logarithm counts
+    as one observation, the centre is the mean of those and the interval has
+    (groups - 1) degrees of freedom. Returns {gmean, lo, hi, n, groups}; NaN
+    bounds with a single observation."""
+    x = np.asarray(x, dtype=float).ravel()
+    if not len(x) or (x <= 0).any() or not np.isfinite(x).all():
+        raise ValueError("geometric_ci takes at least one finite value above 0.")
+    logs = np.log(x)
+    if groups is None:
+        obs = logs
+    else:
+        g = np.asarray(groups).ravel()
+        obs = np.array([logs[g == k].mean() for k in np.unique(g)])
+    m, h = mean_ci(obs, level=level)
+    return {"gmean": float(np.exp(m)), "lo": float(np.exp(m - h)), "hi": float(np.exp(m + h)), "n": int(len(x)),
+            "groups": int(len(obs))}
+
+
 def fmt_interval(d: dict, digits: int = 2, scale: float = 1.0) -> str:
     """'99.42 [98.10, 99.80] (n = 5)' from a proportion_ci / positive_ci result
     (times `scale`, e.g. 100 for percent); just the mean where there is no interval."""
@@ -153,6 +175,20 @@ def first_at_least(values, level: float) -> int | None:
     """The first index where `values` >= level (an epoch), or None if never."""
     hit = np.nonzero(np.asarray(values) >= level)[0]
     return int(hit[0]) if len(hit) else None
+
+
+def crossing(values, level: float) -> float:
+    """Where a curve sampled at 0, 1, 2, ... (epochs) first reaches `level`,
+    interpolated linearly between the sample below and the first at or above
+    it: 0.0 if it starts there, NaN if it never gets there (NaN samples never
+    count as reaching it)."""
+    v = np.asarray(values, dtype=float)
+    i = first_at_least(v, level)
+    if i is None:
+        return float("nan")
+    if i == 0:
+        return 0.0
+    return float(i - 1 + (level - v[i - 1]) / (v[i] - v[i - 1]))
 
 
 def last_window_drop(curve, window: float = 0.1) -> float:

@@ -24,10 +24,11 @@ def _train(mnist, n=512):
     return Split(mnist.train.x[:n], mnist.train.y[:n]), Split(mnist.test.x[:256], mnist.test.y[:256])
 
 
-def _plain_fit(seed, lr, train, target, max_epochs, batch_size):
+def _plain_fit(seed, lr, train, target, max_epochs, batch_size, on="loss"):
     """Oracle: one ordinary nn.Module with its own torch.optim.Adam, its batches
     drawn from the member's generator, kept the first epoch its full training
-    loss is <= target. Returns (epoch, reached, state_dict)."""
+    loss is <= target (on="acc": its training accuracy is >= target). Returns
+    (epoch, reached, state_dict)."""
     model = seeded_init(BUILD, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen, n = shuffle_generator(seed), len(train)
@@ -39,7 +40,9 @@ def _plain_fit(seed, lr, train, target, max_epochs, batch_size):
             torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
             opt.step()
         with torch.no_grad():
-            if torch.nn.functional.cross_entropy(model(train.x), train.y).item() <= target:
+            out = model(train.x)
+            if (torch.nn.functional.cross_entropy(out, train.y).item() <= target if on == "loss" else
+                    (out.argmax(1) == train.y).double().mean().item() >= target):
                 return epoch, True, model.state_dict()
     return max_epochs, False, model.state_dict()
 
@@ -57,6 +60,32 @@ def test_one_target_keeps_what_a_plain_training_loop_keeps(mnist):
         assert (got["epochs"][0, i], got["reached"][0, i]) == (epoch, reached)
         for k, v in ref.items():
             torch.testing.assert_close(states[k][0, i], v, rtol=1e-4, atol=1e-5)
+
+
+def test_an_accuracy_target_on_labels_of_each_members_own(mnist):
+    """on="acc" (1-3a's fit rule): a member's weights are kept, and it leaves,
+    the first epoch its training accuracy against ITS labels reaches the
+    target. Oracle: the plain loop on that member's labels; a member on random
+    labels misses the target and says so."""
+    from hw1lib.data import random_labels
+
+    train, test = _train(mnist)
+    y = torch.stack([train.y, random_labels(train.y, 0), train.y])
+    lrs = (3e-3, 3e-3, 3e-4)
+    got, states = fit_to_targets(Ensemble(BUILD, [0, 1, 2], CPU), Split(train.x, y), test, targets=(0.8,),
+                                 on="acc", max_epochs=6, batch_size=64, lr=lrs)
+    assert got["reached"][0, 0] and not got["reached"][0, 1]
+    for i, lr in enumerate(lrs):
+        epoch, reached, ref = _plain_fit(i, lr, Split(train.x, y[i]), 0.8, 6, 64, on="acc")
+        assert (got["epochs"][0, i], got["reached"][0, i]) == (epoch, reached)
+        for k, v in ref.items():
+            torch.testing.assert_close(states[k][0, i], v, rtol=1e-4, atol=1e-5)
+        acc = got["acc_curve"][:, i]
+        assert (acc[:epoch] < 0.8).all() and (acc[epoch] >= 0.8) == reached
+        assert got["train_acc"][0, i] == acc[epoch]          # the kept weights' accuracy, against its labels
+    with pytest.raises(ValueError, match="on must be"):
+        fit_to_targets(Ensemble(BUILD, [0], CPU), train, test, targets=(0.5,), on="accuracy", max_epochs=1,
+                       batch_size=64, lr=1e-3)
 
 
 def test_members_that_are_done_leave_and_the_others_train_on_unchanged(mnist):

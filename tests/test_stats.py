@@ -89,6 +89,33 @@ def test_a_skewed_handful_of_seeds_keeps_the_mean_inside_its_interval():
     assert d["lo"] <= d["mean"] <= d["hi"] < 1
 
 
+def test_geometric_interval_is_the_t_interval_of_the_logs_and_groups_count_once():
+    x = np.array([2.0, 3.0, 5.0, 4.0, 8.0, 6.0])
+    out = stats.geometric_ci(x)
+    lo, hi = sps.t.interval(0.95, len(x) - 1, loc=np.log(x).mean(), scale=sps.sem(np.log(x)))
+    assert out["gmean"] == pytest.approx(np.exp(np.log(x).mean()))
+    assert (out["lo"], out["hi"]) == pytest.approx((np.exp(lo), np.exp(hi))) and out["groups"] == 6
+    # grouped: each group's mean log is one observation, (groups - 1) degrees of freedom
+    g = np.array([0, 0, 1, 1, 2, 2])
+    means = np.array([np.log(x[g == k]).mean() for k in range(3)])
+    grouped = stats.geometric_ci(x, groups=g)
+    lo, hi = sps.t.interval(0.95, 2, loc=means.mean(), scale=sps.sem(means))
+    assert (grouped["lo"], grouped["hi"]) == pytest.approx((np.exp(lo), np.exp(hi)))
+    assert grouped["groups"] == 3 and grouped["n"] == 6 and grouped["hi"] - grouped["lo"] > out["hi"] - out["lo"]
+    one = stats.geometric_ci([3.0])
+    assert one["gmean"] == pytest.approx(3.0) and np.isnan(one["lo"]) and np.isnan(one["hi"])
+    for bad in ([1.0, 0.0], [1.0, np.nan], []):
+        with pytest.raises(ValueError):
+            stats.geometric_ci(bad)
+
+
+def test_crossing_interpolates_between_epochs():
+    assert stats.crossing([0.5, 0.9, 1.0], 0.99) == pytest.approx(1.9)
+    assert stats.crossing([0.995, 1.0], 0.99) == 0.0
+    assert np.isnan(stats.crossing([0.1, 0.5, np.nan], 0.99))
+    assert stats.crossing([0.2, 0.4, 0.99], 0.99) == 2.0
+
+
 def test_bootstrap_of_an_everywhere_undefined_statistic_is_nan_not_an_error():
     lo, hi = stats.bootstrap_ci(stats.spearman, np.ones(6), np.arange(6.0))
     assert np.isnan(lo) and np.isnan(hi)
