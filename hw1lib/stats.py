@@ -26,6 +26,41 @@ def mean_ci(x, axis: int = -1, level: float = 0.95) -> tuple[np.ndarray, np.ndar
     return mean, sem * stats.t.ppf(0.5 + level / 2, n - 1)
 
 
+def crossed_mean_ci(y, level: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width of its t-interval) of a table y [R, C] whose rows and
+    columns are crossed random factors: every seed (column) runs on every
+    random labelling (row), so the row means share the seeds and the column
+    means share the labellings, and an interval over either alone misses the
+    other's spread. Two-way random-effects ANOVA without replication: the
+    variance of the grand mean is s_r^2 / R + s_c^2 / C + s_e^2 / (R C), the
+    components estimated from the mean squares and truncated at 0; degrees of
+    freedom by Satterthwaite. One row or one column: the ordinary t-interval
+    over the other (NaN half-width for a single value)."""
+    from scipy import stats
+
+    y = np.asarray(y, dtype=float)
+    R, C = y.shape
+    if R == 1 or C == 1:
+        m, h = mean_ci(y.ravel(), level=level)
+        return float(m), float(h)
+    m = y.mean()
+    rows, cols = y.mean(1), y.mean(0)
+    ms_r = C * ((rows - m) ** 2).sum() / (R - 1)
+    ms_c = R * ((cols - m) ** 2).sum() / (C - 1)
+    ms_e = ((y - rows[:, None] - cols[None, :] + m) ** 2).sum() / ((R - 1) * (C - 1))
+    # Var(mean) = sum of a_i MS_i / (R C): a row (column) component truncated at 0 drops its mean square and
+    # gives back the residual's share
+    keep_r, keep_c = int(ms_r > ms_e), int(ms_c > ms_e)
+    terms = [(ms_r, R - 1)] * keep_r + [(ms_c, C - 1)] * keep_c
+    a_e = 1 - keep_r - keep_c
+    var_sum = sum(ms for ms, _ in terms) + a_e * ms_e
+    if var_sum <= 0:
+        return float(m), 0.0
+    df_den = sum(ms ** 2 / df for ms, df in terms) + (a_e * ms_e) ** 2 / ((R - 1) * (C - 1))
+    df = var_sum ** 2 / df_den
+    return float(m), float(np.sqrt(var_sum / (R * C)) * stats.t.ppf(0.5 + level / 2, df))
+
+
 def bootstrap_ci(stat: Callable[..., float], *samples, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of `stat(*samples)`, resampling the rows of
@@ -66,28 +101,32 @@ def wilson_ci(k, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def _t_interval_on(transformed: np.ndarray, back, mean: float, level: float) -> tuple[float, float]:
-    """Student-t interval of the mean of the `transformed` values, mapped back,
-    and widened (never narrowed) to contain `mean`, the plain mean quoted
-    beside it: a skewed handful of seeds (one run far below the others) can
-    otherwise leave it outside."""
-    m, h = mean_ci(transformed, level=level)
+    """Student-t interval of the mean of the `transformed` values (a table
+    [R, C] of crossed factors: `crossed_mean_ci`), mapped back, and widened
+    (never narrowed) to contain `mean`, the plain mean quoted beside it: a
+    skewed handful of seeds (one run far below the others) can otherwise leave
+    it outside."""
+    m, h = crossed_mean_ci(transformed, level) if transformed.ndim == 2 else mean_ci(transformed, level=level)
     return min(float(back(m - h)), mean), max(float(back(m + h)), mean)
 
 
 def proportion_ci(p, n_items: int | None = None, level: float = 0.95) -> dict:
-    """Mean of proportions p [S] (one per seed, each a fraction of n_items) and
-    the t-interval of their logits mapped back to [0, 1]. A proportion of 0 or
-    1 has no logit: it counts as half an item from the bound (1 / (2 n_items);
-    1e-6 without n_items). One seed: Wilson's interval for its n_items trials
-    (NaN bounds without n_items). Returns {mean, lo, hi, n}."""
+    """Mean of proportions p [S] (one per seed, each a fraction of n_items), or
+    of a table p [R, C] of crossed factors (labellings x seeds, see
+    `crossed_mean_ci`), and the t-interval of their logits mapped back to
+    [0, 1]. A proportion of 0 or 1 has no logit: it counts as half an item
+    from the bound (1 / (2 n_items); 1e-6 without n_items). One run: Wilson's
+    interval for its n_items trials (NaN bounds without n_items). Returns
+    {mean, lo, hi, n}."""
     from scipy.special import expit, logit
 
-    p = np.asarray(p, dtype=float).ravel()
+    p = np.asarray(p, dtype=float)
+    p = p if p.ndim == 2 and min(p.shape) > 1 else p.ravel()
     if ((p < 0) | (p > 1)).any():
         raise ValueError("proportion_ci takes proportions in [0, 1] (an accuracy in percent: divide by 100).")
-    out = {"mean": float(p.mean()), "n": int(len(p))}
-    if len(p) < 2:
-        lo, hi = wilson_ci(round(p[0] * n_items), n_items, level) if n_items else (float("nan"),) * 2
+    out = {"mean": float(p.mean()), "n": int(p.size)}
+    if p.size < 2:
+        lo, hi = wilson_ci(round(p.ravel()[0] * n_items), n_items, level) if n_items else (float("nan"),) * 2
         return out | {"lo": lo, "hi": hi}
     eps = 0.5 / n_items if n_items else 1e-6
     lo, hi = _t_interval_on(logit(np.clip(p, eps, 1 - eps)), expit, out["mean"], level)
@@ -105,26 +144,39 @@ def positive_ci(x, level: float = 0.95) -> dict:
     return {"mean": float(x.mean()), "lo": lo, "hi": hi, "n": int(len(x))}
 
 
-def geometric_ci(x, groups=None, level: float = 0.95) -> dict:
-    """Geometric mean of positive values x [n] (ratios, such as a slowdown)
-    and the Student-t interval of their mean logarithm, mapped back. With
-    `groups` (one label per value), values that share a label (runs on one
-    random labelling) are not independent: each group's mean logarithm counts
-    as one observation, the centre is the mean of those and the interval has
-    (groups - 1) degrees of freedom. Returns {gmean, lo, hi, n, groups}; NaN
-    bounds with a single observation."""
-    x = np.asarray(x, dtype=float).ravel()
-    if not len(x) or (x <= 0).any() or not np.isfinite(x).all():
+def geometric_ci(x, level: float = 0.95) -> dict:
+    """Geometric mean of positive values (ratios, such as a slowdown) and the
+    Student-t interval of their mean logarithm, mapped back. x [n]: independent
+    values; x [R, C]: a table of crossed factors (labellings x seeds, see
+    `crossed_mean_ci`). Returns {gmean, lo, hi, n}; NaN bounds for one value."""
+    x = np.asarray(x, dtype=float)
+    x = x if x.ndim == 2 and min(x.shape) > 1 else x.ravel()
+    if not x.size or (x <= 0).any() or not np.isfinite(x).all():
         raise ValueError("geometric_ci takes at least one finite value above 0.")
     logs = np.log(x)
-    if groups is None:
-        obs = logs
-    else:
-        g = np.asarray(groups).ravel()
-        obs = np.array([logs[g == k].mean() for k in np.unique(g)])
-    m, h = mean_ci(obs, level=level)
-    return {"gmean": float(np.exp(m)), "lo": float(np.exp(m - h)), "hi": float(np.exp(m + h)), "n": int(len(x)),
-            "groups": int(len(obs))}
+    m, h = crossed_mean_ci(logs, level) if logs.ndim == 2 else mean_ci(logs, level=level)
+    return {"gmean": float(np.exp(m)), "lo": float(np.exp(m - h)), "hi": float(np.exp(m + h)), "n": int(x.size)}
+
+
+def compare_log(a, b, level: float = 0.95, power: float = 0.8) -> dict:
+    """Welch's two-sample t-test of log10 a against log10 b (positive values,
+    such as final losses of two independent groups of runs): diff = mean
+    log10 a - mean log10 b with its interval, the two-sided p-value, and the
+    smallest |diff| the test would detect with probability `power` at this
+    level (for two groups of these sizes and their pooled spread; in decades):
+    a difference the test does not find is "not detected", never "absent",
+    and `detectable` says how large one would have had to be."""
+    from scipy import stats
+
+    la, lb = np.log10(np.asarray(a, dtype=float).ravel()), np.log10(np.asarray(b, dtype=float).ravel())
+    res = stats.ttest_ind(la, lb, equal_var=False)
+    lo, hi = res.confidence_interval(level)
+    na, nb = len(la), len(lb)
+    df = na + nb - 2
+    sp = np.sqrt(((na - 1) * la.var(ddof=1) + (nb - 1) * lb.var(ddof=1)) / df)
+    detect = (stats.t.ppf(0.5 + level / 2, df) + stats.t.ppf(power, df)) * sp * np.sqrt(1 / na + 1 / nb)
+    return {"diff": float(la.mean() - lb.mean()), "lo": float(lo), "hi": float(hi), "p": float(res.pvalue),
+            "detectable": float(detect), "n": [na, nb]}
 
 
 def fmt_interval(d: dict, digits: int = 2, scale: float = 1.0) -> str:

@@ -72,7 +72,14 @@ class MemberLrAdam:
         self.lrs = [float(r) for r in lrs]
         self.adam = _adam(ens, 1.0)
         rates = torch.tensor(self.lrs, dtype=torch.float64)
-        self.rates = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
+        self.base = [rates.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1)) for p in self.params]
+        self.rates = [b.clone() for b in self.base]
+
+    def scale_rates(self, factor: float) -> None:
+        """Every member's rate set to its own times `factor` (a schedule), in
+        place: a captured step reads the new rates when it is replayed."""
+        for r, b in zip(self.rates, self.base):
+            torch.mul(b, factor, out=r)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.adam.zero_grad(set_to_none=set_to_none)
@@ -371,12 +378,22 @@ def train_on_without(ens: Ensemble, active, keep, opt: "torch.optim.Adam | Membe
     return sub, subset_adam(opt, sub, torch.as_tensor(keep, device=ens.device)), active[keep]
 
 
-def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+def cosine_factor(epoch: int, epochs: int, decay_to: float) -> float:
+    """The rate factor of step `epoch` (0-based) of `epochs` under a cosine
+    decay from 1 to `decay_to`: 1 at the first step, decay_to after the last."""
+    return decay_to + (1 - decay_to) * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float | Sequence[float],
                    progress: bool = True, desc: str = "fit", check_every: int = 200,
                    record_grad_norm: bool = False, graphs: bool | None = None,
-                   static: bool = False,
+                   static: bool = False, decay_to: float | None = None,
                    stop: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Full-batch Adam on mean squared error, each member on its own data.
+
+    lr: one rate, or one per member. decay_to: the rates follow a cosine decay
+    over the `epochs` steps from lr to lr * decay_to (`cosine_factor`); None:
+    constant.
 
     x, y: [N, n, d]. One epoch is one step on the whole set. Returns
       loss [epochs + 1, N]: the training loss of every epoch, measured before
@@ -402,6 +419,8 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     stopped_at = np.full(N, epochs)
     active = torch.arange(N, device=dev)        # members (indices into ens) still training
     cur, cx, cy = ens, x, y
+    if decay_to is not None and isinstance(lr, (int, float)):
+        lr = [float(lr)] * N                     # MemberLrAdam: its rates are tensors a schedule can set
     opt = make_adam(ens, lr)
     captured = graphs_wanted(dev, graphs)
     static = captured or static
@@ -433,6 +452,8 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
             run = CapturedStep(device_step, captured, name=f"the full-batch step of {desc!r}", optimizer=opt)
             done = None
             while e < epochs and done is None:
+                if decay_to is not None:
+                    opt.scale_rates(cosine_factor(e, epochs, decay_to))
                 run() if static else step(e)
                 e += 1
                 if e % check_every == 0 or e == epochs:
@@ -468,6 +489,69 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
         out["grad_norm"] = gnorms.cpu().numpy()
     if stop is not None:
         out["stopped_at"] = stopped_at
+    return out
+
+
+def max_evals(iters: int) -> int:
+    """The loss evaluations `polish_lbfgs` allows for `iters` L-BFGS iterations (LBFGS's default ratio)."""
+    return iters * 5 // 4
+
+
+def polish_lbfgs(build: Callable[[], torch.nn.Module], ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *,
+                 iters: int, history: int = 50, progress: bool = False, desc: str = "L-BFGS"
+                 ) -> dict[str, np.ndarray]:
+    """Full-batch L-BFGS (torch.optim.LBFGS, strong-Wolfe line search) on each
+    member's mean squared error on its own data (x, y [N, n, d]), one member
+    at a time, in float64 on the CPU, from the member's current weights, for
+    `iters` iterations (fewer where LBFGS's own tolerances stop it: it has
+    nowhere left to go). The polished weights are written back into `ens`.
+    Then, at the polished weights, the gradient and the full Hessian of the
+    loss (for small nets: P x P). Returns numpy arrays:
+      loss [max_evals(iters) + 2, N]: at every evaluation of the loss (the
+        line search's included; row 0: before the first step), then the
+        polished weights' loss, repeated to the end where L-BFGS stopped early;
+      grad_norm, hess_min, hess_max [N]: the gradient's norm and the extreme
+        Hessian eigenvalues at the end;
+      pred [N, n, d]: the polished nets' outputs on x (float64).
+    """
+    from .curvature import FlatLoss, hessian
+
+    N = len(ens)
+    out = {"loss": np.full((max_evals(iters) + 2, N), np.nan), "grad_norm": np.zeros(N), "hess_min": np.zeros(N),
+           "hess_max": np.zeros(N), "pred": np.zeros((N, *y.shape[1:]))}
+    xs, ys = x.detach().cpu().double(), y.detach().cpu().double()
+    for i in tqdm(range(N), desc=desc, disable=not progress, leave=False):
+        model = build().double()
+        model.load_state_dict({k: v.detach().cpu().double() for k, v in ens.state_dict(i).items()})
+        f = FlatLoss(model, F.mse_loss, xs[i], ys[i])
+        theta = f.theta0.clone().requires_grad_(True)
+        # one call for all iterations: LBFGS keeps its line search's state within a call (a call per
+        # iteration stalls it); the closure records the loss of every evaluation
+        opt = torch.optim.LBFGS([theta], lr=1, max_iter=iters, max_eval=max_evals(iters), history_size=history,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+        trace: list[float] = []
+
+        def closure():
+            opt.zero_grad()
+            value = f(theta)
+            value.backward()
+            trace.append(value.item())
+            return value
+
+        opt.step(closure)
+        with torch.no_grad():
+            trace.append(f(theta).item())               # the polished weights' loss
+        out["loss"][:len(trace), i] = trace
+        out["loss"][len(trace):, i] = trace[-1]
+        _raise_diverged(torch.as_tensor(out["loss"][:, i:i + 1]), 0, "L-BFGS evaluation", members=[i])
+        final = theta.detach()
+        g = torch.autograd.grad(f(final.requires_grad_(True)), final)[0]
+        ev = torch.linalg.eigvalsh(hessian(f, final.detach()))
+        out["grad_norm"][i], out["hess_min"][i], out["hess_max"][i] = g.norm().item(), ev[0].item(), ev[-1].item()
+        with torch.no_grad():
+            out["pred"][i] = f.output(final.detach()).numpy()
+            for k, v in f.unflatten(final.detach()).items():
+                ens.params[k][i].copy_(v.to(ens.params[k].dtype))
     return out
 
 

@@ -27,7 +27,7 @@ def test_unknown_key_is_an_error_not_a_default():
 def test_configs_are_frozen():
     cfg = function_fit_config("quick")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.min_epochs = 1
+        cfg.epochs = 1
 
 
 def test_cuda_without_gpu_is_a_clear_error():

@@ -7,6 +7,8 @@ from torch import nn
 from hw1lib.ensemble import Ensemble
 from hw1lib.analysis import interpolate_flat
 from hw1lib.data import random_labels
+from hw1lib.errors import ConfigError
+from hw1lib.experiments import experiment
 from hw1lib.measures import ensemble_loss_fn, epsilon_sharpness, sensitivity
 from hw1lib.models import cnn_for_params, mlp
 
@@ -151,3 +153,75 @@ def test_lbfgsb_sharpness_matches_an_independent_scipy_run_per_member():
         assert got[i] == pytest.approx(100 * (-res.fun - f0) / (1 + f0), rel=1e-6)
     ascent = epsilon_sharpness(f, ens.params, eps, steps=30).numpy()
     np.testing.assert_allclose(ascent, got, rtol=0.1)
+
+
+def _labels_part(times, test_acc, E):
+    """A unit result of 1-3a whose runs reach 99% training accuracy at the
+    (fractional) epochs `times` [D, S], on straight accuracy lines."""
+    from hw1lib import cache
+
+    times = np.asarray(times, float)
+    e = np.arange(E + 1)[:, None, None]
+    acc = 0.99 * e / times[None]
+    acc[e > np.ceil(times)[None]] = np.nan                 # a run leaves when it has fitted
+    arrays = {"epochs": np.ceil(times), "reached": np.ones(times.shape, bool), "train_loss": 0.1 + 0 * times,
+              "train_acc": 0.99 + 0 * times, "test_loss": 2 + 0 * times, "test_acc": np.asarray(test_acc, float),
+              "loss_curve": np.where(np.isnan(acc), np.nan, 1.0), "acc_curve": acc,
+              "agreement": np.full(times.shape[0], 0.1)}
+    return cache.Result(arrays, {"params": 123})
+
+
+def test_1_3a_fit_times_slowdown_and_chance_on_a_made_up_result():
+    """Made-up runs with known times to fit: the fit times are recovered
+    between epochs, the slowdown pairs each random-label run with ITS seed's
+    true-label run, the true-label runs count once, and the summary says so."""
+    from hw1lib.experiments.generalization import assemble_random_labels, fit_times, runs
+
+    E = experiment("1-3a")
+    cfg = E.make_config("smoke", "cpu", fractions=(0.0, 1.0), label_draws=(0, 1), seeds=(0, 1, 2), max_epochs=40)
+    t0 = np.array([[2.5, 3.2, 4.1]])                         # true labels, one run per seed
+    factor = np.array([[3.0], [3.6]])                        # random labels: labelling d takes factor[d] x as long
+    t1 = factor * t0
+    acc1 = np.array([[0.09, 0.10, 0.11], [0.10, 0.12, 0.09]])
+    r = assemble_random_labels(cfg, [_labels_part(t0, [[0.9, 0.91, 0.92]], 40), _labels_part(t1, acc1, 40)])
+    assert r.arrays["test_acc"].shape == (2, 2, 3) and r.arrays["acc_curve"].shape == (2, 41, 2, 3)
+    np.testing.assert_allclose(fit_times(r.arrays, 1, 0.99), t1)
+    np.testing.assert_array_equal(runs(r.arrays, "test_acc", 0), [0.9, 0.91, 0.92])     # each seed once
+    assert len(runs(r.arrays, "test_acc", 1)) == 6
+    h = E.headlines(cfg, r)
+    assert [row["runs"] for row in h["rows"]] == [3, 6] and [row["fitted"] for row in h["rows"]] == [3, 6]
+    sd = h["slowdown"]
+    assert sd["gmean"] == pytest.approx(np.exp(np.log(factor).mean()), rel=1e-3) and sd["pairs"] == 6
+    assert sd["lo"] < 3.0 and sd["hi"] > 3.6                 # the labellings differ: the interval spans them
+    assert h["rows"][1]["epochs_to_fit"]["gmean"] == pytest.approx(np.exp(np.log(t1).mean()), rel=1e-3)
+    ch = h["random_test_acc"]
+    assert ch["per_draw"] == pytest.approx([10.0, 10.33], abs=0.01) and ch["contains_chance"]
+    text = E.text(cfg, r)
+    assert "Slowdown" in text and f"{sd['gmean']:.2f}" in text and "contains chance" in text
+
+
+def test_1_3a_labellings_are_nested_within_a_draw_and_apart_between_draws():
+    from hw1lib.experiments.generalization import draw_labels
+
+    y = torch.arange(10).repeat(500)
+    a, b, full = draw_labels(y, 0.2, 0), draw_labels(y, 0.6, 0), draw_labels(y, 1.0, 0)
+    assert torch.equal(draw_labels(y, 0.0, 3), y)
+    changed_a, changed_b = a != y, b != y
+    assert not (changed_a & ~changed_b).any()                # raising the fraction only adds random labels
+    assert torch.equal(a[changed_a], full[changed_a]) and torch.equal(b[changed_b], full[changed_b])
+    assert 0.85 < (full != y).float().mean() < 0.95          # 90% expected to differ at fraction 1
+    other = draw_labels(y, 1.0, 1)
+    assert 0.85 < (other != full).float().mean() < 0.95     # another draw: independent labels
+
+
+def test_1_3a_config_refuses_what_it_cannot_mean():
+    E = experiment("1-3a")
+    with pytest.raises(ConfigError, match="fractions"):
+        E.make_config("smoke", "cpu", fractions=(1.0, 0.0))
+    with pytest.raises(ConfigError, match="fractions"):
+        E.make_config("smoke", "cpu", fractions=(0.0, 1.5))
+    with pytest.raises(ConfigError, match="fit_acc"):
+        E.make_config("smoke", "cpu", fit_acc=0.0)
+    units = E.units(E.make_config("smoke", "cpu", fractions=(0.0, 0.5, 1.0), label_draws=(0, 1)))
+    assert [u.config.fractions for u in units] == [(0.0,), (0.5,), (1.0,)]
+    assert units[0].config.label_draws == () and units[2].config.label_draws == (0, 1)

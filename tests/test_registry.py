@@ -121,10 +121,10 @@ def test_every_registered_experiment_declares_everything():
 
 
 def test_a_config_check_runs_when_the_config_is_built():
-    with pytest.raises(ConfigError, match="min_epochs = 9 exceeds max_epochs = 5"):
-        ex.experiment("1-1a").make_config("smoke", min_epochs=9, max_epochs=5)
+    with pytest.raises(ConfigError, match="seeds and sweep_seeds must be disjoint"):
+        ex.experiment("1-1a").make_config("smoke", seeds=(0, 100), sweep_seeds=(100,))
     with pytest.raises(ConfigError, match="datasets: unknown"):
         ex.experiment("1-1b").make_config("smoke", datasets=("cifar",))
     cfg = ex.experiment("1-1a").make_config("smoke")
-    with pytest.raises(ConfigError, match="exceeds"):                               # and again before units
-        ex.experiment("1-1a").units(dataclasses.replace(cfg, min_epochs=99, max_epochs=60))
+    with pytest.raises(ConfigError, match="disjoint"):                              # and again before units
+        ex.experiment("1-1a").units(dataclasses.replace(cfg, seeds=(100,)))

@@ -6,7 +6,6 @@ import pytest
 from scipy import stats as sps
 
 from hw1lib import stats, tables
-from hw1lib.experiments.deep_vs_shallow import best_depths
 from hw1lib.paths import repo_root
 
 
@@ -89,24 +88,57 @@ def test_a_skewed_handful_of_seeds_keeps_the_mean_inside_its_interval():
     assert d["lo"] <= d["mean"] <= d["hi"] < 1
 
 
-def test_geometric_interval_is_the_t_interval_of_the_logs_and_groups_count_once():
+def test_geometric_interval_is_the_t_interval_of_the_logs():
     x = np.array([2.0, 3.0, 5.0, 4.0, 8.0, 6.0])
     out = stats.geometric_ci(x)
     lo, hi = sps.t.interval(0.95, len(x) - 1, loc=np.log(x).mean(), scale=sps.sem(np.log(x)))
     assert out["gmean"] == pytest.approx(np.exp(np.log(x).mean()))
-    assert (out["lo"], out["hi"]) == pytest.approx((np.exp(lo), np.exp(hi))) and out["groups"] == 6
-    # grouped: each group's mean log is one observation, (groups - 1) degrees of freedom
-    g = np.array([0, 0, 1, 1, 2, 2])
-    means = np.array([np.log(x[g == k]).mean() for k in range(3)])
-    grouped = stats.geometric_ci(x, groups=g)
-    lo, hi = sps.t.interval(0.95, 2, loc=means.mean(), scale=sps.sem(means))
-    assert (grouped["lo"], grouped["hi"]) == pytest.approx((np.exp(lo), np.exp(hi)))
-    assert grouped["groups"] == 3 and grouped["n"] == 6 and grouped["hi"] - grouped["lo"] > out["hi"] - out["lo"]
+    assert (out["lo"], out["hi"]) == pytest.approx((np.exp(lo), np.exp(hi))) and out["n"] == 6
+    # a table of crossed factors: the crossed interval of the logs, mapped back
+    table = x.reshape(2, 3)
+    m, h = stats.crossed_mean_ci(np.log(table))
+    crossed = stats.geometric_ci(table)
+    assert (crossed["gmean"], crossed["lo"], crossed["hi"]) == pytest.approx((np.exp(m), np.exp(m - h), np.exp(m + h)))
     one = stats.geometric_ci([3.0])
     assert one["gmean"] == pytest.approx(3.0) and np.isnan(one["lo"]) and np.isnan(one["hi"])
     for bad in ([1.0, 0.0], [1.0, np.nan], []):
         with pytest.raises(ValueError):
             stats.geometric_ci(bad)
+
+
+def test_crossed_interval_is_the_two_way_anova_one_and_covers_where_row_means_do_not():
+    # one row or column: the ordinary t-interval over the other
+    y = np.array([[1.0, 2.0, 4.0]])
+    assert stats.crossed_mean_ci(y) == pytest.approx(tuple(map(float, stats.mean_ci(y[0]))))
+    assert stats.crossed_mean_ci(y.T) == pytest.approx(tuple(map(float, stats.mean_ci(y[0]))))
+    # an additive table (no residual): Var(mean) = (MS_rows + MS_cols) / (R C), Satterthwaite's df
+    r, c = np.array([0.0, 1.0, 3.0]), np.array([0.0, 2.0])
+    y = r[:, None] + c[None, :]
+    ms_r, ms_c = 2 * r.var(ddof=1), 3 * c.var(ddof=1)
+    df = (ms_r + ms_c) ** 2 / (ms_r ** 2 / 2 + ms_c ** 2 / 1)
+    m, h = stats.crossed_mean_ci(y)
+    assert m == pytest.approx(y.mean()) and h == pytest.approx(np.sqrt((ms_r + ms_c) / 6) * sps.t.ppf(0.975, df))
+    assert stats.crossed_mean_ci(np.ones((3, 3))) == (1.0, 0.0)
+    # Monte Carlo, 3 labellings x 3 seeds with a seed effect: the crossed interval covers at about its
+    # level; the interval over the labellings' means (which share the seeds) does not
+    rng = np.random.default_rng(0)
+    hits = np.zeros(2)
+    for _ in range(1000):
+        y = rng.normal(0, 1, (1, 3)) + rng.normal(0, 0.3, (3, 3))
+        m, h = stats.crossed_mean_ci(y)
+        m2, h2 = stats.mean_ci(y.mean(1))
+        hits += [abs(m) <= h, abs(m2) <= h2]
+    assert 0.93 <= hits[0] / 1000 <= 0.98 and hits[1] / 1000 < 0.6
+
+
+def test_proportion_interval_of_a_crossed_table_is_the_crossed_logit_interval():
+    from scipy.special import expit, logit
+
+    p = np.array([[0.10, 0.12, 0.09], [0.11, 0.08, 0.10]])
+    m, h = stats.crossed_mean_ci(logit(p))
+    out = stats.proportion_ci(p, 10_000)
+    assert out["n"] == 6 and out["mean"] == pytest.approx(p.mean())
+    assert (out["lo"], out["hi"]) == pytest.approx((min(expit(m - h), p.mean()), max(expit(m + h), p.mean())))
 
 
 def test_crossing_interpolates_between_epochs():
@@ -164,8 +196,9 @@ def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
     readme = (repo_root() / tables.README).read_text()
     want_readme, want_md = tables.render(results, readme)
     assert want_readme == readme and want_md == (repo_root() / tables.RESULTS_MD).read_text()
-    row = results["experiments"]["1-3a"]["random"]
-    shown = stats.fmt_ci(row["test_acc"]["mean"], row["test_acc"]["ci95"])
+    from hw1lib.experiments.generalization import _fmt_ci
+
+    shown = _fmt_ci(results["experiments"]["1-3a"]["rows"][-1]["test_acc"])      # random labels' test accuracy
     edited = readme.replace(shown, "12.34", 1)                   # the README's results table
     assert edited != readme and tables.render(results, edited)[0] == readme    # regenerating restores it
     # RESULTS.md edited by hand: --check fails, --render restores it
@@ -199,24 +232,20 @@ def test_last_window_drop_is_the_relative_fall_of_the_best_loss():
     assert not stats.plateaued(curve) and stats.plateaued(curve, rtol=0.06)
 
 
-def test_1_1a_stop_rule_waits_for_min_epochs():
-    from hw1lib.experiments import experiment
-    from hw1lib.experiments.deep_vs_shallow import plateau_rule
-
-    function_fit_config = experiment("1-1a").make_config
-
-    rule = plateau_rule(function_fit_config("smoke", min_epochs=100, max_epochs=200))
-    flat, falling = np.ones(150), np.exp(-np.arange(150) / 20)
-    assert not rule(np.c_[flat, falling][:99]).any()
-    assert rule(np.c_[flat, falling]).tolist() == [True, False]
-
-
-def test_best_depth_is_the_lowest_median_and_separation_needs_disjoint_seeds():
-    models = [{"name": "a"}, {"name": "b"}]
-    final = np.array([[[1.0, 2.0, 3.0]], [[0.5, 0.6, 0.7]]])       # [model, function, seed]
-    assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": True}}
-    final[1, 0, 2] = 1.5                                          # b's worst seed now above a's best
-    assert best_depths(final, models, ["f"]) == {"f": {"model": "b", "separated": False}}
+def test_log_comparison_is_welchs_test_and_says_what_it_could_detect():
+    rng = np.random.default_rng(1)
+    a, b = 10 ** rng.normal(-3, 0.3, 10), 10 ** rng.normal(-3.5, 0.5, 10)
+    out = stats.compare_log(a, b)
+    ref = sps.ttest_ind(np.log10(a), np.log10(b), equal_var=False)
+    assert out["p"] == pytest.approx(ref.pvalue) and out["diff"] == pytest.approx(np.log10(a).mean() - np.log10(b).mean())
+    assert (out["lo"], out["hi"]) == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    # at a true difference of `detectable`, the two-sample t-test rejects with probability 0.8 (noncentral t)
+    n, df = 10, 18
+    sp = np.sqrt((np.log10(a).var(ddof=1) + np.log10(b).var(ddof=1)) / 2)
+    nc = out["detectable"] / (sp * np.sqrt(2 / n))
+    crit = sps.t.ppf(0.975, df)
+    power = sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
+    assert power == pytest.approx(0.8, abs=0.01)
 
 
 def test_a_correlation_that_is_undefined_is_said_not_raised():

@@ -20,37 +20,57 @@ from ..errors import ConfigError
 from ..functions import target
 from ..stats import plateaued
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
-from ..train import fit_classifier, fit_full_batch
+from ..train import fit_classifier, fit_full_batch, polish_lbfgs
 from ..headline import (DATASET_NAMES, TEST, Check, ci, fmt_m, md_table, one_sample, pct, plural, rnd,
                         vals)
-from ..stats import last_window_drop
+from ..stats import compare_log, geometric_ci
 from .common import Experiment, stack_units
 
 
 # ------------------------------------------------------------------ 1-1a
 @dataclass(frozen=True)
 class FunctionFitConfig:
+    """Each depth fitted at its own best learning rate. Per depth and function,
+    a sweep over `lrs` on `sweep_seeds` picks the rate with the lowest median
+    training loss at the end of the Adam phase; then `seeds` (disjoint from the sweep's, so the
+    choice does not flatter the runs reported) train at that rate. Every run:
+    `epochs` full-batch Adam steps with the rate decayed by a cosine to
+    `decay_to` times itself, then `polish_iters` iterations of full-batch
+    L-BFGS in float64 (`train.polish_lbfgs`). A run counts as converged only
+    if it ends at a minimum: the polish's last `plateau_window` of loss evaluations
+    lowered its best loss by less than `plateau_rtol`, the gradient norm is
+    below `grad_tol`, and no Hessian eigenvalue is below -`hess_rtol` times
+    the largest (a run stuck near a saddle, or still descending, is not)."""
     functions: tuple[str, ...] = ("sinc", "sign", "chirp")
     depths: tuple[int, ...] = (1, 3, 6)   # hidden layers: shallow, medium, deep
     target_params: int = 571               # the classic choice; matched within 1%
     n_points: int = 1000                   # evenly spaced on [-1, 1]
-    min_epochs: int = 20_000               # full-batch steps every run takes (the classic length) ...
-    max_epochs: int = 60_000               # ... then each trains on until its plateau rule holds, or this cap
-    plateau_window: float = 0.1            # plateau rule: the last 10% of a run's epochs ...
-    plateau_rtol: float = 0.01             # ... lowered its best loss by less than 1%
-    check_every: int = 1_000               # the rule is checked every this many epochs
-    lr: float = 1e-3
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)   # the sweep, per depth and function
+    sweep_seeds: tuple[int, ...] = (100, 101)
+    seeds: tuple[int, ...] = tuple(range(10))
+    epochs: int = 10_000                   # Adam steps (full batch), cosine-decayed ...
+    decay_to: float = 0.01                 # ... to this fraction of the rate
+    polish_iters: int = 500                # then L-BFGS iterations
+    plateau_window: float = 0.1            # converged: the polish's last 10% of loss evaluations ...
+    plateau_rtol: float = 0.01             # ... lowered its best loss by less than 1%,
+    grad_tol: float = 1e-4                 # the gradient norm is below this,
+    hess_rtol: float = 1e-3                # and lambda_min >= -hess_rtol * lambda_max
+    check_every: int = 1_000               # divergence checks of the Adam phase
     device: str = "auto"
 
     def check(self) -> None:
-        if self.min_epochs > self.max_epochs:
-            raise ConfigError(f"FunctionFitConfig: min_epochs = {self.min_epochs} exceeds max_epochs = {self.max_epochs}.")
+        if set(self.seeds) & set(self.sweep_seeds):
+            raise ConfigError("FunctionFitConfig: seeds and sweep_seeds must be disjoint (the runs reported must "
+                              "not be those that chose the learning rate).")
+        if not 0 < self.decay_to <= 1:
+            raise ConfigError(f"FunctionFitConfig.decay_to = {self.decay_to}: a fraction of the rate in (0, 1].")
 
 
 FUNCTION_FIT_PROFILES = {
-    "smoke": dict(depths=(1, 3), min_epochs=30, max_epochs=60, check_every=10, seeds=(0,), n_points=64),
-    "quick": dict(min_epochs=2_000, max_epochs=4_000, check_every=500, seeds=(0, 1)),
+    "smoke": dict(depths=(1, 3), lrs=(1e-3, 1e-2), sweep_seeds=(100,), seeds=(0,), epochs=40, polish_iters=10,
+                  check_every=10, n_points=64),
+    "quick": dict(lrs=(1e-3, 1e-2), sweep_seeds=(100,), seeds=(0, 1), epochs=1_000, polish_iters=100,
+                  check_every=500, n_points=256),
     "full": dict(),
 }
 
@@ -65,60 +85,78 @@ def function_fit_models(cfg: FunctionFitConfig) -> list[dict]:
     return rows
 
 
-def plateau_rule(cfg: FunctionFitConfig):
-    """The stop rule of 1-1a for fit_full_batch: a run stops once it has
-    trained `min_epochs` and its curve meets stats.plateaued."""
-    def stop(history: np.ndarray) -> np.ndarray:        # [T, n] -> [n]
-        if len(history) < cfg.min_epochs:
-            return np.zeros(history.shape[1], dtype=bool)
-        return np.array([plateaued(c, cfg.plateau_window, cfg.plateau_rtol) for c in history.T])
-    return stop
+def _train_runs(cfg: FunctionFitConfig, build, members: list[tuple[str, float, int]], x: torch.Tensor,
+                progress: bool, desc: str, polish: bool) -> dict[str, np.ndarray]:
+    """Runs (function, rate, seed): the Adam phase as one ensemble, then (with
+    `polish`) each run's L-BFGS polish and curvature. Arrays: adam_loss
+    [epochs + 1, N]; and polish_lbfgs's."""
+    dev = x.device
+    ens = Ensemble(build, [s for _, _, s in members], dev)
+    y = torch.stack([target(f, x) for f, _, _ in members])                 # [N, n, 1]
+    xs = x.expand(len(members), -1, -1)
+    fit = fit_full_batch(ens, xs, y, epochs=cfg.epochs, lr=[lr for _, lr, _ in members], decay_to=cfg.decay_to,
+                         check_every=cfg.check_every, progress=progress, desc=desc)
+    if not polish:
+        return {"adam_loss": fit["loss"]}
+    return {"adam_loss": fit["loss"], **polish_lbfgs(build, ens, xs, y, iters=cfg.polish_iters, progress=progress,
+                                                     desc=f"{desc}, L-BFGS")}
+
+
+DEAD_STD = 1e-6    # 1-1a: a net whose output varies by less than this over the inputs is dead (constant)
+
+
+def converged_runs(cfg: FunctionFitConfig, polish_loss: np.ndarray, grad_norm, hess_min, hess_max,
+                   pred) -> np.ndarray:
+    """1-1a's rule, per run (see FunctionFitConfig): at a minimum, not stuck.
+    A dead net (every ReLU path off: a constant output, a flat minimum of no
+    use) is stuck, not converged. polish_loss [evaluations, ...], pred [..., n],
+    the others [...] -> bool [...]."""
+    flat = np.moveaxis(polish_loss, 0, -1)
+    still = np.array([not plateaued(c, cfg.plateau_window, cfg.plateau_rtol) for c in flat.reshape(-1, flat.shape[-1])])
+    return (~still.reshape(flat.shape[:-1]) & (np.asarray(grad_norm) <= cfg.grad_tol)
+            & (np.asarray(hess_min) >= -cfg.hess_rtol * np.asarray(hess_max)) & (np.asarray(pred).std(-1) > DEAD_STD))
 
 
 def _fit_one_depth(cfg: FunctionFitConfig, progress: bool) -> cache.Result:
+    """One depth: the sweep (function x rate x sweep seed), then the reported
+    runs (function x seed) at each function's chosen rate. Arrays: sweep_loss
+    [F, L, Ssw] (final loss of the Adam phase, which chooses the rate); chosen_lr [F]; adam_loss [epochs + 1, F, S];
+    polish_loss [evaluations, F, S] (train.polish_lbfgs); final_loss, adam_final, grad_norm,
+    hess_min, hess_max, converged [F, S]; pred [F, S, n]."""
     dev = torch.device(cfg.device)
     (depth,) = cfg.depths
     widths = mlp_widths_for_params(depth, cfg.target_params)
-    F_, S = len(cfg.functions), len(cfg.seeds)
-    members = [(f, s) for f in cfg.functions for s in cfg.seeds]
-    ens = Ensemble(lambda: mlp(1, widths, 1), [s for _, s in members], dev)
+    build = lambda: mlp(1, widths, 1)   # noqa: E731
     x = torch.linspace(-1, 1, cfg.n_points, device=dev).unsqueeze(-1)   # [n, 1]
-    y = torch.stack([target(f, x) for f, _ in members])                  # [N, n, 1]
-    fit = fit_full_batch(ens, x.expand(len(members), -1, -1), y, epochs=cfg.max_epochs, lr=cfg.lr,
-                         check_every=cfg.check_every, stop=plateau_rule(cfg), progress=progress,
-                         desc=f"1-1a depth {depth}")
-    loss, stopped = fit["loss"], fit["stopped_at"]
-    with torch.no_grad():
-        pred = ens(x, shared=True)[..., 0]                                # [N, n]
-    final = loss[stopped, np.arange(len(members))].reshape(F_, S)
-    converged = np.array([plateaued(loss[:t, i], cfg.plateau_window, cfg.plateau_rtol)
-                          for i, t in enumerate(stopped)])
-    summary = {
-        "depth": depth, "widths": list(widths), "params": count_params(ens),
-        "final_loss_mean": {f: float(final[i].mean()) for i, f in enumerate(cfg.functions)},
-        "final_loss_std": {f: float(final[i].std()) for i, f in enumerate(cfg.functions)},
-        "converged": int(converged.sum()),
-    }
-    return cache.Result(
-        arrays={"loss": loss.reshape(-1, F_, S), "pred": pred.cpu().numpy().reshape(F_, S, -1),
-                "final_loss": final, "stopped_at": stopped.reshape(F_, S),
-                "converged": converged.reshape(F_, S)},
-        summary=summary, weights=ens.stacked_state())
+    F_, L, Sw, S = len(cfg.functions), len(cfg.lrs), len(cfg.sweep_seeds), len(cfg.seeds)
+    sweep = [(f, lr, s) for f in cfg.functions for lr in cfg.lrs for s in cfg.sweep_seeds]
+    sw = _train_runs(cfg, build, sweep, x, progress, f"1-1a depth {depth}, rate sweep", polish=False)
+    sweep_loss = sw["adam_loss"][-1].reshape(F_, L, Sw)
+    chosen = np.array(cfg.lrs)[np.argmin(np.median(sweep_loss, axis=2), axis=1)]          # [F]
+    runs = [(f, float(chosen[j]), s) for j, f in enumerate(cfg.functions) for s in cfg.seeds]
+    r = _train_runs(cfg, build, runs, x, progress, f"1-1a depth {depth}, chosen rates", polish=True)
+    arrays = {"sweep_loss": sweep_loss, "chosen_lr": chosen,
+              "adam_loss": r["adam_loss"].reshape(-1, F_, S), "polish_loss": r["loss"].reshape(-1, F_, S),
+              "final_loss": r["loss"][-1].reshape(F_, S), "adam_final": r["adam_loss"][-1].reshape(F_, S),
+              **{k: r[k].reshape(F_, S) for k in ("grad_norm", "hess_min", "hess_max")},
+              "pred": r["pred"][..., 0].reshape(F_, S, -1)}
+    arrays["converged"] = converged_runs(cfg, arrays["polish_loss"], arrays["grad_norm"], arrays["hess_min"],
+                                         arrays["hess_max"], arrays["pred"])
+    return cache.Result(arrays, {"depth": depth, "widths": list(widths), "params": count_params(mlp(1, widths, 1))})
+
+
+FIT_ARRAYS = ("sweep_loss", "chosen_lr", "adam_loss", "polish_loss", "final_loss", "adam_final",
+              "grad_norm", "hess_min", "hess_max", "converged", "pred")
 
 
 def assemble_function_fit(cfg: FunctionFitConfig, parts: list[cache.Result]) -> cache.Result:
-    """Every function fitted with every depth and seed.
-
-    Arrays: x [n]; y [F, n]; loss [D, max_epochs + 1, F, S] (MSE per full-batch
-    step; row t of a run that stopped after t steps is its final loss, later
-    rows NaN); pred [D, F, S, n] (final fits); final_loss, stopped_at (steps
-    taken) and converged (its plateau rule held) [D, F, S].
-    """
+    """Every function fitted with every depth: x [n]; y [F, n]; and each of
+    `_fit_one_depth`'s arrays with a leading depth axis [D, ...]."""
     x = torch.linspace(-1, 1, cfg.n_points)
     arrays = {
         "x": x.numpy(),
         "y": torch.stack([target(f, x) for f in cfg.functions]).numpy(),
-        **stack_units(parts, ("loss", "pred", "final_loss", "stopped_at", "converged")),
+        **stack_units(parts, FIT_ARRAYS),
     }
     summary = {"models": [p.summary for p in parts], "config": dataclasses.asdict(cfg)}
     return cache.Result(arrays, summary)
@@ -194,43 +232,40 @@ def assemble_mnist_models(cfg: MnistModelsConfig, parts: list[cache.Result]) -> 
 # ================================================================== headline numbers, text, checks
 
 # ------------------------------------------------------------ headline numbers per experiment
-SPIKE = 2.0   # 1-1a: a run whose final loss is above this many times its best ended inside one of Adam's spikes
-
-
 def h_function_fit(r, cfg) -> dict:
-
+    """Per depth and function: the rate sweep and the chosen rate; the best run
+    (what the depth can express, as far as training finds it), the median and
+    the geometric mean with its interval (what a typical run reaches), how many
+    runs converged by the rule. Per function and pair of depths: Welch's test
+    on log10 MSE with the difference it could detect."""
     models = function_fit_models(cfg)
-    final, stopped, conv = (r.arrays[k] for k in ("final_loss", "stopped_at", "converged"))   # [depth, function, seed]
-    loss = r.arrays["loss"]                                                                   # [depth, epoch, function, seed]
-
-    def drop(i, j):   # how much the last 10% of epochs still lowered the best loss, median over unconverged runs
-        d = [last_window_drop(loss[i, :, j, s], cfg.plateau_window) for s in range(len(cfg.seeds)) if not conv[i, j, s]]
-        return rnd(np.median(d)) if d else None
-
-    return {"min_epochs": cfg.min_epochs, "max_epochs": cfg.max_epochs, "plateau_window": cfg.plateau_window,
-            "plateau_rtol": cfg.plateau_rtol, "seeds": len(cfg.seeds), "functions": list(cfg.functions), "models": [
-        {"name": m["name"], "widths": list(m["widths"]), "params": m["params"],
-         "final_mse": {f: {"median": rnd(np.median(final[i, j])), "min": rnd(final[i, j].min()),
-                           "max": rnd(final[i, j].max())} for j, f in enumerate(cfg.functions)},
-         "converged": {f: int(conv[i, j].sum()) for j, f in enumerate(cfg.functions)},
-         "median_epochs": {f: int(np.median(stopped[i, j])) for j, f in enumerate(cfg.functions)},
-         "unconverged_last_drop": {f: drop(i, j) for j, f in enumerate(cfg.functions)},
-         "ended_on_spike": {f: int((final[i, j] > SPIKE * np.nanmin(loss[i, :, j], axis=0)).sum())
-                            for j, f in enumerate(cfg.functions)}}
-        for i, m in enumerate(models)], "best": best_depths(final, models, cfg.functions)}
-
-
-def best_depths(final: np.ndarray, models: list[dict], functions) -> dict:
-    """Per function, the model with the lowest median final loss, and whether it
-    is separated from every other model (its worst seed better than their best
-    seed). final: [model, function, seed]."""
-    out = {}
-    for j, f in enumerate(functions):
-        med = np.median(final[:, j], axis=1)
-        b = int(np.argmin(med))
-        others = [i for i in range(len(models)) if i != b]
-        out[f] = {"model": models[b]["name"],
-                  "separated": bool(all(final[b, j].max() < final[i, j].min() for i in others))}
+    a = r.arrays
+    final = a["final_loss"]                                                  # [depth, function, seed]
+    hess_neg = a["hess_min"] < -cfg.hess_rtol * a["hess_max"]
+    out = {"epochs": cfg.epochs, "decay_to": cfg.decay_to, "polish_iters": cfg.polish_iters, "lrs": list(cfg.lrs),
+           "sweep_seeds": len(cfg.sweep_seeds), "seeds": len(cfg.seeds), "functions": list(cfg.functions),
+           "rule": {"plateau_window": cfg.plateau_window, "plateau_rtol": cfg.plateau_rtol, "grad_tol": cfg.grad_tol,
+                    "hess_rtol": cfg.hess_rtol}, "models": []}
+    for i, m in enumerate(models):
+        row = {"name": m["name"], "widths": list(m["widths"]), "params": m["params"], "fits": {}}
+        for j, f in enumerate(cfg.functions):
+            v = final[i, j]
+            row["fits"][f] = {
+                "lr_sweep": {f"{lr:g}": rnd(float(np.median(a["sweep_loss"][i, j, k]))) for k, lr in enumerate(cfg.lrs)},
+                "chosen_lr": float(a["chosen_lr"][i, j]),
+                "best": rnd(float(v.min())), "median": rnd(float(np.median(v))), "max": rnd(float(v.max())),
+                "gmean": {k: rnd(x) if isinstance(x, float) else x for k, x in geometric_ci(v).items()},
+                "adam_median": rnd(float(np.median(a["adam_final"][i, j]))),
+                "converged": int(a["converged"][i, j].sum()), "negative_curvature": int(hess_neg[i, j].sum()),
+                "dead": int((a["pred"][i, j].std(-1) <= DEAD_STD).sum()),
+                "grad_norm_median": rnd(float(np.median(a["grad_norm"][i, j])))}
+        out["models"].append(row)
+    out["comparisons"] = {f: {f"{models[p]['name']} vs {models[q]['name']}": {
+        k: (rnd(x) if isinstance(x, float) else x) for k, x in compare_log(final[p, j], final[q, j]).items()}
+        for p in range(len(models)) for q in range(p + 1, len(models))} for j, f in enumerate(cfg.functions)}
+    out["best"] = {f: {"expressivity": models[int(np.argmin(final[:, j].min(1)))]["name"],
+                       "trainability": models[int(np.argmin(np.median(final[:, j], 1)))]["name"]}
+                   for j, f in enumerate(cfg.functions)}
     return out
 
 
@@ -246,21 +281,6 @@ def h_mnist_models(r, cfg) -> dict:
         acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
         out["datasets"][task] = {"models": rows, "paired_test_acc_diff": {
             f"{models[i + 1]['name']} - {models[i]['name']}": ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}}
-    return out
-
-
-def _unconverged_note(ff: dict) -> str:
-    """1-1a: how fast the runs stopped by the cap were still improving."""
-    parts = [f"{m['name']} {f} {m['unconverged_last_drop'][f]:.0%}" for m in ff["models"] for f in ff["functions"]
-             if m["unconverged_last_drop"][f] is not None]
-    out = "" if not parts else (
-        f" The runs stopped by the cap were still improving: over their last {ff['plateau_window']:.0%} of epochs "
-        "the best loss fell by (median) " + ", ".join(parts) + ".")
-    spikes = [f"{m['name']} {f} {m['ended_on_spike'][f]}" for m in ff["models"] for f in ff["functions"]
-              if m["ended_on_spike"][f]]
-    if spikes:
-        out += (f" Runs that ended inside one of Adam's loss spikes (final loss above {SPIKE:g} times their best, so "
-                "their final MSE overstates what they reached): " + ", ".join(spikes) + ".")
     return out
 
 
@@ -284,22 +304,46 @@ def c_mnist_models(r, cfg) -> dict[str, Check]:
     return out
 
 
+def _verdict(c: dict) -> str:
+    """A depth comparison in words: which is lower, by what factor, or what the test could not see."""
+    if c["lo"] > 0 or c["hi"] < 0:
+        first, second = c["pair"]
+        lower, factor = (second, 10 ** c["diff"]) if c["diff"] > 0 else (first, 10 ** -c["diff"])
+        return f"{lower} lower, x{factor:.3g} [{10 ** abs(c['lo']):.3g}, {10 ** abs(c['hi']):.3g}] (p = {c['p']:.2g})"
+    return (f"no difference detected (p = {c['p']:.2g}; the test would detect x{10 ** c['detectable']:.3g} with 80% "
+            "power)")
+
+
 def block_function_fit(ff: dict) -> str:
     """Its generated markdown, from its headline numbers."""
-    fns = ff["functions"]
-    return md_table(["model", "hidden widths", "params", *[f"{f} MSE, median [min, max]" for f in fns]], [
-        [m["name"], ", ".join(map(str, m["widths"])), m["params"],
-         *[f"{m['final_mse'][f]['median']:.1e} [{m['final_mse'][f]['min']:.1e}, {m['final_mse'][f]['max']:.1e}]"
-           for f in fns]] for m in ff["models"]]) + \
-        f"\n\nFinal training MSE over {plural(ff['seeds'], 'seed')}. Every run trains {ff['min_epochs']:,} full-batch " \
-        f"epochs, then on until its plateau rule holds (the last {ff['plateau_window']:.0%} of its epochs lowered " \
-        f"its best loss by less than {ff['plateau_rtol']:.0%}), checked as it trains, or until {ff['max_epochs']:,} " \
-        "epochs. Converged runs (median epochs trained), per model and function: " + \
-        "; ".join(f"{m['name']} " + ", ".join(f"{f} {m['converged'][f]}/{ff['seeds']} ({m['median_epochs'][f]:,})"
-                                              for f in fns) for m in ff["models"]) + "." + \
-        _unconverged_note(ff) + " Lowest median per function: " + \
-        "; ".join(f"{f} {ff['best'][f]['model']} (" + ("every seed better than every seed of the other depths"
-                  if ff["best"][f]["separated"] else "seed ranges overlap another depth's") + ")" for f in fns) + "."
+    fns, lrs = ff["functions"], ff["lrs"]
+    parts = []
+    for f in fns:
+        rows = []
+        for m in ff["models"]:
+            d = m["fits"][f]
+            g = d["gmean"]
+            gm = f"{g['gmean']:.2e}" + (f" [{g['lo']:.2e}, {g['hi']:.2e}]" if g["lo"] is not None else "")
+            rows.append([m["name"], m["params"], " / ".join(f"{d['lr_sweep'][f'{lr:g}']:.1e}" for lr in lrs),
+                         f"{d['chosen_lr']:g}", f"{d['best']:.2e}", f"{d['median']:.2e}", gm,
+                         f"{d['converged']}/{ff['seeds']}"])
+        comps = ff["comparisons"][f]
+        parts.append(f"**{f}**\n\n" + md_table(
+            ["model", "params", f"sweep: median MSE at rate {' / '.join(f'{lr:g}' for lr in lrs)}", "rate",
+             "best MSE", "median MSE", "geometric mean [95%]", "converged"], rows) + "\n\n" +
+            "; ".join(f"{k}: {_verdict({**c, 'pair': k.split(' vs ')})}" for k, c in comps.items()) + ".")
+    rule = ff["rule"]
+    return "\n\n".join(parts) + (
+        f"\n\nEach depth at its own rate: per function, the rate with the lowest median MSE after the Adam phase over "
+        f"{plural(ff['sweep_seeds'], 'sweep seed')} (not among the {ff['seeds']} seeds reported). Every run: "
+        f"{ff['epochs']:,} full-batch Adam steps, the rate decayed by a cosine to {ff['decay_to']:g} times itself, "
+        f"then {ff['polish_iters']:,} L-BFGS iterations (float64). Best: the lowest MSE over seeds (what training "
+        "finds the depth can express); median and geometric mean: a typical run (trainability). Converged: at a "
+        f"minimum by the rule: the polish's last {rule['plateau_window']:.0%} of loss evaluations lowered the best loss by "
+        f"less than {rule['plateau_rtol']:.0%}, gradient norm below {rule['grad_tol']:g}, and no Hessian eigenvalue "
+        f"below -{rule['hess_rtol']:g} times the largest; a run stuck near a saddle or still descending is not "
+        "converged. Depths share no weights, so seeds do not pair them: each comparison is Welch's t-test on "
+        "log10 MSE (factor between geometric means, 95% interval).")
 
 
 def block_mnist_models(mm: dict) -> str:
@@ -318,10 +362,12 @@ def block_mnist_models(mm: dict) -> str:
 
 def summary_function_fit(h: dict) -> str:
     best = h["best"]
-    sep = [f for f in h["functions"] if best[f]["separated"]]
-    return ("lowest median MSE: " + ", ".join(f"{f} {best[f]['model']}" for f in h["functions"]) + "; " +
-            ("separated from every other depth: " + ", ".join(sep) if sep else
-             "on no function are its seeds separated from another depth's"))
+    resolved = [f"{f} {k}" for f, comps in h["comparisons"].items() for k, c in comps.items()
+                if c["lo"] > 0 or c["hi"] < 0]
+    return ("lowest best-of-seeds MSE (expressivity): " + ", ".join(f"{f} {best[f]['expressivity']}"
+                                                                    for f in h["functions"]) +
+            "; lowest median (trainability): " + ", ".join(f"{f} {best[f]['trainability']}" for f in h["functions"]) +
+            "; depth differences resolved by Welch's test: " + (", ".join(resolved) if resolved else "none"))
 
 
 def summary_mnist_models(h: dict) -> str:

@@ -71,7 +71,7 @@ class RandomLabelsConfig:
 
 RANDOM_LABELS_PROFILES = {
     "smoke": dict(hidden=(32,), train_subset=256, fractions=(0.0, 1.0), label_draws=(0,), seeds=(0,), max_epochs=2),
-    "quick": dict(train_subset=1_000, test_subset=2_000, fractions=(0.0, 0.5, 1.0), seeds=(0, 1), max_epochs=30),
+    "quick": dict(train_subset=1_000, test_subset=2_000, fractions=(0.0, 0.5, 1.0), seeds=(0,), max_epochs=30),
     "full": dict(),
 }
 
@@ -415,7 +415,7 @@ def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     # member (lr, seed) -> rows (rule, seed)
     rows = [members.index((rule_lr(cfg, r, bs), s)) for r in cfg.lr_rules for s in cfg.seeds]
     R, S, T = len(cfg.lr_rules), len(cfg.seeds), len(cfg.targets)
-    arrays = {k: v[:, rows].reshape(T, R, S, *v.shape[2:]) for k, v in h.items() if k != "loss_curve"}
+    arrays = {k: v[:, rows].reshape(T, R, S, *v.shape[2:]) for k, v in h.items() if not k.endswith("_curve")}
     arrays["loss_curve"] = h["loss_curve"][:, rows].reshape(-1, R, S)
     weights = {k: v[:, rows].reshape(T * R * S, *v.shape[2:]) for k, v in states.items()}
     return cache.Result(arrays, {"batch_size": bs, "lr": {r: rule_lr(cfg, r, bs) for r in cfg.lr_rules}},
@@ -447,7 +447,7 @@ def _train_labels(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
                                desc=f"1-3d labels, batch {bs}")
     h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
     L, S, T = len(LABELS), len(cfg.seeds), len(cfg.targets)
-    arrays = {k: v.reshape(T, L, S) for k, v in h.items() if k != "loss_curve"}
+    arrays = {k: v.reshape(T, L, S) for k, v in h.items() if not k.endswith("_curve")}
     arrays["loss_curve"] = h["loss_curve"].reshape(-1, L, S)
     return cache.Result(arrays, {"batch_size": bs, "agreement": float((y["random"] == y["true"]).float().mean())})
 
@@ -614,7 +614,7 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     loss_split = train.subset(cfg.loss_subset)
     lbfgsb = [lbfgsb_per_member(build, Ensemble.from_stacked(build, {n: v[c] for n, v in states.items()}, dev),
                                 loss_split, cfg.epsilons[0], cfg.lbfgsb_iters) for c in range(2)]
-    arrays = {k2: v for k2, v in h.items() if k2 != "steps"}
+    arrays = {k2: v for k2, v in h.items() if k2 not in ("steps", "acc_curve")}
     arrays["sharpness_lbfgsb"] = np.stack(lbfgsb)
     return cache.Result(arrays, {"network": net, "regime": regime, "batch_size": bs, "params": count_params(ens)})
 
@@ -678,18 +678,16 @@ def h_random_labels(r, cfg) -> dict:
     n_train, n_test = cfg.train_subset, cfg.test_subset or TEST
     rows = []
     for i, f in enumerate(cfg.fractions):
-        # intervals over what varies independently: seeds on the true labels; labellings (each one's mean
-        # over seeds) where labels are randomised, since runs on one labelling share it
-        t = fit_times(a, i, cfg.fit_acc)                                 # [D, S]
-        t, groups = (t[0], None) if f == 0 else (t.reshape(-1), np.repeat(np.arange(t.shape[0]), t.shape[1]))
+        # fraction 0: one run per seed; otherwise a table [labellings, seeds] of crossed factors (every seed on
+        # every labelling), whose intervals count both spreads (stats.crossed_mean_ci)
+        one = (lambda v: v[0]) if f == 0 else (lambda v: v)
+        t = one(fit_times(a, i, cfg.fit_acc))
         ok = np.isfinite(t)
-        unit = (lambda v: v[0]) if f == 0 else (lambda v: v.mean(1))
-        rows.append({"fraction": float(f), "runs": int(len(t)), "fitted": int(ok.sum()),
-                     "epochs_to_fit": (_ci_rounded(geometric_ci(t[ok], None if groups is None else groups[ok]))
-                                       if ok.any() else None),
-                     "epochs_to_fit_per_run": [rnd(v) if np.isfinite(v) else None for v in t],
-                     "test_acc": _pct_ci(unit(a["test_acc"][i]), n_test),
-                     "train_acc": _pct_ci(unit(a["train_acc"][i]), n_train),
+        rows.append({"fraction": float(f), "runs": int(t.size), "fitted": int(ok.sum()),
+                     "epochs_to_fit": _ci_rounded(geometric_ci(t if ok.all() else t[ok])) if ok.any() else None,
+                     "epochs_to_fit_per_run": [rnd(v) if np.isfinite(v) else None for v in t.ravel()],
+                     "test_acc": _pct_ci(one(a["test_acc"][i]), n_test),
+                     "train_acc": _pct_ci(one(a["train_acc"][i]), n_train),
                      "agreement": rnd(100 * float(a["agreement"][i].mean()))})
     out = {"params": r.summary["params"], "train_subset": cfg.train_subset, "max_epochs": cfg.max_epochs,
            "fit_acc": rnd(100 * cfg.fit_acc), "seeds": len(cfg.seeds), "label_draws": len(cfg.label_draws),
@@ -699,18 +697,17 @@ def h_random_labels(r, cfg) -> dict:
         # the slowdown, paired by seed: epochs to fit run (draw d, seed s) on random labels over seed s's
         # true-label run; runs of one labelling share it, so the interval is over labellings
         t0, t1 = fit_times(a, 0, cfg.fit_acc)[0], fit_times(a, len(fr) - 1, cfg.fit_acc)
-        ratio = t1 / t0[None, :]
+        ratio = t1 / t0[None, :]                                         # [labellings, seeds]
         ok = np.isfinite(ratio) & (ratio > 0)
-        draw_of = np.broadcast_to(np.arange(ratio.shape[0])[:, None], ratio.shape)
-        out["slowdown"] = ({**_ci_rounded(geometric_ci(ratio[ok], groups=draw_of[ok])), "pairs_fitted": int(ok.sum()),
-                            "pairs": int(ratio.size), "published": ZHANG_SLOWDOWN} if ok.any() else None)
-        # test accuracy on random labels, each labelling's mean over seeds one observation (the suspected
-        # artefact of one draw), against chance
-        per_draw = a["test_acc"][-1].mean(1)                             # [D]
-        chance = _pct_ci(per_draw, n_test)
-        out["random_test_acc"] = {"per_draw": [rnd(100 * float(v)) for v in per_draw], "over_draws": chance,
-                                  "contains_chance": bool(chance["lo"] <= 10 <= chance["hi"])
-                                  if len(per_draw) > 1 else None}
+        out["slowdown"] = ({**_ci_rounded(geometric_ci(ratio if ok.all() else ratio[ok])),
+                            "pairs_fitted": int(ok.sum()), "pairs": int(ratio.size), "published": ZHANG_SLOWDOWN}
+                           if ok.any() else None)
+        # test accuracy on random labels against chance: one labelling alone can sit off 10% (its class
+        # frequencies), so each labelling is shown and the interval counts their spread
+        acc = a["test_acc"][-1]                                          # [labellings, seeds]
+        chance = _pct_ci(acc, n_test)
+        out["random_test_acc"] = {"per_draw": [rnd(100 * float(v)) for v in acc.mean(1)], "all": chance,
+                                  "contains_chance": bool(chance["lo"] <= 10 <= chance["hi"])}
     return out
 
 
@@ -1042,22 +1039,22 @@ def block_random_labels(rl: dict) -> str:
             f"training accuracy against the labels it trains on reaches {rl['fit_acc']:g}% (within "
             f"{rl['max_epochs']} epochs); epochs to fit are interpolated between epochs (geometric mean of the runs "
             f"that fitted), test accuracy is the fitted model's (the last one's if it did not fit). Brackets: 95% "
-            f"intervals, over {plural(rl['seeds'], 'seed')} on the true labels and over "
-            f"{plural(rl['label_draws'], 'random labelling')} (each the mean of its seeds' runs) where labels are "
-            "randomised; a labelling's runs share it, so they are not independent.")
+            f"intervals, over {plural(rl['seeds'], 'seed')} on the true labels; where labels are randomised, over "
+            f"{plural(rl['label_draws'], 'random labelling')} x {plural(rl['seeds'], 'seed')} as crossed factors "
+            "(every seed runs on every labelling; two-way random-effects ANOVA, Satterthwaite's degrees of "
+            "freedom), so the spread of labellings and of seeds both count. Accuracies: on the logit scale; epochs "
+            "and their ratio: on the log scale.")
     sd = rl.get("slowdown")
     if sd is not None:
         text += (f"\n\n**Slowdown** (epochs to fit random labels over true labels, paired by seed): "
-                 f"{_fmt_ci(sd, 2, 'gmean')}, geometric mean of {sd['pairs_fitted']} of {sd['pairs']} pairs, "
-                 f"interval over {plural(sd['groups'], 'labelling')}; Zhang et al. (2017) report "
-                 f"{sd['published']} on CIFAR-10.")
+                 f"{_fmt_ci(sd, 2, 'gmean')}, geometric mean of {sd['pairs_fitted']} of {sd['pairs']} pairs "
+                 f"(labelling x seed); Zhang et al. (2017) report {sd['published']} on CIFAR-10.")
     ch = rl.get("random_test_acc")
     if ch is not None:
-        verdict = ("" if ch["contains_chance"] is None else
-                   " (contains chance, 10%)" if ch["contains_chance"] else " (excludes chance, 10%)")
+        verdict = " (contains chance, 10%)" if ch["contains_chance"] else " (excludes chance, 10%)"
         text += (f"\n\n**Test accuracy on random labels**, per labelling: "
-                 f"{', '.join(f'{v:.2f}' for v in ch['per_draw'])}%; over labellings "
-                 f"{_fmt_ci(ch['over_draws'])}%{verdict}.")
+                 f"{', '.join(f'{v:.2f}' for v in ch['per_draw'])}% (mean of its seeds); all runs "
+                 f"{_fmt_ci(ch['all'])}%{verdict}.")
     return table + text
 
 
@@ -1330,9 +1327,16 @@ RANDOM_LABELS = Experiment(
     key="", compute=None, plan=random_labels_units, assemble=assemble_random_labels,
     headline=h_random_labels, block=block_random_labels, checks=c_random_labels, summary=summary_random_labels,
     figures=("1-3a_random_labels",),
-    reading="""Random labels are memorised while test accuracy stays at chance, as Zhang et al. (2017) report; they take
-many more epochs to fit than the true labels (first epoch at 99% training accuracy, per seed, in the table).""",
-    published=("Zhang et al. 2017", "random labels reach 100% train accuracy; test accuracy at chance (~10%)"))
+    reading="""Every run fits its labels, random ones included, and the fitted models' test accuracy falls with the
+fraction of labels randomised, to chance for random labels: the interval over labellings and seeds contains 10%,
+while one labelling alone can sit off it (the per-labelling values under the table), which is why one draw is not
+enough. As in Zhang et al.'s (2017) Figure 1b the time to fit grows with the fraction randomised, but it levels off
+over the highest fractions instead of growing on, and the slowdown of random over true labels is several times
+larger than the small constant factor they report: on this subset of MNIST the true labels are fitted within a
+few epochs, so the ratio is large. That explanation is not tested here; the setting also differs from theirs
+(Adam, an MLP, MNIST; their CIFAR-10 networks were trained with SGD).""",
+    published=("Zhang et al. 2017", "random labels are fitted (100% train accuracy), by a small constant factor more "
+               "slowly than true labels; test accuracy falls with the fraction of labels randomised, to chance (~10%)"))
 
 PARAMS_SWEEP = Experiment(
     "1-3b", "parameter sweep", "1-3b_parameters_vs_generalization.ipynb", ParamsSweepConfig, PARAMS_SWEEP_PROFILES,
