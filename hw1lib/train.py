@@ -511,7 +511,8 @@ def polish_lbfgs(build: Callable[[], torch.nn.Module], ens: Ensemble, x: torch.T
         line search's included; row 0: before the first step), then the
         polished weights' loss, repeated to the end where L-BFGS stopped early;
       grad_norm, hess_min, hess_max [N]: the gradient's norm and the extreme
-        Hessian eigenvalues at the end;
+        Hessian eigenvalues at the end (their last bits depend on the number
+        of torch threads, through LAPACK: bit for bit only at one count);
       pred [N, n, d]: the polished nets' outputs on x (float64).
     """
     from .curvature import FlatLoss, hessian

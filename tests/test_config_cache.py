@@ -43,7 +43,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_hash_is_stable_and_sensitive():
     a, b = function_fit_config("quick"), function_fit_config("quick")
     assert config_hash(a) == config_hash(b)
-    assert config_hash(a) != config_hash(dataclasses.replace(a, lr=2e-3))
+    assert config_hash(a) != config_hash(dataclasses.replace(a, lrs=(2e-3,)))
     assert config_hash(a) != config_hash(function_fit_config("full"))
 
 
@@ -66,7 +66,7 @@ def test_cache_hit_does_not_recompute_and_change_does():
     np.testing.assert_array_equal(again.arrays["a"], [0, 1, 2])
     assert torch.equal(again.weights["w"], torch.ones(2)) and again.summary == {"value": 1}
     assert (again.path / "summary.json").exists() and (again.path / "config.json").exists()
-    cache.cached("t", dataclasses.replace(cfg, lr=0.5), lambda: compute(2))
+    cache.cached("t", dataclasses.replace(cfg, lrs=(0.5,)), lambda: compute(2))
     assert calls == [1, 2]
 
 

@@ -92,7 +92,7 @@ def test_changed_bytes_that_still_load_are_caught(tmp_path):
 
 def test_another_configs_file_is_not_served(tmp_path):
     path = _entry(tmp_path)
-    other = dataclasses.replace(CFG, lr=0.5)
+    other = dataclasses.replace(CFG, lrs=(0.5,))
     cache.save("t", other, _result(7.0), "v1")
     (path / "arrays.npz").write_bytes((cache.entry_dir("t", other, "v1") / "arrays.npz").read_bytes())
     _recomputes_with_warning(path, "checksum of arrays.npz")
@@ -225,6 +225,8 @@ def test_full_disk_names_the_directory(tmp_path, monkeypatch):
 
 _KILLED = textwrap.dedent("""
     import os, signal, sys
+    import torch
+    torch.set_num_threads(int(os.environ["TEST_TORCH_THREADS"]))   # the test process's: LAPACK's bits depend on it
     import hw1lib.experiments.deep_vs_shallow as s1
     from hw1lib import cache
     from hw1lib.experiments import experiment
@@ -269,7 +271,7 @@ def test_killed_or_interrupted_mid_unit_then_resume_gives_identical_arrays(tmp_p
     """SIGKILL while a unit computes or saves, or Ctrl-C through the runner
     (exit 130, a sentence saying how to resume): finished units are reused
     untouched and the result equals an uninterrupted run bit for bit."""
-    env = {**os.environ, "HW1LIB_RESULTS": str(tmp_path / "results")}
+    env = {**os.environ, "HW1LIB_RESULTS": str(tmp_path / "results"), "TEST_TORCH_THREADS": str(torch.get_num_threads())}
     p = subprocess.run([sys.executable, "-c", _KILLED, when], env=env, cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     if when == "sigint":

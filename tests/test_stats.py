@@ -248,6 +248,21 @@ def test_log_comparison_is_welchs_test_and_says_what_it_could_detect():
     assert power == pytest.approx(0.8, abs=0.01)
 
 
+def test_1_1a_converged_needs_a_plateau_a_small_gradient_no_negative_curvature_and_a_live_net():
+    from hw1lib.experiments import experiment
+    from hw1lib.experiments.deep_vs_shallow import converged_runs
+
+    cfg = experiment("1-1a").make_config("smoke", "cpu")
+    flat, falling = np.full(100, 0.01), 0.01 * np.exp(-np.arange(100) / 20)
+    loss = np.stack([flat, falling, flat, flat, flat], 1)              # [evaluations, run]
+    grad = np.array([1e-6, 1e-6, 1e-6, 1e-6, 1e-2])
+    hmin, hmax = np.array([0.0, 0.0, -1.0, 0.0, 0.0]), np.full(5, 10.0)
+    pred = np.tile(np.linspace(0, 1, 8), (5, 1))
+    pred[3] = 0.5                                                       # a dead net: constant output
+    got = converged_runs(cfg, loss, grad, hmin, hmax, pred)
+    assert got.tolist() == [True, False, False, False, False]
+
+
 def test_a_correlation_that_is_undefined_is_said_not_raised():
     """One batch size, one seed, or fewer than 3 points: no rank correlation (and no bootstrap of it)."""
     from hw1lib.headline import correlation, fmt_sp

@@ -357,3 +357,58 @@ def test_training_adam_equals_the_default_single_tensor_adam_to_the_bit():
     ours = run(lambda ens: make_adam(ens, 1e-2))
     default = run(lambda ens: torch.optim.Adam(ens.parameters(), lr=1e-2, foreach=False))
     assert torch.equal(ours, default)
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_cosine_decay_is_adam_under_that_schedule(static):
+    """fit_full_batch(decay_to=...) against a plain loop: one nn.Module, torch.optim.Adam
+    with its rate set to lr * cosine_factor before each step (static=True: the
+    code a captured CUDA step runs, eagerly)."""
+    from hw1lib.ensemble import seeded_init
+    from hw1lib.train import cosine_factor
+
+    assert cosine_factor(0, 50, 0.1) == 1.0 and cosine_factor(50, 50, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(25, 50, 0.1) == pytest.approx(0.55)
+    build = lambda: mlp(1, (8, 8), 1)  # noqa: E731
+    x = torch.linspace(-1, 1, 64).unsqueeze(-1)
+    y = target("sinc", x)
+    ens = Ensemble(build, [3], CPU)
+    fit = fit_full_batch(ens, x[None], y[None], epochs=50, lr=1e-2, decay_to=0.1, progress=False, static=static)
+    model = seeded_init(build, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for e in range(50):
+        opt.param_groups[0]["lr"] = 1e-2 * cosine_factor(e, 50, 0.1)
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    np.testing.assert_allclose(fit["loss"][:50, 0], losses, rtol=1e-4)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(ens.state_dict(0)[k], v, rtol=1e-4, atol=1e-6)
+
+
+def test_lbfgs_polish_reaches_the_least_squares_solution():
+    """A net with no hidden layer is linear regression: the polish must reach
+    the closed-form least-squares fit, with a zero gradient and the Hessian's
+    known eigenvalues (2 / n X^T X), and write the fit back into the ensemble."""
+    from hw1lib.train import polish_lbfgs
+
+    build = lambda: mlp(1, (), 1)  # noqa: E731
+    x = torch.linspace(-1, 1, 50).unsqueeze(-1)
+    y = torch.stack([3 * x ** 2 - x, torch.sin(3 * x)])              # two members, data of their own
+    ens = Ensemble(build, [0, 1], CPU)
+    out = polish_lbfgs(build, ens, x.expand(2, -1, -1), y, iters=50)
+    X = torch.cat([x, torch.ones_like(x)], 1).double()
+    H = 2 / len(x) * X.T @ X
+    ev = torch.linalg.eigvalsh(H)
+    for i in range(2):
+        w = torch.linalg.lstsq(X, y[i].double()).solution
+        best = (X @ w - y[i].double()).pow(2).mean().item()
+        assert out["loss"][-1, i] == pytest.approx(best, rel=1e-9) and out["grad_norm"][i] < 1e-6
+        assert (out["hess_min"][i], out["hess_max"][i]) == pytest.approx((ev[0].item(), ev[1].item()), rel=1e-9)
+        np.testing.assert_allclose(out["pred"][i], (X @ w).numpy(), atol=1e-8)
+        state = ens.state_dict(i)
+        torch.testing.assert_close(torch.stack([state["1.weight"][0, 0], state["1.bias"][0]]), w[:, 0].float())
+    assert np.isfinite(out["loss"]).all() and (np.diff(np.minimum.accumulate(out["loss"], 0), axis=0) <= 0).all()
