@@ -14,7 +14,7 @@ DEVICE ?= auto
 JOBS ?= 2
 # Some sections only: `make report NB=1-3e` or `NB=1-2b,1-3e` (experiment or notebook names), in every step.
 NB ?=
-# Config overrides, checked like the configs: `make report SET="1-3d.seeds=0,1 1-1a.max_epochs=8000"`.
+# Config overrides, checked like the configs: `make report SET="1-3d.seeds=0,1 1-1a.epochs=8000"`.
 SET ?=
 SETS = $(foreach s,$(SET),--set $(s))
 

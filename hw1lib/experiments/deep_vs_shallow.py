@@ -251,7 +251,8 @@ def h_function_fit(r, cfg) -> dict:
         for j, f in enumerate(cfg.functions):
             v = final[i, j]
             row["fits"][f] = {
-                "lr_sweep": {f"{lr:g}": rnd(float(np.median(a["sweep_loss"][i, j, k]))) for k, lr in enumerate(cfg.lrs)},
+                "lr_sweep": {f"{lr:g}": rnd(float(np.median(a["sweep_loss"][i, j, k])))
+                             for k, lr in enumerate(cfg.lrs)},
                 "chosen_lr": float(a["chosen_lr"][i, j]),
                 "best": rnd(float(v.min())), "median": rnd(float(np.median(v))), "max": rnd(float(v.max())),
                 "gmean": {k: rnd(x) if isinstance(x, float) else x for k, x in geometric_ci(v).items()},
@@ -345,7 +346,8 @@ def block_function_fit(ff: dict) -> str:
         f"{ff['epochs']:,} full-batch Adam steps, the rate decayed by a cosine to {ff['decay_to']:g} times itself, "
         f"then {ff['polish_iters']:,} L-BFGS iterations (float64). Best: the lowest MSE over seeds (what training "
         "finds the depth can express); median and geometric mean: a typical run (trainability). Converged: at a "
-        f"local minimum (not necessarily a good one) by the rule: the polish's last {rule['plateau_window']:.0%} of loss evaluations lowered the best loss by "
+        "local minimum (not necessarily a good one) by the rule: the polish's last "
+        f"{rule['plateau_window']:.0%} of loss evaluations lowered the best loss by "
         f"less than {rule['plateau_rtol']:.0%}, gradient norm below {rule['grad_tol']:g}, and no Hessian eigenvalue "
         f"below -{rule['hess_rtol']:g} times the largest; a run stuck near a saddle or still descending is not "
         "converged. Depths share no weights, so seeds do not pair them: each comparison is Welch's t-test on "
@@ -395,17 +397,18 @@ FUNCTION_FIT = Experiment(
 what a depth can express (its best run) from what a typical run reaches (median, geometric mean). On sinc the
 3-hidden net's typical run ends at a local minimum far above the 1-hidden and 6-hidden nets' (the rule finds a
 vanishing gradient and no negative curvature there, and Welch's test resolves both gaps), while its best run is
-within an order of magnitude of theirs: a failure of training, not of expressivity. On sign and chirp no depth difference is detected; the
-block gives the size each test could have detected. Sign's discontinuity leaves every run at a kink of the ReLU
-loss where the gradient does not vanish, so none is counted converged there; chirp's runs also end short of the
-gradient tolerance. The classic claim that depth wins at equal parameter count is not supported by these fits:
-the only resolved differences (sinc) put the middle depth below both the shallower and the deeper net, and the
-depth with the lowest best run differs between functions. Depth-separation results (Eldan and Shamir 2016; Telgarsky 2016) concern functions built so that a
-shallow net needs exponentially many units, in dimension or oscillations; these three 1-D functions at 571
-parameters are not such functions, so they do not predict a gap here. What was not varied: the schedule's
-length. The report's earlier runs (one rate, no decay, up to many more steps) reached lower medians for some
-depth and function pairs (sign with 1 hidden layer, chirp with 6), so these are each depth's best within this
-budget of steps, not the best it can reach.""")
+within an order of magnitude of theirs: a failure of training, not of expressivity. On sign and chirp no depth
+difference is detected; the block gives the size each test could have detected. Every sign run ends with a
+gradient far from zero, so none is counted converged there (L-BFGS stalls, as it does at a kink of the ReLU loss,
+where the gradient need not vanish; not tested further); chirp's runs also end short of the gradient tolerance.
+The classic claim that depth wins at equal parameter count is not supported by these fits: the only resolved
+differences (sinc) put the middle depth behind both the shallower and the deeper net, and the depth with the
+lowest best run differs between functions. Depth-separation results (Eldan and Shamir 2016; Telgarsky 2016)
+concern functions built so that a shallow net needs exponentially many units, in dimension or oscillations; these
+three 1-D functions at 571 parameters are not such functions, so they do not predict a gap here. What was not
+varied: the schedule's length. The report's earlier runs (one rate, no decay, up to many more steps) reached lower
+medians for some depth and function pairs (sign with 1 and with 3 hidden layers, chirp with 6), so these are each
+depth's best within this budget of steps, not the best it can reach.""")
 
 MNIST_MODELS = Experiment(
     "1-1b", "MNIST CNNs", "1-1b_train_on_mnist.ipynb", MnistModelsConfig, MNIST_MODELS_PROFILES,
