@@ -30,6 +30,11 @@ def rnd(x: float, sig: int = 4) -> float | None:
     return None if not np.isfinite(x) else float(f"{x:.{sig}g}")
 
 
+def rounded(d: dict) -> dict:
+    """An interval dict (stats.geometric_ci, compare_log, ...) with its float values rounded by `rnd`."""
+    return {k: (rnd(v) if isinstance(v, float) else v) for k, v in d.items()}
+
+
 def ci(x) -> dict:
     """{mean, ci95, n} of the seeds in x [S]."""
     m, h = mean_ci(np.asarray(x, dtype=float))

@@ -100,13 +100,24 @@ def wilson_ci(k, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def _as_runs(x) -> np.ndarray:
+    """x as a table [R, C] of crossed factors when it is one (both sides > 1), else flat [n]."""
+    x = np.asarray(x, dtype=float)
+    return x if x.ndim == 2 and min(x.shape) > 1 else x.ravel()
+
+
+def _centre_and_half(t: np.ndarray, level: float) -> tuple[float, float]:
+    """(mean, t-interval half-width) of values t [n], or of a crossed table t [R, C]."""
+    return crossed_mean_ci(t, level) if t.ndim == 2 else mean_ci(t, level=level)
+
+
 def _t_interval_on(transformed: np.ndarray, back, mean: float, level: float) -> tuple[float, float]:
     """Student-t interval of the mean of the `transformed` values (a table
     [R, C] of crossed factors: `crossed_mean_ci`), mapped back, and widened
     (never narrowed) to contain `mean`, the plain mean quoted beside it: a
     skewed handful of seeds (one run far below the others) can otherwise leave
     it outside."""
-    m, h = crossed_mean_ci(transformed, level) if transformed.ndim == 2 else mean_ci(transformed, level=level)
+    m, h = _centre_and_half(transformed, level)
     return min(float(back(m - h)), mean), max(float(back(m + h)), mean)
 
 
@@ -120,8 +131,7 @@ def proportion_ci(p, n_items: int | None = None, level: float = 0.95) -> dict:
     {mean, lo, hi, n}."""
     from scipy.special import expit, logit
 
-    p = np.asarray(p, dtype=float)
-    p = p if p.ndim == 2 and min(p.shape) > 1 else p.ravel()
+    p = _as_runs(p)
     if ((p < 0) | (p > 1)).any():
         raise ValueError("proportion_ci takes proportions in [0, 1] (an accuracy in percent: divide by 100).")
     out = {"mean": float(p.mean()), "n": int(p.size)}
@@ -149,12 +159,10 @@ def geometric_ci(x, level: float = 0.95) -> dict:
     Student-t interval of their mean logarithm, mapped back. x [n]: independent
     values; x [R, C]: a table of crossed factors (labellings x seeds, see
     `crossed_mean_ci`). Returns {gmean, lo, hi, n}; NaN bounds for one value."""
-    x = np.asarray(x, dtype=float)
-    x = x if x.ndim == 2 and min(x.shape) > 1 else x.ravel()
+    x = _as_runs(x)
     if not x.size or (x <= 0).any() or not np.isfinite(x).all():
         raise ValueError("geometric_ci takes at least one finite value above 0.")
-    logs = np.log(x)
-    m, h = crossed_mean_ci(logs, level) if logs.ndim == 2 else mean_ci(logs, level=level)
+    m, h = _centre_and_half(np.log(x), level)
     return {"gmean": float(np.exp(m)), "lo": float(np.exp(m - h)), "hi": float(np.exp(m + h)), "n": int(x.size)}
 
 
@@ -179,13 +187,21 @@ def compare_log(a, b, level: float = 0.95, power: float = 0.8) -> dict:
             "detectable": float(detect), "n": [na, nb]}
 
 
-def fmt_interval(d: dict, digits: int = 2, scale: float = 1.0) -> str:
-    """'99.42 [98.10, 99.80] (n = 5)' from a proportion_ci / positive_ci result
-    (times `scale`, e.g. 100 for percent); just the mean where there is no interval."""
-    m = d["mean"] * scale
-    if not (np.isfinite(d["lo"]) and np.isfinite(d["hi"])):
-        return f"{m:.{digits}f} (n = {d['n']})"
-    return f"{m:.{digits}f} [{d['lo'] * scale:.{digits}f}, {d['hi'] * scale:.{digits}f}] (n = {d['n']})"
+def fmt_interval(d: dict | None, digits: int = 2, scale: float = 1.0, key: str = "mean", spec: str = "f",
+                 n: bool = True) -> str:
+    """'99.42 [98.10, 99.80] (n = 5)' from an interval dict ({mean or gmean,
+    lo, hi, n}: proportion_ci, positive_ci, geometric_ci, rounded or not),
+    times `scale` (e.g. 100 for percent), in format `spec` ('f' or 'e'),
+    without '(n = ...)' when `n` is False; just the value where there is no
+    interval (a bound None or NaN); 'n/a' for no result."""
+    if d is None:
+        return "n/a"
+    def f(v):
+        return f"{v * scale:.{digits}{spec}}"
+    tail = f" (n = {d['n']})" if n else ""
+    if d["lo"] is None or d["hi"] is None or not (np.isfinite(d["lo"]) and np.isfinite(d["hi"])):
+        return f(d[key]) + tail
+    return f"{f(d[key])} [{f(d['lo'])}, {f(d['hi'])}]" + tail
 
 
 def spearman(x, y) -> float:

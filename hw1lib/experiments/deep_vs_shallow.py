@@ -22,8 +22,8 @@ from ..stats import plateaued
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch, polish_lbfgs
 from ..headline import (DATASET_NAMES, TEST, Check, ci, fmt_m, md_table, one_sample, pct, plural, rnd,
-                        vals)
-from ..stats import compare_log, geometric_ci
+                        rounded, vals)
+from ..stats import compare_log, fmt_interval, geometric_ci
 from .common import Experiment, stack_units
 
 
@@ -255,16 +255,15 @@ def h_function_fit(r, cfg) -> dict:
                              for k, lr in enumerate(cfg.lrs)},
                 "chosen_lr": float(a["chosen_lr"][i, j]),
                 "best": rnd(float(v.min())), "median": rnd(float(np.median(v))), "max": rnd(float(v.max())),
-                "gmean": {k: rnd(x) if isinstance(x, float) else x for k, x in geometric_ci(v).items()},
+                "gmean": rounded(geometric_ci(v)),
                 "adam_median": rnd(float(np.median(a["adam_final"][i, j]))),
                 "converged": int(a["converged"][i, j].sum()), "negative_curvature": int(hess_neg[i, j].sum()),
                 "dead": int((a["pred"][i, j].std(-1) <= DEAD_STD).sum()),
                 "grad_norm_median": rnd(float(np.median(a["grad_norm"][i, j])))}
         out["models"].append(row)
     # a test needs two runs of each (None: not tested)
-    out["comparisons"] = {f: {f"{models[p]['name']} vs {models[q]['name']}": {
-        k: (rnd(x) if isinstance(x, float) else x) for k, x in compare_log(final[p, j], final[q, j]).items()}
-        if len(cfg.seeds) > 1 else None
+    out["comparisons"] = {f: {f"{models[p]['name']} vs {models[q]['name']}":
+        rounded(compare_log(final[p, j], final[q, j])) if len(cfg.seeds) > 1 else None
         for p in range(len(models)) for q in range(p + 1, len(models))} for j, f in enumerate(cfg.functions)}
     out["best"] = {f: {"expressivity": models[int(np.argmin(final[:, j].min(1)))]["name"],
                        "trainability": models[int(np.argmin(np.median(final[:, j], 1)))]["name"]}
@@ -329,8 +328,7 @@ def block_function_fit(ff: dict) -> str:
         rows = []
         for m in ff["models"]:
             d = m["fits"][f]
-            g = d["gmean"]
-            gm = f"{g['gmean']:.2e}" + (f" [{g['lo']:.2e}, {g['hi']:.2e}]" if g["lo"] is not None else "")
+            gm = fmt_interval(d["gmean"], 2, key="gmean", spec="e", n=False)
             rows.append([m["name"], m["params"], " / ".join(f"{d['lr_sweep'][f'{lr:g}']:.1e}" for lr in lrs),
                          f"{d['chosen_lr']:g}", f"{d['best']:.2e}", f"{d['median']:.2e}", gm,
                          f"{d['converged']}/{ff['seeds']}"])

@@ -27,8 +27,8 @@ from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
 from ..headline import (TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd,
-                        vals)
-from ..stats import crossing, geometric_ci, proportion_ci, spearman_ci
+                        rounded, vals)
+from ..stats import crossing, fmt_interval, geometric_ci, proportion_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
 from .common import Experiment, Unit, split_units, stack_units
@@ -85,6 +85,9 @@ def draw_labels(y: torch.Tensor, fraction: float, draw: int) -> torch.Tensor:
     return noisy_labels(y, fraction, 2 * draw)
 
 
+FIT_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
 def _fit_labels(cfg: RandomLabelsConfig, progress: bool) -> cache.Result:
     """One fraction (cfg.fractions == (f,)): every (draw, seed) run, one
     ensemble whose members have labels of their own, each leaving when it has
@@ -108,9 +111,6 @@ def _fit_labels(cfg: RandomLabelsConfig, progress: bool) -> cache.Result:
     arrays |= {k: h[k].reshape(-1, D, S) for k in ("loss_curve", "acc_curve")}
     arrays["agreement"] = np.array([float((y == train.y).float().mean()) for y in per_draw])
     return cache.Result(arrays, {"params": count_params(ens)})
-
-
-FIT_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
 def random_labels_units(cfg: RandomLabelsConfig) -> list[Unit]:
@@ -663,10 +663,6 @@ def fit_times(a: dict, i: int, level: float) -> np.ndarray:
     return np.array([[crossing(c[:, d, s], level) for s in range(c.shape[2])] for d in range(c.shape[1])])
 
 
-def _ci_rounded(d: dict) -> dict:
-    return {k: (rnd(v) if isinstance(v, float) else v) for k, v in d.items()}
-
-
 def _pct_ci(p, n_items: int) -> dict:
     """proportion_ci of accuracies p in [0, 1], in percent, rounded."""
     c = proportion_ci(p, n_items)
@@ -684,7 +680,7 @@ def h_random_labels(r, cfg) -> dict:
         t = one(fit_times(a, i, cfg.fit_acc))
         ok = np.isfinite(t)
         rows.append({"fraction": float(f), "runs": int(t.size), "fitted": int(ok.sum()),
-                     "epochs_to_fit": _ci_rounded(geometric_ci(t if ok.all() else t[ok])) if ok.any() else None,
+                     "epochs_to_fit": rounded(geometric_ci(t if ok.all() else t[ok])) if ok.any() else None,
                      "epochs_to_fit_per_run": [rnd(v) if np.isfinite(v) else None for v in t.ravel()],
                      "test_acc": _pct_ci(one(a["test_acc"][i]), n_test),
                      "train_acc": _pct_ci(one(a["train_acc"][i]), n_train),
@@ -695,11 +691,11 @@ def h_random_labels(r, cfg) -> dict:
     fr = list(cfg.fractions)
     if fr[0] == 0 and fr[-1] == 1:
         # the slowdown, paired by seed: epochs to fit run (draw d, seed s) on random labels over seed s's
-        # true-label run; runs of one labelling share it, so the interval is over labellings
+        # true-label run; a table [labellings, seeds] of crossed factors, like the rows above
         t0, t1 = fit_times(a, 0, cfg.fit_acc)[0], fit_times(a, len(fr) - 1, cfg.fit_acc)
         ratio = t1 / t0[None, :]                                         # [labellings, seeds]
         ok = np.isfinite(ratio) & (ratio > 0)
-        out["slowdown"] = ({**_ci_rounded(geometric_ci(ratio if ok.all() else ratio[ok])),
+        out["slowdown"] = ({**rounded(geometric_ci(ratio if ok.all() else ratio[ok])),
                             "pairs_fitted": int(ok.sum()), "pairs": int(ratio.size), "published": ZHANG_SLOWDOWN}
                            if ok.any() else None)
         # test accuracy on random labels against chance: one labelling alone can sit off 10% (its class
@@ -1021,12 +1017,7 @@ def c_sharpness(r, cfg) -> dict[str, Check]:
 
 
 def _fmt_ci(d: dict | None, digits: int = 2, key: str = "mean") -> str:
-    """'12.3 [10.1, 14.9]' from a rounded interval dict; the value alone without bounds."""
-    if d is None:
-        return "n/a"
-    if d["lo"] is None or not np.isfinite(d["lo"]):
-        return f"{d[key]:.{digits}f}"
-    return f"{d[key]:.{digits}f} [{d['lo']:.{digits}f}, {d['hi']:.{digits}f}]"
+    return fmt_interval(d, digits, key=key, n=False)
 
 
 def block_random_labels(rl: dict) -> str:
