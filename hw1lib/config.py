@@ -102,7 +102,7 @@ def _bounds(name: str, kind: type) -> tuple[float, float, bool, str]:
     if kind is float:
         if name == "lr" or name.endswith("_lr"):
             return 0.0, 1.0, False, "a number in (0, 1]"
-        if name in ("label_noise", "fractions"):
+        if name in ("label_noise", "fractions", "decay_to"):
             return 0.0, 1.0, True, "a number in [0, 1]"
         if name == "fit_acc":
             return 0.0, 1.0, False, "a number in (0, 1]"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .stats import fmt_ci, mean_ci
+from .stats import fmt_ci, mean_ci, positive_ci, proportion_ci
 
 TRAIN, TEST = 60_000, 10_000    # MNIST's splits
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
@@ -39,6 +39,17 @@ def ci(x) -> dict:
     """{mean, ci95, n} of the seeds in x [S]."""
     m, h = mean_ci(np.asarray(x, dtype=float))
     return {"mean": rnd(m), "ci95": rnd(h), "n": int(np.asarray(x).shape[-1])}
+
+
+def pct_ci(p, n_items: int) -> dict:
+    """stats.proportion_ci of accuracies p in [0, 1] (each of n_items), in percent, rounded."""
+    c = proportion_ci(p, n_items)
+    return {"mean": rnd(100 * c["mean"]), "lo": rnd(100 * c["lo"]), "hi": rnd(100 * c["hi"]), "n": c["n"]}
+
+
+def pos_ci(x) -> dict:
+    """stats.positive_ci of positive values x [S] (losses, errors), rounded."""
+    return rounded(positive_ci(x))
 
 
 def sp_round(d: dict) -> dict:

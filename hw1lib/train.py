@@ -35,11 +35,16 @@ def shuffle_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(state)
 
 
-def make_adam(ens: Ensemble, lr: float | Sequence[float]) -> "torch.optim.Adam | MemberLrAdam":
+def make_adam(ens: Ensemble, lr: float | Sequence[float],
+              scheduled: bool = False) -> "torch.optim.Adam | MemberLrAdam":
     """torch.optim.Adam over the stacked parameters. Adam is elementwise, so each
-    member is updated exactly as by its own optimizer. See `_adam`."""
+    member is updated exactly as by its own optimizer. See `_adam`. One rate per
+    member, or a schedule (`scheduled`: its rates are tensors that
+    MemberLrAdam.scale_rates sets, which a captured step reads): MemberLrAdam."""
     if isinstance(lr, (int, float)):
-        return _adam(ens, lr)
+        if not scheduled:
+            return _adam(ens, lr)
+        lr = [float(lr)] * len(ens)
     return MemberLrAdam(ens, lr)
 
 
@@ -282,7 +287,8 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
                    batch_size: int, lr: float | Sequence[float], record_steps: bool = False,
                    snapshot_every: int = 0, eval_every: int = 1, progress: bool = True,
-                   desc: str = "train", graphs: bool | None = None) -> dict[str, np.ndarray]:
+                   desc: str = "train", graphs: bool | None = None, decay_to: float | None = None,
+                   train_eval: Split | None = None) -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
 
     Each member shuffles with its own generator (from its seed). After every
@@ -295,12 +301,17 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
         the flattened weights at epoch 0 and every `snapshot_every` epochs.
     train.y may be [N, n], each member with labels of its own; lr may be one
     rate per member (see MemberLrAdam).
+    decay_to: the rates follow a cosine decay over the epochs, epoch by epoch
+      (epoch e, from 1, at lr * cosine_factor(e - 1, epochs, decay_to)); None:
+      constant.
+    train_eval: what the train_* metrics are measured on (default: all of
+      `train`), e.g. a fixed subset of it, to spend less on evaluation.
     graphs: capture the CUDA steps (None: yes on CUDA; see `graphs_wanted`).
     """
-    opt = make_adam(ens, lr)
+    opt = make_adam(ens, lr, scheduled=decay_to is not None)
     snaps, snap_epochs = [], []
     gens = [shuffle_generator(s) for s in ens.seeds]
-    splits = {"train": train} | ({"test": test} if test is not None else {})
+    splits = {"train": train if train_eval is None else train_eval} | ({"test": test} if test is not None else {})
     hist: dict[str, list] = {f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}
     eval_epochs: list[int] = []
     step_loss: list[torch.Tensor] = []
@@ -327,6 +338,8 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     try:
         for epoch in bar:
+            if decay_to is not None:
+                opt.scale_rates(cosine_factor(epoch - 1, epochs, decay_to))
             losses, gn = trainer.epoch()
             start = _check_epoch(losses, epoch, start)
             step_loss.append(losses)
@@ -419,9 +432,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     stopped_at = np.full(N, epochs)
     active = torch.arange(N, device=dev)        # members (indices into ens) still training
     cur, cx, cy = ens, x, y
-    if decay_to is not None and isinstance(lr, (int, float)):
-        lr = [float(lr)] * N                     # MemberLrAdam: its rates are tensors a schedule can set
-    opt = make_adam(ens, lr)
+    opt = make_adam(ens, lr, scheduled=decay_to is not None)
     captured = graphs_wanted(dev, graphs)
     static = captured or static
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)

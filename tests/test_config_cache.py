@@ -101,10 +101,17 @@ def test_interrupted_compute_leaves_no_entry():
     ("lr", 1e4, r"number in \(0, 1\]"),
     ("lr", float("nan"), r"number in \(0, 1\]"),
     ("seeds", (0, -1), "integer >= 0"),
+    ("decay_to", -0.1, r"number in \[0, 1\]"),
+    ("decay_to", 1.5, r"number in \[0, 1\]"),
 ])
 def test_bad_config_value_is_a_config_error_naming_the_field(key, value, words):
     with pytest.raises(ConfigError, match=rf"MnistModelsConfig\.{key} = .*: must be .*{words}"):
         mnist_models_config("quick", **{key: value})
+
+
+def test_a_plateau_window_as_long_as_the_training_is_a_config_error():
+    with pytest.raises(ConfigError, match="plateau_epochs must be between 1 and epochs - 1"):
+        mnist_models_config("quick", epochs=3, plateau_epochs=3)
 
 
 def test_every_profile_of_every_experiment_is_valid_and_nested_configs_follow_the_device():

@@ -389,6 +389,70 @@ def test_cosine_decay_is_adam_under_that_schedule(static):
         torch.testing.assert_close(ens.state_dict(0)[k], v, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("static", [False, True])
+def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
+    """fit_classifier(decay_to=..., train_eval=...) against a plain loop: one
+    nn.Module per seed, its own torch.optim.Adam with the rate set to
+    lr * cosine_factor(e - 1) before epoch e, batches from the member's
+    generator; the train metrics measured on the subset given (static=True:
+    the code a captured CUDA step runs, eagerly)."""
+    from hw1lib.ensemble import seeded_init
+    from hw1lib.train import cosine_factor, shuffle_generator
+
+    build = lambda: mlp(784, (16,), 10)  # noqa: E731
+    train, test = _small(mnist, 256)
+    sub = train.subset(100)
+    epochs, lr, bs = 4, 3e-3, 64
+    h = fit_classifier(Ensemble(build, [0, 5], CPU), train, test, epochs=epochs, batch_size=bs, lr=lr,
+                       decay_to=0.0, train_eval=sub, progress=False, graphs=False)
+    if static:    # the same schedule through the device-resident (capturable) step
+        from hw1lib.train import MinibatchTrainer
+
+        ens = Ensemble(build, [0, 5], CPU)
+        opt = make_adam(ens, lr, scheduled=True)
+        trainer = MinibatchTrainer(ens, opt, train, bs, [shuffle_generator(s) for s in ens.seeds], static=True)
+        for e in range(1, epochs + 1):
+            opt.scale_rates(cosine_factor(e - 1, epochs, 0.0))
+            trainer.epoch()
+        trainer.close()
+        static_loss, _ = evaluate(ens, sub)
+        np.testing.assert_allclose(static_loss, h["train_loss"][-1], rtol=1e-4)
+    for i, seed in enumerate([0, 5]):
+        model = seeded_init(build, seed)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = shuffle_generator(seed)
+        for e in range(1, epochs + 1):
+            opt.param_groups[0]["lr"] = lr * cosine_factor(e - 1, epochs, 0.0)
+            perm = torch.randperm(len(train), generator=gen)
+            for s in range(0, len(train), bs):
+                idx = perm[s:s + bs]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
+                opt.step()
+        with torch.no_grad():
+            out = model(sub.x)
+            loss = torch.nn.functional.cross_entropy(out, sub.y).item()
+            acc = (out.argmax(1) == sub.y).double().mean().item()
+            test_acc = (model(test.x).argmax(1) == test.y).double().mean().item()
+        assert h["train_loss"][-1, i] == pytest.approx(loss, rel=1e-4)
+        assert h["train_acc"][-1, i] == pytest.approx(acc) and h["test_acc"][-1, i] == pytest.approx(test_acc)
+    # the schedule is not a no-op: a constant rate ends elsewhere
+    const = fit_classifier(Ensemble(build, [0, 5], CPU), train, test, epochs=epochs, batch_size=bs, lr=lr,
+                           train_eval=sub, progress=False, graphs=False)
+    assert not np.allclose(const["train_loss"][-1], h["train_loss"][-1], rtol=1e-3)
+
+
+def test_plateau_gain_is_the_rise_of_the_best_accuracy_in_the_last_window():
+    """1-1b's plateau rule: the best of the last k evaluations over the best
+    before them (a fall or a late dip gains nothing), per run."""
+    from hw1lib.experiments.deep_vs_shallow import plateau_gain
+
+    acc = np.array([[0.1, 0.1], [0.9, 0.95], [0.97, 0.96], [0.975, 0.95], [0.974, 0.955]])   # [epoch, run]
+    np.testing.assert_allclose(plateau_gain(acc, 2), [0.005, 0.0])
+    np.testing.assert_allclose(plateau_gain(acc, 1), [0.0, 0.0])
+    np.testing.assert_allclose(plateau_gain(acc, 4), [0.875, 0.86])
+
+
 def test_lbfgs_polish_reaches_the_least_squares_solution():
     """A net with no hidden layer is linear regression: the polish must reach
     the closed-form least-squares fit, with a zero gradient and the Hessian's

@@ -21,8 +21,8 @@ from ..functions import target
 from ..stats import plateaued
 from ..models import cnn_for_params, count_params, describe, mlp, mlp_widths_for_params
 from ..train import fit_classifier, fit_full_batch, polish_lbfgs
-from ..headline import (DATASET_NAMES, TEST, Check, ci, fmt_m, md_table, one_sample, pct, plural, rnd,
-                        rounded, vals)
+from ..headline import (DATASET_NAMES, TEST, TRAIN, Check, ci, fmt_m, md_table, one_sample, pct, pct_ci, plural,
+                        pos_ci, rnd, rounded, vals)
 from ..stats import compare_log, fmt_interval, geometric_ci
 from .common import Experiment, stack_units
 
@@ -165,14 +165,26 @@ def assemble_function_fit(cfg: FunctionFitConfig, parts: list[cache.Result]) -> 
 # ------------------------------------------------------------------ 1-1b
 @dataclass(frozen=True)
 class MnistModelsConfig:
+    """Every depth trains with Adam at `lr`, decayed by a cosine over the
+    `epochs` to `decay_to` times itself (epoch by epoch), so that the curves
+    flatten by the end and the comparison is of where each depth gets to, not
+    of how fast. The plateau rule, checked per run (not forced): over the last
+    `plateau_epochs` epochs the best test accuracy rose by less than
+    `plateau_acc` points. The training metrics are measured on the first
+    `train_eval_subset` training images (a fixed sample of the set trained on,
+    to spend less on evaluation); the test metrics on the whole test set."""
     depths: tuple[int, ...] = (1, 2, 4)   # conv blocks: shallow, medium, deep
     datasets: tuple[str, ...] = ("mnist", "fashion")   # the task, then a second one (Fashion-MNIST)
     target_params: int = 10_000
-    epochs: int = 10
+    epochs: int = 12
+    decay_to: float = 0.0
     batch_size: int = 128
     lr: float = 1e-3
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    plateau_epochs: int = 3
+    plateau_acc: float = 0.1               # points
     train_subset: int | None = None       # first n training images; None = all 60,000
+    train_eval_subset: int | None = 10_000   # first n of those measure the training metrics; None = all
     test_subset: int | None = None        # first n test images; None = all 10,000
     device: str = "auto"
 
@@ -180,11 +192,14 @@ class MnistModelsConfig:
         unknown = set(self.datasets) - set(DATASETS)
         if unknown:
             raise ConfigError(f"MnistModelsConfig.datasets: unknown {sorted(unknown)}; choose from {', '.join(DATASETS)}.")
+        if not 0 < self.plateau_epochs < self.epochs:
+            raise ConfigError(f"MnistModelsConfig.plateau_epochs must be between 1 and epochs - 1 "
+                              f"({self.epochs - 1}); got {self.plateau_epochs}.")
 
 
 MNIST_MODELS_PROFILES = {
-    "smoke": dict(depths=(1, 2), epochs=1, seeds=(0,), train_subset=512, test_subset=512),
-    "quick": dict(epochs=2, seeds=(0,), train_subset=10_000),
+    "smoke": dict(depths=(1, 2), epochs=2, plateau_epochs=1, seeds=(0,), train_subset=512, test_subset=512),
+    "quick": dict(epochs=2, plateau_epochs=1, seeds=(0,), train_subset=10_000),
     "full": dict(),
 }
 
@@ -208,9 +223,11 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     spec = cnn_for_params(depth, cfg.target_params)
     data = DATASETS[task](dev)
     ens = Ensemble(spec.build, cfg.seeds, dev)
-    hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test.subset(cfg.test_subset),
-                          epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          progress=progress, desc=f"1-1b {task} CNN-{depth}")
+    train = data.train.subset(cfg.train_subset)
+    hist = fit_classifier(ens, train, data.test.subset(cfg.test_subset), epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, lr=cfg.lr, decay_to=cfg.decay_to,
+                          train_eval=train.subset(cfg.train_eval_subset), progress=progress,
+                          desc=f"1-1b {task} CNN-{depth}")
     summary = {"dataset": task, "depth": depth, "params": count_params(ens), "channels": list(spec.channels),
                "hidden": spec.hidden}
     for k, v in hist.items():
@@ -271,18 +288,35 @@ def h_function_fit(r, cfg) -> dict:
     return out
 
 
-def h_mnist_models(r, cfg) -> dict:
+def plateau_gain(test_acc: np.ndarray, k: int) -> np.ndarray:
+    """How far the best test accuracy rose in the last k evaluations over the
+    best before them, per run: test_acc [E + 1, ...] -> [...], in the curve's
+    units (a fall counts as 0: nothing gained)."""
+    return np.maximum(test_acc[-k:].max(0) - test_acc[:-k].max(0), 0.0)
 
+
+def h_mnist_models(r, cfg) -> dict:
+    """Per task and depth: final losses (log-scale intervals) and accuracies
+    (logit-scale intervals, stats.proportion_ci), the plateau rule's count and
+    the last window's gain; per pair of adjacent depths, the paired (by seed)
+    test-accuracy difference."""
     models = mnist_models(cfg)
-    out = {"epochs": cfg.epochs, "seeds": len(cfg.seeds), "datasets": {}}
+    n_test, n_train = cfg.test_subset or TEST, min(cfg.train_eval_subset or TRAIN, cfg.train_subset or TRAIN)
+    out = {"epochs": cfg.epochs, "lr": cfg.lr, "decay_to": cfg.decay_to, "seeds": len(cfg.seeds),
+           "train_eval": n_train, "rule": {"plateau_epochs": cfg.plateau_epochs, "plateau_acc": cfg.plateau_acc},
+           "datasets": {}}
     for t, task in enumerate(cfg.datasets):
-        a = {k: v[t] for k, v in r.arrays.items()}
+        a = {k: v[t] for k, v in r.arrays.items()}          # [depth, epoch, seed]
+        gain = 100 * plateau_gain(a["test_acc"].transpose(1, 0, 2), cfg.plateau_epochs)   # [depth, seed]
         rows = [{"name": m["name"], "layers": m["layers"], "params": m["params"],
-                 **{k: ci(a[k][i, -1] * (100 if "acc" in k else 1))
-                    for k in ("train_loss", "test_loss", "train_acc", "test_acc")}} for i, m in enumerate(models)]
+                 "train_loss": pos_ci(a["train_loss"][i, -1]), "test_loss": pos_ci(a["test_loss"][i, -1]),
+                 "train_acc": pct_ci(a["train_acc"][i, -1], n_train), "test_acc": pct_ci(a["test_acc"][i, -1], n_test),
+                 "plateau": int((gain[i] < cfg.plateau_acc).sum()), "last_window_gain": ci(gain[i]),
+                 "per_seed_test_acc": [rnd(100 * v) for v in a["test_acc"][i, -1]]} for i, m in enumerate(models)]
         acc = 100 * a["test_acc"][:, -1]                     # [depth, seed]: paired across seeds
         out["datasets"][task] = {"models": rows, "paired_test_acc_diff": {
-            f"{models[i + 1]['name']} - {models[i]['name']}": ci(acc[i + 1] - acc[i]) for i in range(len(acc) - 1)}}
+            f"{models[j]['name']} - {models[i]['name']}": ci(acc[j] - acc[i])
+            for i in range(len(acc)) for j in range(i + 1, len(acc))}}
     return out
 
 
@@ -352,18 +386,37 @@ def block_function_fit(ff: dict) -> str:
         "log10 MSE (factor between geometric means, 95% interval).")
 
 
+def _diff_verdict(d: dict) -> str:
+    """A paired difference in words: its interval and whether it excludes 0."""
+    if d["ci95"] is None:
+        return f"{d['mean']:+.2f} (one seed: not tested)"
+    lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+    return f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}]" + (" (resolved)" if lo > 0 or hi < 0 else "")
+
+
 def block_mnist_models(mm: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     parts = []
+    rule = mm["rule"]
     for task, d in mm["datasets"].items():
         parts.append(f"**{DATASET_NAMES.get(task, task)}**\n\n" + md_table(
-            ["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)"], [
-                [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}", fmt_m(m["train_loss"], 3),
-                 fmt_m(m["test_loss"], 3), fmt_m(m["train_acc"]), fmt_m(m["test_acc"])] for m in d["models"]]) +
-            "\n\nPaired test-accuracy differences (points): " +
-            "; ".join(f"{k}: {fmt_m(v)}" for k, v in d["paired_test_acc_diff"].items()) + ".")
-    return "\n\n".join(parts) + f"\n\nAfter {mm['epochs']} epochs; mean ± 95% t-interval over " \
-        f"{plural(mm['seeds'], 'seed')}; a paired difference compares two depths seed by seed."
+            ["model", "layers", "params", "train loss", "test loss", "train acc (%)", "test acc (%)",
+             f"test acc gain, last {plural(rule['plateau_epochs'], 'epoch')} (points)", "at plateau"], [
+                [m["name"], m["layers"].replace(" | ", ", "), f"{m['params']:,}",
+                 fmt_interval(m["train_loss"], 3, n=False), fmt_interval(m["test_loss"], 3, n=False),
+                 fmt_interval(m["train_acc"], n=False), fmt_interval(m["test_acc"], n=False),
+                 fmt_m(m["last_window_gain"]), f"{m['plateau']}/{mm['seeds']}"] for m in d["models"]]) +
+            "\n\nPaired test-accuracy differences (points, 95% t-interval over seeds): " +
+            "; ".join(f"{k}: {_diff_verdict(v)}" for k, v in d["paired_test_acc_diff"].items()) + ".")
+    sched = (f"the rate {mm['lr']:g} decayed by a cosine to {mm['decay_to']:g} times itself over the epochs"
+             if mm["decay_to"] is not None else f"a constant rate {mm['lr']:g}")
+    return "\n\n".join(parts) + (
+        f"\n\nAfter {mm['epochs']} epochs of Adam, {sched}; {plural(mm['seeds'], 'seed')}. Losses: mean and the "
+        "t-interval of their logarithms; accuracies: mean and the t-interval of their logits (inside [0, 100]); "
+        f"the training metrics on the first {mm['train_eval']:,} training images. At plateau: the best test "
+        f"accuracy of the last {plural(rule['plateau_epochs'], 'epoch')} is less than {rule['plateau_acc']:g} points "
+        "above the best before them (the gain column: mean ± t-interval). A paired difference compares two depths "
+        "seed by seed (a seed fixes the order of the batches; the weights of different depths share nothing).")
 
 
 def summary_function_fit(h: dict) -> str:
@@ -380,7 +433,11 @@ def summary_mnist_models(h: dict) -> str:
     parts = []
     for task, d in h["datasets"].items():
         accs = ", ".join(f"{m['name']} {m['test_acc']['mean']:.2f}" for m in d["models"])
-        parts.append(f"{DATASET_NAMES.get(task, task)} test acc (%) {accs}")
+        resolved = [k for k, v in d["paired_test_acc_diff"].items()
+                    if v["ci95"] is not None and abs(v["mean"]) > v["ci95"]]
+        plateau = sum(m["plateau"] for m in d["models"])
+        parts.append(f"{DATASET_NAMES.get(task, task)} test acc (%) {accs}; resolved: "
+                     f"{', '.join(resolved) if resolved else 'none'}; at plateau {plateau}/{h['seeds'] * len(d['models'])}")
     return "; ".join(parts)
 
 

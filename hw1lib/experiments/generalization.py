@@ -26,9 +26,9 @@ from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
-from ..headline import (TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd,
-                        rounded, vals)
-from ..stats import crossing, fmt_interval, geometric_ci, proportion_ci, spearman_ci
+from ..headline import (TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, pct_ci, plural,
+                        rnd, rounded, vals)
+from ..stats import crossing, fmt_interval, geometric_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
 from .common import Experiment, Unit, split_units, stack_units
@@ -663,12 +663,6 @@ def fit_times(a: dict, i: int, level: float) -> np.ndarray:
     return np.array([[crossing(c[:, d, s], level) for s in range(c.shape[2])] for d in range(c.shape[1])])
 
 
-def _pct_ci(p, n_items: int) -> dict:
-    """proportion_ci of accuracies p in [0, 1], in percent, rounded."""
-    c = proportion_ci(p, n_items)
-    return {"mean": rnd(100 * c["mean"]), "lo": rnd(100 * c["lo"]), "hi": rnd(100 * c["hi"]), "n": c["n"]}
-
-
 def h_random_labels(r, cfg) -> dict:
     a = r.arrays
     n_train, n_test = cfg.train_subset, cfg.test_subset or TEST
@@ -682,8 +676,8 @@ def h_random_labels(r, cfg) -> dict:
         rows.append({"fraction": float(f), "runs": int(t.size), "fitted": int(ok.sum()),
                      "epochs_to_fit": rounded(geometric_ci(t if ok.all() else t[ok])) if ok.any() else None,
                      "epochs_to_fit_per_run": [rnd(v) if np.isfinite(v) else None for v in t.ravel()],
-                     "test_acc": _pct_ci(one(a["test_acc"][i]), n_test),
-                     "train_acc": _pct_ci(one(a["train_acc"][i]), n_train),
+                     "test_acc": pct_ci(one(a["test_acc"][i]), n_test),
+                     "train_acc": pct_ci(one(a["train_acc"][i]), n_train),
                      "agreement": rnd(100 * float(a["agreement"][i].mean()))})
     out = {"params": r.summary["params"], "train_subset": cfg.train_subset, "max_epochs": cfg.max_epochs,
            "fit_acc": rnd(100 * cfg.fit_acc), "seeds": len(cfg.seeds), "label_draws": len(cfg.label_draws),
@@ -701,7 +695,7 @@ def h_random_labels(r, cfg) -> dict:
         # test accuracy on random labels against chance: one labelling alone can sit off 10% (its class
         # frequencies), so each labelling is shown and the interval counts their spread
         acc = a["test_acc"][-1]                                          # [labellings, seeds]
-        chance = _pct_ci(acc, n_test)
+        chance = pct_ci(acc, n_test)
         out["random_test_acc"] = {"per_draw": [rnd(100 * float(v)) for v in acc.mean(1)], "all": chance,
                                   "contains_chance": bool(chance["lo"] <= 10 <= chance["hi"])}
     return out
