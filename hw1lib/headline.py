@@ -89,12 +89,6 @@ def fmt_m(d: dict, digits: int = 2) -> str:
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
 
 
-def fmt_g(d: dict) -> str:
-    """A mean ± interval to 3 significant digits (values that span decades)."""
-    half = d["ci95"]
-    return f"{d['mean']:.3g}" + ("" if half is None or not np.isfinite(half) else f" ± {half:.2g}")
-
-
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from hw1lib import cache
 from hw1lib.ensemble import Ensemble
 from hw1lib.analysis import interpolate_flat
 from hw1lib.data import random_labels
@@ -225,3 +226,32 @@ def test_1_3a_config_refuses_what_it_cannot_mean():
     units = E.units(E.make_config("smoke", "cpu", fractions=(0.0, 0.5, 1.0), label_draws=(0, 1)))
     assert [u.config.fractions for u in units] == [(0.0,), (0.5,), (1.0,)]
     assert units[0].config.label_draws == () and units[2].config.label_draws == (0, 1)
+
+
+def test_accuracy_intervals_stay_inside_their_bounds_in_every_section_that_quotes_them():
+    """One rule (stats.proportion_ci on the logits): made-up seeds at 99.9%,
+    99.2% and 97.5% training accuracy, whose t-interval runs past 100%, give
+    1-3b and 1-1b intervals inside [0, 100] that contain the mean; the errors
+    (100 - accuracy) stay above 0; losses get log-scale intervals above 0."""
+    acc = np.array([0.999, 0.992, 0.975])
+    m, h = acc.mean(), 4.303 * acc.std(ddof=1) / np.sqrt(3)
+    assert m + h > 1                                          # what the plain t-interval would do
+    E = experiment("1-3b")
+    cfg = E.make_config("smoke", "cpu", widths=(8,), seeds=(0, 1, 2))
+    r = cache.Result({"params": np.array([6370]), "train_acc": acc[None], "test_acc": acc[None] - 0.02,
+                      "train_loss": np.full((1, 3), 0.01), "test_loss": np.full((1, 3), 0.1)}, {})
+    row = E.headlines(cfg, r)["rows"][0]
+    for k in ("train_acc", "test_acc", "train_err", "test_err"):
+        assert 0 <= row[k]["lo"] <= row[k]["mean"] <= row[k]["hi"] <= 100, (k, row[k])
+    assert row["train_err"]["mean"] == pytest.approx(100 * (1 - m), abs=1e-2)
+    E = experiment("1-1b")
+    cfg = E.make_config("smoke", "cpu", depths=(1,), datasets=("mnist",), seeds=(0, 1, 2), epochs=4,
+                        plateau_epochs=2)
+    curve = np.linspace(0.5, 1, 5)[:, None] * acc                                 # [epoch, seed]
+    arrays = {"train_acc": curve, "test_acc": curve, "train_loss": 1.1 - curve, "test_loss": 1.2 - curve}
+    row = E.headlines(cfg, cache.Result({k: v[None, None] for k, v in arrays.items()}, {}))
+    row = row["datasets"]["mnist"]["models"][0]
+    for k in ("train_acc", "test_acc"):
+        assert 0 <= row[k]["lo"] <= row[k]["mean"] <= row[k]["hi"] <= 100, (k, row[k])
+    assert 0 < row["train_loss"]["lo"] <= row["train_loss"]["mean"] <= row["train_loss"]["hi"]
+    assert row["plateau"] == 0 and row["last_window_gain"]["mean"] > 10     # still rising: not at a plateau

@@ -435,9 +435,9 @@ def summary_mnist_models(h: dict) -> str:
         accs = ", ".join(f"{m['name']} {m['test_acc']['mean']:.2f}" for m in d["models"])
         resolved = [k for k, v in d["paired_test_acc_diff"].items()
                     if v["ci95"] is not None and abs(v["mean"]) > v["ci95"]]
-        plateau = sum(m["plateau"] for m in d["models"])
+        plateau, runs = sum(m["plateau"] for m in d["models"]), h["seeds"] * len(d["models"])
         parts.append(f"{DATASET_NAMES.get(task, task)} test acc (%) {accs}; resolved: "
-                     f"{', '.join(resolved) if resolved else 'none'}; at plateau {plateau}/{h['seeds'] * len(d['models'])}")
+                     f"{', '.join(resolved) if resolved else 'none'}; at plateau {plateau}/{runs}")
     return "; ".join(parts)
 
 

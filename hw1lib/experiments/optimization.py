@@ -30,8 +30,9 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from ..headline import TEST, Check, ci, correlation, fmt_g, fmt_m, fmt_sp, md_table, one_sample, pct, plural, rnd, vals
-from ..stats import partial_spearman_ci, spearman_ci
+from ..headline import (TEST, Check, correlation, fmt_sp, md_table, one_sample, pct, pct_ci, plural, pos_ci, rnd,
+                        rounded, vals)
+from ..stats import fmt_interval, partial_spearman_ci, proportion_ci, spearman_ci
 from .common import Experiment, Unit
 
 
@@ -442,8 +443,7 @@ def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
 
 def h_trajectory(r, cfg) -> dict:
 
-    out = {"runs": cfg.runs, "params": r.summary["params"],
-           "final_test_acc": ci(100 * r.arrays["test_acc"][-1])}
+    out = {"runs": cfg.runs, "params": r.summary["params"], "final_test_acc": pct_ci(r.arrays["test_acc"][-1], TEST)}
     for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
         ev = trajectory_pca(r, cfg, layer)["explained"]
         out[f"explained_{key}"] = [rnd(100 * ev[0]), rnd(100 * ev[1])]
@@ -456,11 +456,11 @@ def h_grad_norm(r, cfg) -> dict:
     for task in ("function", "mnist"):
         gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]          # [iterations, seeds]
         first, last = first_tenth_median(gn), last_tenth_median(gn)
-        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": ci(first), "grad_norm_last10": ci(last),
-                     "loss_first10": ci(first_tenth_median(loss)), "loss_last10": ci(last_tenth_median(loss)),
-                     "grad_norm_drop": ci(first / last)}
+        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": pos_ci(first), "grad_norm_last10": pos_ci(last),
+                     "loss_first10": pos_ci(first_tenth_median(loss)), "loss_last10": pos_ci(last_tenth_median(loss)),
+                     "grad_norm_drop": pos_ci(first / last)}
     full = r.arrays["mnist_full_grad_norm"]                                         # [epochs + 1, seeds]
-    out["mnist"]["full_batch_grad_norm_start_end"] = [ci(full[0]), ci(full[-1])]
+    out["mnist"]["full_batch_grad_norm_start_end"] = [pos_ci(full[0]), pos_ci(full[-1])]
     return out
 
 
@@ -470,15 +470,17 @@ def _counts(status) -> dict:
     return {name: int((st == k).sum()) for k, name in enumerate(STATUS_NAMES)}
 
 
-def _index_at_critical(res: dict, loss) -> dict:
+def _index_at_critical(res: dict, loss, params: int) -> dict:
     """The index (resolved negative eigenvalues, `resolved_spectrum`'s `res`) and its relation to the
-    loss over critical points."""
+    loss over critical points (of nets with `params` parameters)."""
     index = res["negative"]
     return {"index_positive": int((index > 0).sum()),
             "index_median": rnd(np.median(index)) if len(index) else None,
             "index_max": int(index.max()) if len(index) else None,
             "near_zero_median": rnd(np.median(res["near_zero"])) if len(index) else None,
-            "resolved_ratio": ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])]) if len(index) else None,
+            # a fraction of the resolved eigenvalues, over critical points: logit-scale interval, inside [0, 1]
+            "resolved_ratio": (rounded(proportion_ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])], params))
+                               if np.isfinite(res["resolved_ratio"]).any() else None),
             "index_vs_loss": correlation(spearman_ci, index, _loss_levels(loss))}
 
 
@@ -514,7 +516,8 @@ def h_critical(r, cfg) -> dict:
                      "loss_median": rnd(np.median(a["loss"])),
                      "grad_norm_median": rnd(np.median(a["grad_norm"])),
                      "flat_ratio_median": rnd(np.median(a["flat_ratio"])),
-                     "minimal_ratio_raw": ci(a["minimal_ratio"][reached]) if reached.any() else None,
+                     "minimal_ratio_raw": (rounded(proportion_ci(a["minimal_ratio"][reached], s["params"]))
+                                           if reached.any() else None),
                      "spearman_ratio_loss_reached": correlation(spearman_ci, a["minimal_ratio"][reached],
                                                                 a["loss"][reached])}
     for net, prefix, params in (("wide", "", s["params"]), ("small", "small_", s["small_params"])):
@@ -522,7 +525,7 @@ def h_critical(r, cfg) -> dict:
         crit = st == AT_CRITICAL
         ev, gn, loss = a[prefix + "find_eigenvalues"][crit], a[prefix + "find_grad_norm"][crit], a[prefix + "find_loss"][crit]
         res = {c: resolved_spectrum(ev, gn, c) for c in sorted({*CUT_FACTORS, cfg.resolve_factor})}
-        by_cut = {f"{c:g}": _index_at_critical(rc, loss) for c, rc in res.items()}
+        by_cut = {f"{c:g}": _index_at_critical(rc, loss, params) for c, rc in res.items()}
         main = by_cut[f"{cfg.resolve_factor:g}"]
         # Does an eigenvalue resolved at ||g|| <= 1e-6 keep its sign down to the end (<= find_tol)? The
         # negative count over the eigenvalues beyond the 1e-6 cut, there and at the end (same cut), per critical
@@ -636,8 +639,8 @@ def block_trajectory(t: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     return (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
                  f"{t['explained_whole_model'][1]:.1f}%, hidden-to-hidden layer {t['explained_small_layer'][0]:.1f}% + "
-                 f"{t['explained_small_layer'][1]:.1f}%; final test accuracy {fmt_m(t['final_test_acc'])}% over "
-                 f"{t['runs']} runs.")
+                 f"{t['explained_small_layer'][1]:.1f}%; final test accuracy {fmt_interval(t['final_test_acc'], n=False)}% "
+                 f"(mean, t-interval of the logits) over {t['runs']} runs.")
 
 
 def block_grad_norm(g: dict) -> str:
@@ -645,13 +648,14 @@ def block_grad_norm(g: dict) -> str:
     return md_table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop (first / last)",
                         "loss, first 10%", "loss, last 10%"], [
         [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"],
-         *[fmt_g(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
-                              "loss_last10")]]
+         *[_fmt_pos(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
+                                   "loss_last10")]]
         for k, v in g.items() if k != "seeds"]) + \
-        f"\n\nEach run's median over its first and last 10% of iterations; mean ± 95% t-interval over " \
-        f"{plural(g['seeds'], 'seed')} (one run per seed). The MNIST runs' full-batch gradient norm (whole " \
-        f"training set) goes from {fmt_g(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
-        f"{fmt_g(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
+        f"\n\nEach run's median over its first and last 10% of iterations; mean and 95% interval over " \
+        f"{plural(g['seeds'], 'seed')} (one run per seed; a t-interval of the logarithms, above 0). The MNIST " \
+        f"runs' full-batch gradient norm (whole training set) goes from " \
+        f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
+        f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
 
 
 def _fmt_counts(c: dict) -> str:
@@ -692,7 +696,8 @@ def block_critical(c: dict) -> str:
             f"||grad L|| < {c['grad_tol']:g}; its end points have a median ||grad L|| of {p2['grad_norm_median']:.1e} and "
             f"a median ||H g|| / (||H|| ||g||) of {p2['flat_ratio_median']:.1e}")
     if p2["minimal_ratio_raw"]:
-        txt += (f"; raw minimal ratio at those that reached it {fmt_m(p2['minimal_ratio_raw'])}, Spearman with the "
+        txt += (f"; raw minimal ratio at those that reached it {fmt_interval(p2['minimal_ratio_raw'], 3, n=False)} "
+                "(mean, t-interval of the logits), Spearman with the "
                 f"loss {fmt_sp(p2['spearman_ratio_loss_reached'])}")
     txt += (". How many find_critical end points the rule calls gradient-flat at other thresholds on "
             "||H g|| / (||H|| ||g||): " + "; ".join(
@@ -718,7 +723,7 @@ def block_critical(c: dict) -> str:
         for k, v in c[net]["by_cut"].items():
             rows.append([net, k, v["index_positive"], "" if v["index_median"] is None else f"{v['index_median']:g}",
                          "" if v["near_zero_median"] is None else f"{v['near_zero_median']:g}",
-                         fmt_m(v["resolved_ratio"]) if v["resolved_ratio"] and v["resolved_ratio"]["n"] else "",
+                         fmt_interval(v["resolved_ratio"], 3) if v["resolved_ratio"] else "",
                          fmt_sp(v["index_vs_loss"])])
     txt += md_table(["net", "c", "critical with index > 0", "median index", "median near-zero",
                      "minimal ratio over resolved eigenvalues", "Spearman(index, loss)"], rows)
@@ -746,17 +751,22 @@ def block_surface(s: dict) -> str:
                  f"{s['pca_explained'][1]:.1f}% of the trajectory's variance; {s['grid']} x {s['grid']} points per plane.")
 
 
+def _fmt_pos(d: dict) -> str:
+    """A positive quantity's mean and interval (pos_ci) to 3 significant digits."""
+    return fmt_interval(d, 3, spec="g", n=False)
+
+
 def summary_trajectory(h: dict) -> str:
     w = h["explained_whole_model"]
-    return (f"final test accuracy {fmt_m(h['final_test_acc'])}% over {h['runs']} runs; one PCA of all runs' "
+    return (f"final test accuracy {fmt_interval(h['final_test_acc'], n=False)}% over {h['runs']} runs; one PCA of all runs' "
             f"snapshots holds {w[0] + w[1]:.1f}% of their variance in 2 components")
 
 
 def summary_grad_norm(h: dict) -> str:
     f, m = h["function"], h["mnist"]
-    return (f"full batch: the gradient norm falls {fmt_g(f['grad_norm_drop'])}x, then spikes; MNIST: the true "
-            f"(full-batch) gradient norm goes {fmt_g(m['full_batch_grad_norm_start_end'][0])} -> "
-            f"{fmt_g(m['full_batch_grad_norm_start_end'][1])}, far from 0")
+    return (f"full batch: the gradient norm falls {_fmt_pos(f['grad_norm_drop'])}x, then spikes; MNIST: the true "
+            f"(full-batch) gradient norm goes {_fmt_pos(m['full_batch_grad_norm_start_end'][0])} -> "
+            f"{_fmt_pos(m['full_batch_grad_norm_start_end'][1])}, far from 0")
 
 
 def summary_critical(h: dict) -> str:
