@@ -287,8 +287,8 @@ def train_epoch(ens: Ensemble, opt: torch.optim.Optimizer, train: Split, batch_s
 def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: int,
                    batch_size: int, lr: float | Sequence[float], record_steps: bool = False,
                    snapshot_every: int = 0, eval_every: int = 1, progress: bool = True,
-                   desc: str = "train", graphs: bool | None = None, decay_to: float | None = None,
-                   train_eval: Split | None = None) -> dict[str, np.ndarray]:
+                   desc: str = "train", graphs: bool | None = None,
+                   decay_to: float | None = None) -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
 
     Each member shuffles with its own generator (from its seed). After every
@@ -304,14 +304,12 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     decay_to: the rates follow a cosine decay over the epochs, epoch by epoch
       (epoch e, from 1, at lr * cosine_factor(e - 1, epochs, decay_to)); None:
       constant.
-    train_eval: what the train_* metrics are measured on (default: all of
-      `train`), e.g. a fixed subset of it, to spend less on evaluation.
     graphs: capture the CUDA steps (None: yes on CUDA; see `graphs_wanted`).
     """
     opt = make_adam(ens, lr, scheduled=decay_to is not None)
     snaps, snap_epochs = [], []
     gens = [shuffle_generator(s) for s in ens.seeds]
-    splits = {"train": train if train_eval is None else train_eval} | ({"test": test} if test is not None else {})
+    splits = {"train": train} | ({"test": test} if test is not None else {})
     hist: dict[str, list] = {f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}
     eval_epochs: list[int] = []
     step_loss: list[torch.Tensor] = []

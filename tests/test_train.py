@@ -391,20 +391,18 @@ def test_cosine_decay_is_adam_under_that_schedule(static):
 
 @pytest.mark.parametrize("static", [False, True])
 def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
-    """fit_classifier(decay_to=..., train_eval=...) against a plain loop: one
-    nn.Module per seed, its own torch.optim.Adam with the rate set to
-    lr * cosine_factor(e - 1) before epoch e, batches from the member's
-    generator; the train metrics measured on the subset given (static=True:
-    the code a captured CUDA step runs, eagerly)."""
+    """fit_classifier(decay_to=...) against a plain loop: one nn.Module per
+    seed, its own torch.optim.Adam with the rate set to lr * cosine_factor(e - 1)
+    before epoch e, batches from the member's generator (static=True: the code
+    a captured CUDA step runs, eagerly)."""
     from hw1lib.ensemble import seeded_init
     from hw1lib.train import cosine_factor, shuffle_generator
 
     build = lambda: mlp(784, (16,), 10)  # noqa: E731
     train, test = _small(mnist, 256)
-    sub = train.subset(100)
     epochs, lr, bs = 4, 3e-3, 64
     h = fit_classifier(Ensemble(build, [0, 5], CPU), train, test, epochs=epochs, batch_size=bs, lr=lr,
-                       decay_to=0.0, train_eval=sub, progress=False, graphs=False)
+                       decay_to=0.0, progress=False, graphs=False)
     if static:    # the same schedule through the device-resident (capturable) step
         from hw1lib.train import MinibatchTrainer
 
@@ -415,7 +413,7 @@ def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
             opt.scale_rates(cosine_factor(e - 1, epochs, 0.0))
             trainer.epoch()
         trainer.close()
-        static_loss, _ = evaluate(ens, sub)
+        static_loss, _ = evaluate(ens, train)
         np.testing.assert_allclose(static_loss, h["train_loss"][-1], rtol=1e-4)
     for i, seed in enumerate([0, 5]):
         model = seeded_init(build, seed)
@@ -430,15 +428,15 @@ def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
                 torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
                 opt.step()
         with torch.no_grad():
-            out = model(sub.x)
-            loss = torch.nn.functional.cross_entropy(out, sub.y).item()
-            acc = (out.argmax(1) == sub.y).double().mean().item()
+            out = model(train.x)
+            loss = torch.nn.functional.cross_entropy(out, train.y).item()
+            acc = (out.argmax(1) == train.y).double().mean().item()
             test_acc = (model(test.x).argmax(1) == test.y).double().mean().item()
         assert h["train_loss"][-1, i] == pytest.approx(loss, rel=1e-4)
         assert h["train_acc"][-1, i] == pytest.approx(acc) and h["test_acc"][-1, i] == pytest.approx(test_acc)
     # the schedule is not a no-op: a constant rate ends elsewhere
     const = fit_classifier(Ensemble(build, [0, 5], CPU), train, test, epochs=epochs, batch_size=bs, lr=lr,
-                           train_eval=sub, progress=False, graphs=False)
+                           progress=False, graphs=False)
     assert not np.allclose(const["train_loss"][-1], h["train_loss"][-1], rtol=1e-3)
 
 

@@ -170,9 +170,8 @@ class MnistModelsConfig:
     flatten by the end and the comparison is of where each depth gets to, not
     of how fast. The plateau rule, checked per run (not forced): over the last
     `plateau_epochs` epochs the best test accuracy rose by less than
-    `plateau_acc` points. The training metrics are measured on the first
-    `train_eval_subset` training images (a fixed sample of the set trained on,
-    to spend less on evaluation); the test metrics on the whole test set."""
+    `plateau_acc` points. Every metric is measured after every epoch on the
+    whole training and test sets."""
     depths: tuple[int, ...] = (1, 2, 4)   # conv blocks: shallow, medium, deep
     datasets: tuple[str, ...] = ("mnist", "fashion")   # the task, then a second one (Fashion-MNIST)
     target_params: int = 10_000
@@ -184,7 +183,6 @@ class MnistModelsConfig:
     plateau_epochs: int = 3
     plateau_acc: float = 0.1               # points
     train_subset: int | None = None       # first n training images; None = all 60,000
-    train_eval_subset: int | None = 10_000   # first n of those measure the training metrics; None = all
     test_subset: int | None = None        # first n test images; None = all 10,000
     device: str = "auto"
 
@@ -225,8 +223,7 @@ def _train_one_depth(cfg: MnistModelsConfig, progress: bool) -> cache.Result:
     ens = Ensemble(spec.build, cfg.seeds, dev)
     train = data.train.subset(cfg.train_subset)
     hist = fit_classifier(ens, train, data.test.subset(cfg.test_subset), epochs=cfg.epochs,
-                          batch_size=cfg.batch_size, lr=cfg.lr, decay_to=cfg.decay_to,
-                          train_eval=train.subset(cfg.train_eval_subset), progress=progress,
+                          batch_size=cfg.batch_size, lr=cfg.lr, decay_to=cfg.decay_to, progress=progress,
                           desc=f"1-1b {task} CNN-{depth}")
     summary = {"dataset": task, "depth": depth, "params": count_params(ens), "channels": list(spec.channels),
                "hidden": spec.hidden}
@@ -301,9 +298,8 @@ def h_mnist_models(r, cfg) -> dict:
     the last window's gain; per pair of adjacent depths, the paired (by seed)
     test-accuracy difference."""
     models = mnist_models(cfg)
-    n_test, n_train = cfg.test_subset or TEST, min(cfg.train_eval_subset or TRAIN, cfg.train_subset or TRAIN)
-    out = {"epochs": cfg.epochs, "lr": cfg.lr, "decay_to": cfg.decay_to, "seeds": len(cfg.seeds),
-           "train_eval": n_train, "rule": {"plateau_epochs": cfg.plateau_epochs, "plateau_acc": cfg.plateau_acc},
+    n_test, n_train = cfg.test_subset or TEST, cfg.train_subset or TRAIN
+    out = {"epochs": cfg.epochs, "lr": cfg.lr, "decay_to": cfg.decay_to, "seeds": len(cfg.seeds), "rule": {"plateau_epochs": cfg.plateau_epochs, "plateau_acc": cfg.plateau_acc},
            "datasets": {}}
     for t, task in enumerate(cfg.datasets):
         a = {k: v[t] for k, v in r.arrays.items()}          # [depth, epoch, seed]
@@ -413,7 +409,7 @@ def block_mnist_models(mm: dict) -> str:
     return "\n\n".join(parts) + (
         f"\n\nAfter {mm['epochs']} epochs of Adam, {sched}; {plural(mm['seeds'], 'seed')}. Losses: mean and the "
         "t-interval of their logarithms; accuracies: mean and the t-interval of their logits (inside [0, 100]); "
-        f"the training metrics on the first {mm['train_eval']:,} training images. At plateau: the best test "
+        "every metric on the whole training or test set. At plateau: the best test "
         f"accuracy of the last {plural(rule['plateau_epochs'], 'epoch')} is less than {rule['plateau_acc']:g} points "
         "above the best before them (the gain column: mean ± t-interval). A paired difference compares two depths "
         "seed by seed (a seed fixes the order of the batches; the weights of different depths share nothing).")
