@@ -295,12 +295,12 @@ def plateau_gain(test_acc: np.ndarray, k: int) -> np.ndarray:
 def h_mnist_models(r, cfg) -> dict:
     """Per task and depth: final losses (log-scale intervals) and accuracies
     (logit-scale intervals, stats.proportion_ci), the plateau rule's count and
-    the last window's gain; per pair of adjacent depths, the paired (by seed)
-    test-accuracy difference."""
+    the last window's gain, every seed's test accuracy; per pair of depths, the
+    paired (by seed) test-accuracy difference."""
     models = mnist_models(cfg)
     n_test, n_train = cfg.test_subset or TEST, cfg.train_subset or TRAIN
-    out = {"epochs": cfg.epochs, "lr": cfg.lr, "decay_to": cfg.decay_to, "seeds": len(cfg.seeds), "rule": {"plateau_epochs": cfg.plateau_epochs, "plateau_acc": cfg.plateau_acc},
-           "datasets": {}}
+    out = {"epochs": cfg.epochs, "lr": cfg.lr, "decay_to": cfg.decay_to, "seeds": len(cfg.seeds),
+           "rule": {"plateau_epochs": cfg.plateau_epochs, "plateau_acc": cfg.plateau_acc}, "datasets": {}}
     for t, task in enumerate(cfg.datasets):
         a = {k: v[t] for k, v in r.arrays.items()}          # [depth, epoch, seed]
         gain = 100 * plateau_gain(a["test_acc"].transpose(1, 0, 2), cfg.plateau_epochs)   # [depth, seed]
@@ -404,11 +404,14 @@ def block_mnist_models(mm: dict) -> str:
                  fmt_m(m["last_window_gain"]), f"{m['plateau']}/{mm['seeds']}"] for m in d["models"]]) +
             "\n\nPaired test-accuracy differences (points, 95% t-interval over seeds): " +
             "; ".join(f"{k}: {_diff_verdict(v)}" for k, v in d["paired_test_acc_diff"].items()) + ".")
-    sched = (f"the rate {mm['lr']:g} decayed by a cosine to {mm['decay_to']:g} times itself over the epochs"
+    end = "zero" if mm["decay_to"] == 0 else f"{mm['decay_to']:g}"
+    sched = (f"the rate {mm['lr']:g} times a cosine factor set each epoch, from 1 in the first to {end} after the last"
              if mm["decay_to"] is not None else f"a constant rate {mm['lr']:g}")
+    intervals = ("Losses: mean and the t-interval of their logarithms; accuracies: mean and the t-interval of their "
+                 "logits (inside [0, 100])" if mm["seeds"] > 1 else
+                 "One seed: no interval over seeds; accuracies with Wilson's interval for the images evaluated")
     return "\n\n".join(parts) + (
-        f"\n\nAfter {mm['epochs']} epochs of Adam, {sched}; {plural(mm['seeds'], 'seed')}. Losses: mean and the "
-        "t-interval of their logarithms; accuracies: mean and the t-interval of their logits (inside [0, 100]); "
+        f"\n\nAfter {mm['epochs']} epochs of Adam, {sched}; {plural(mm['seeds'], 'seed')}. {intervals}; "
         "every metric on the whole training or test set. At plateau: the best test "
         f"accuracy of the last {plural(rule['plateau_epochs'], 'epoch')} is less than {rule['plateau_acc']:g} points "
         "above the best before them (the gain column: mean ± t-interval). A paired difference compares two depths "
