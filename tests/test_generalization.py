@@ -230,12 +230,20 @@ def test_1_3a_config_refuses_what_it_cannot_mean():
 
 def test_accuracy_intervals_stay_inside_their_bounds():
     """One rule (stats.proportion_ci on the logits): made-up seeds at 99.9%,
-    99.2% and 97.5% accuracy, whose t-interval runs past 100%, give 1-1b
-    intervals inside [0, 100] that contain the mean; losses get log-scale
+    99.2% and 97.5% accuracy, whose t-interval runs past 100%, give 1-3b and
+    1-1b intervals inside [0, 100] that contain the mean; losses get log-scale
     intervals above 0; a run still rising at the end is not at a plateau."""
     acc = np.array([0.999, 0.992, 0.975])
     m, h = acc.mean(), 4.303 * acc.std(ddof=1) / np.sqrt(3)
     assert m + h > 1                                          # what the plain t-interval would do
+    E = experiment("1-3b")
+    cfg = E.make_config("smoke", "cpu", widths=(8,), seeds=(0, 1, 2))
+    r = cache.Result({"params": np.array([6370]), "train_acc": acc[None], "test_acc": acc[None] - 0.02,
+                      "train_loss": np.full((1, 3), 0.01), "test_loss": np.full((1, 3), 0.1)}, {})
+    row = E.headlines(cfg, r)["rows"][0]
+    for k in ("train_acc", "test_acc", "train_err", "test_err"):     # errors (100 - accuracy) stay above 0
+        assert 0 <= row[k]["lo"] <= row[k]["mean"] <= row[k]["hi"] <= 100, (k, row[k])
+    assert row["train_err"]["mean"] == pytest.approx(100 * (1 - m), abs=1e-2)
     E = experiment("1-1b")
     cfg = E.make_config("smoke", "cpu", depths=(1,), datasets=("mnist",), seeds=(0, 1, 2), epochs=4,
                         plateau_epochs=2)

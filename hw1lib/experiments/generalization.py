@@ -703,9 +703,10 @@ def h_random_labels(r, cfg) -> dict:
 
 def h_params_sweep(r, cfg) -> dict:
     a = r.arrays
-    rows = [{"width": w, "params": int(p), "train_acc": ci(100 * a["train_acc"][i]),
-             "test_acc": ci(100 * a["test_acc"][i]), "test_err": ci(100 * (1 - a["test_acc"][i])),
-             "train_err": ci(100 * (1 - a["train_acc"][i]))}
+    n_train = cfg.train_subset or TRAIN
+    rows = [{"width": w, "params": int(p), "train_acc": pct_ci(a["train_acc"][i], n_train),
+             "test_acc": pct_ci(a["test_acc"][i], TEST), "test_err": pct_ci(1 - a["test_acc"][i], TEST),
+             "train_err": pct_ci(1 - a["train_acc"][i], n_train)}
             for i, (w, p) in enumerate(zip(cfg.widths, a["params"]))]
     test_err = [row["test_err"]["mean"] for row in rows]
     train_err = [row["train_err"]["mean"] for row in rows]
@@ -1250,11 +1251,12 @@ def block_params_sweep(p: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     what = "err" if p["label_noise"] else "acc"    # with label noise, the error shows the peak
     return md_table(["width", "params", f"train {what} (%)", f"test {what} (%)"], [
-        [row["width"], f"{row['params']:,}", fmt_m(row[f"train_{what}"]), fmt_m(row[f"test_{what}"])]
+        [row["width"], f"{row['params']:,}", _fmt_ci(row[f"train_{what}"]), _fmt_ci(row[f"test_{what}"])]
         for row in p["rows"]]) + (
-        f"\n\nLabel noise {p['label_noise']:.0%}, {p['epochs']} epochs, mean ± 95% interval over "
-        f"{plural(p['seeds'], 'seed')}. Lowest test error at {p['min_test_err_params']:,} parameters, highest at "
-        f"{p['max_test_err_params']:,}; " + (
+        f"\n\nLabel noise {p['label_noise']:.0%}, {plural(p['epochs'], 'epoch')}, mean and 95% interval over "
+        f"{plural(p['seeds'], 'seed')} (a t-interval of the logits, inside [0, 100]; one seed: Wilson's "
+        f"interval for the images evaluated). Lowest test error at {p['min_test_err_params']:,} parameters, "
+        f"highest at {p['max_test_err_params']:,}; " + (
             "training error never reaches 1%." if p["interpolation_params"] is None else
             f"training error first <= 1% at {p['interpolation_params']:,} parameters."))
 

@@ -30,9 +30,9 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from ..headline import (TEST, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, pct_ci, plural, pos_ci,
-                        rnd, vals)
-from ..stats import fmt_interval, partial_spearman_ci, spearman_ci
+from ..headline import (TEST, Check, correlation, fmt_sp, md_table, one_sample, pct, pct_ci, plural, pos_ci, rnd,
+                        rounded, vals)
+from ..stats import fmt_interval, partial_spearman_ci, proportion_ci, spearman_ci
 from .common import Experiment, Unit
 
 
@@ -470,15 +470,17 @@ def _counts(status) -> dict:
     return {name: int((st == k).sum()) for k, name in enumerate(STATUS_NAMES)}
 
 
-def _index_at_critical(res: dict, loss) -> dict:
+def _index_at_critical(res: dict, loss, params: int) -> dict:
     """The index (resolved negative eigenvalues, `resolved_spectrum`'s `res`) and its relation to the
-    loss over critical points."""
+    loss over critical points (of nets with `params` parameters)."""
     index = res["negative"]
     return {"index_positive": int((index > 0).sum()),
             "index_median": rnd(np.median(index)) if len(index) else None,
             "index_max": int(index.max()) if len(index) else None,
             "near_zero_median": rnd(np.median(res["near_zero"])) if len(index) else None,
-            "resolved_ratio": ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])]) if len(index) else None,
+            # a fraction of the resolved eigenvalues, over critical points: logit-scale interval, inside [0, 1]
+            "resolved_ratio": (rounded(proportion_ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])],
+                                                     params)) if np.isfinite(res["resolved_ratio"]).any() else None),
             "index_vs_loss": correlation(spearman_ci, index, _loss_levels(loss))}
 
 
@@ -514,7 +516,8 @@ def h_critical(r, cfg) -> dict:
                      "loss_median": rnd(np.median(a["loss"])),
                      "grad_norm_median": rnd(np.median(a["grad_norm"])),
                      "flat_ratio_median": rnd(np.median(a["flat_ratio"])),
-                     "minimal_ratio_raw": ci(a["minimal_ratio"][reached]) if reached.any() else None,
+                     "minimal_ratio_raw": (rounded(proportion_ci(a["minimal_ratio"][reached], s["params"]))
+                                           if reached.any() else None),
                      "spearman_ratio_loss_reached": correlation(spearman_ci, a["minimal_ratio"][reached],
                                                                 a["loss"][reached])}
     for net, prefix, params in (("wide", "", s["params"]), ("small", "small_", s["small_params"])):
@@ -522,7 +525,7 @@ def h_critical(r, cfg) -> dict:
         crit = st == AT_CRITICAL
         ev, gn, loss = a[prefix + "find_eigenvalues"][crit], a[prefix + "find_grad_norm"][crit], a[prefix + "find_loss"][crit]
         res = {c: resolved_spectrum(ev, gn, c) for c in sorted({*CUT_FACTORS, cfg.resolve_factor})}
-        by_cut = {f"{c:g}": _index_at_critical(rc, loss) for c, rc in res.items()}
+        by_cut = {f"{c:g}": _index_at_critical(rc, loss, params) for c, rc in res.items()}
         main = by_cut[f"{cfg.resolve_factor:g}"]
         # Does an eigenvalue resolved at ||g|| <= 1e-6 keep its sign down to the end (<= find_tol)? The
         # negative count over the eigenvalues beyond the 1e-6 cut, there and at the end (same cut), per critical
@@ -693,7 +696,8 @@ def block_critical(c: dict) -> str:
             f"||grad L|| < {c['grad_tol']:g}; its end points have a median ||grad L|| of {p2['grad_norm_median']:.1e} and "
             f"a median ||H g|| / (||H|| ||g||) of {p2['flat_ratio_median']:.1e}")
     if p2["minimal_ratio_raw"]:
-        txt += (f"; raw minimal ratio at those that reached it {fmt_m(p2['minimal_ratio_raw'])}, Spearman with the "
+        txt += (f"; raw minimal ratio at those that reached it {fmt_interval(p2['minimal_ratio_raw'], 3, n=False)} "
+                "(mean, t-interval of the logits), Spearman with the "
                 f"loss {fmt_sp(p2['spearman_ratio_loss_reached'])}")
     txt += (". How many find_critical end points the rule calls gradient-flat at other thresholds on "
             "||H g|| / (||H|| ||g||): " + "; ".join(
@@ -719,7 +723,7 @@ def block_critical(c: dict) -> str:
         for k, v in c[net]["by_cut"].items():
             rows.append([net, k, v["index_positive"], "" if v["index_median"] is None else f"{v['index_median']:g}",
                          "" if v["near_zero_median"] is None else f"{v['near_zero_median']:g}",
-                         fmt_m(v["resolved_ratio"]) if v["resolved_ratio"] and v["resolved_ratio"]["n"] else "",
+                         fmt_interval(v["resolved_ratio"], 3) if v["resolved_ratio"] else "",
                          fmt_sp(v["index_vs_loss"])])
     txt += md_table(["net", "c", "critical with index > 0", "median index", "median near-zero",
                      "minimal ratio over resolved eigenvalues", "Spearman(index, loss)"], rows)
