@@ -15,6 +15,7 @@ from hw1lib.flatness import STOP, fit_to_targets, keskar_f1, seeded_ensemble
 from hw1lib.models import count_params, mlp
 from hw1lib.ensemble import seeded_init
 from hw1lib.train import evaluate, shuffle_generator
+from oracles import plain_adam_epoch
 
 CPU = torch.device("cpu")
 BUILD = lambda: mlp(784, (16,), 10)  # noqa: E731
@@ -31,14 +32,9 @@ def _plain_fit(seed, lr, train, target, max_epochs, batch_size, on="loss"):
     (epoch, reached, state_dict)."""
     model = seeded_init(BUILD, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen, n = shuffle_generator(seed), len(train)
+    gen = shuffle_generator(seed)
     for epoch in range(1, max_epochs + 1):
-        perm = torch.randperm(n, generator=gen)
-        for s in range(0, n, batch_size):
-            idx = perm[s:s + batch_size]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-            opt.step()
+        plain_adam_epoch(model, opt, train, gen, batch_size)
         with torch.no_grad():
             out = model(train.x)
             if (torch.nn.functional.cross_entropy(out, train.y).item() <= target if on == "loss" else

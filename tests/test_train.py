@@ -10,6 +10,7 @@ from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
 from hw1lib.flatness import fit_to_targets
 from hw1lib.train import _raise_diverged, evaluate, fit_classifier, fit_full_batch, make_adam
+from oracles import plain_adam_epoch
 
 CPU = torch.device("cpu")
 
@@ -421,12 +422,7 @@ def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
         gen = shuffle_generator(seed)
         for e in range(1, epochs + 1):
             opt.param_groups[0]["lr"] = lr * cosine_factor(e - 1, epochs, 0.0)
-            perm = torch.randperm(len(train), generator=gen)
-            for s in range(0, len(train), bs):
-                idx = perm[s:s + bs]
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
-                opt.step()
+            plain_adam_epoch(model, opt, train, gen, bs)
         with torch.no_grad():
             out = model(train.x)
             loss = torch.nn.functional.cross_entropy(out, train.y).item()
