@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .stats import fmt_ci, mean_ci, positive_ci, proportion_ci
+from .stats import fmt_ci, fmt_interval, mean_ci, positive_ci, proportion_ci
 
 TRAIN, TEST = 60_000, 10_000    # MNIST's splits
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
@@ -52,6 +52,28 @@ def pos_ci(x) -> dict:
     return rounded(positive_ci(x))
 
 
+def nonneg_ci(x) -> dict:
+    """Values that cannot be negative (losses, epochs, barriers, distances,
+    sharpness): `pos_ci` (the t-interval of their logarithms) when every value
+    is above 0; with a 0 among them, where no logarithm exists, the t-interval
+    with its lower end clipped at 0. Rounded, {mean, lo, hi, n}."""
+    x = np.asarray(x, dtype=float).ravel()
+    if (x < 0).any():
+        raise ValueError("nonneg_ci takes values >= 0.")
+    if (x > 0).all():
+        return pos_ci(x)
+    m, h = mean_ci(x)
+    return {"mean": rnd(m), "lo": rnd(max(0.0, m - h)), "hi": rnd(m + h), "n": int(x.size)}
+
+
+# How every interval of a bounded quantity is formed (stats.proportion_ci, stats.positive_ci, nonneg_ci),
+# for the blocks that mix them with signed ones.
+BOUNDED_INTERVALS = ("accuracies as mean [95% t-interval of their logits, inside 0-100]; quantities that cannot be "
+                     "negative (losses, epochs, barriers, distances, sensitivity, sharpness, eigenvalues) as mean [95% "
+                     "t-interval of their logarithms; clipped at 0 where a value is 0]; signed ones (gaps, rises, "
+                     "differences, slopes) as mean ± 95% t-interval")
+
+
 def sp_round(d: dict) -> dict:
     """A Spearman result {rho, ci, n}, rounded."""
     return {"rho": rnd(d["rho"]), "ci": [rnd(c) for c in d["ci"]], "n": d["n"]}
@@ -82,10 +104,13 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def fmt_m(d: dict, digits: int = 2) -> str:
-    """A {mean, ci95} as 'mean ± half-width' to `digits` decimals ('n/a' where
-    there is no value: no model met the condition)."""
+    """A {mean, ci95} as 'mean ± half-width', a bounded interval {mean, lo, hi}
+    (pct_ci, pos_ci, nonneg_ci) as 'mean [lo, hi]', to `digits` decimals ('n/a'
+    where there is no value: no model met the condition)."""
     if d["mean"] is None:
         return "n/a"
+    if "lo" in d:
+        return fmt_interval(d, digits, n=False)
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
 
 

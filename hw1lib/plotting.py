@@ -143,3 +143,33 @@ def table(rows: list[dict], columns: list[str]) -> str:
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def training_curves(arrays: dict, models: list[dict], tasks: list[str], titles: dict[str, str], *,
+                    window: int, suptitle: str) -> plt.Figure:
+    """1-1b's curves: per task (a row) the train and test loss and accuracy of
+    each model after every epoch, `arrays[k]` [task, model, epoch, seed] (epoch 0
+    = the initialisation), mean over seeds with the min-max band; the last
+    `window` epochs (a plateau rule's) shaded."""
+    epochs = np.arange(arrays["train_loss"].shape[2])
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.8 * len(tasks)), squeeze=False)
+    for t, task in enumerate(tasks):
+        ax_loss, ax_acc = axes[t]
+        for i, m in enumerate(models):
+            name = f"{m['name']} ({m['params']} params)"
+            for split, ls in (("train", "-"), ("test", "--")):
+                mean_spread(ax_loss, epochs, arrays[f"{split}_loss"][t, i], label=f"{name}, {split}", color=color(i),
+                            log=True, ls=ls)
+                mean_spread(ax_acc, epochs, 100 * arrays[f"{split}_acc"][t, i], label=f"{name}, {split}",
+                            color=color(i), ls=ls)
+        for ax in (ax_loss, ax_acc):
+            ax.axvspan(epochs[-1] - window, epochs[-1], color="0.9", zorder=0)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        label = titles.get(task, task)
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title=f"{label} loss: train (solid), test (dashed)")
+        low = min(arrays["test_acc"][t, :, 1:].min(), arrays["train_acc"][t, :, 1:].min())
+        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{label} accuracy: train (solid), test (dashed)",
+                   ylim=(max(0, 100 * low - 1), 100))
+        ax_loss.legend(fontsize=7)
+    fig.suptitle(suptitle)
+    return fig

@@ -256,3 +256,51 @@ def test_accuracy_intervals_stay_inside_their_bounds():
     assert row["test_acc"]["mean"] == pytest.approx(100 * m, abs=1e-2)
     assert 0 < row["train_loss"]["lo"] <= row["train_loss"]["mean"] <= row["train_loss"]["hi"]
     assert row["plateau"] == 0 and row["last_window_gain"]["min"] > 10     # still rising: not at a plateau
+
+
+def test_nonnegative_intervals_respect_their_bound():
+    """nonneg_ci: all values above 0 -> the log-scale interval (above 0, wider
+    upwards); a 0 among them -> the t-interval clipped at 0 (the plain one
+    would cross it); a negative value is refused."""
+    from hw1lib.headline import nonneg_ci
+    x = np.array([0.005, 0.02, 0.05])
+    m, h = x.mean(), 4.303 * x.std(ddof=1) / np.sqrt(3)
+    assert m - h < 0                                           # what the plain t-interval would do
+    d = nonneg_ci(x)
+    assert 0 < d["lo"] < d["mean"] < d["hi"] and d["hi"] - d["mean"] > d["mean"] - d["lo"]
+    z = nonneg_ci(np.array([0.0, 0.02, 0.05]))
+    assert z["lo"] == 0 and z["hi"] == pytest.approx(0.07 / 3 + 4.303 * np.std([0, 0.02, 0.05], ddof=1) / np.sqrt(3),
+                                                      rel=1e-3)
+    with pytest.raises(ValueError):
+        nonneg_ci(np.array([-0.01, 0.02]))
+
+
+def test_flatness_sweep_intervals_stay_inside_their_bounds():
+    """1-3d's table: made-up seeds near 100% test accuracy and near-0 losses
+    give accuracy intervals inside [0, 100] and loss, epoch and sensitivity
+    intervals above 0, while the gaps (signed) keep their t-intervals; a seed
+    that missed its target is left out of the accuracy and counted in `reached`."""
+    E = experiment("1-3d")
+    cfg = E.make_config("smoke", "cpu", seeds=(0, 1, 2))
+    B, S = 3, 3
+    acc = np.array([0.999, 0.992, 0.975])
+    shape = (B, 1, 1, S)
+    a = {"batch_size": np.array([16, 64, 256]), "lr": np.full((B, 1), 1e-3),
+         "train_acc": np.broadcast_to(acc, shape).copy(), "test_acc": np.broadcast_to(acc - 0.01, shape).copy(),
+         "train_loss": np.broadcast_to([0.001, 0.01, 0.03], shape).copy(),
+         "test_loss": np.broadcast_to([0.05, 0.04, 0.06], shape).copy(),
+         "epochs": np.broadcast_to([1.0, 4.0, 9.0], shape).copy(),
+         "sensitivity": np.broadcast_to([0.01, 0.03, 0.2], shape).copy(), "reached": np.ones(shape)}
+    a["reached"][0, 0, 0, 2] = 0
+    for k in ("train_acc", "test_acc", "train_loss", "test_loss", "epochs", "sensitivity", "reached"):
+        a[f"label_{k}"] = np.repeat(a[k][:1], 2, axis=2)             # [Bl, T, labels, S]
+    a["label_batch_size"] = np.array([16])
+    h = E.headlines(cfg, cache.Result(a, {"lr_rules": ["fixed"], "targets": [0.1], "labels": ["true", "random"]}))
+    first = h["cells"][0]
+    assert first["reached"] == 2 and first["test_acc"]["n"] == 2
+    for c in h["cells"] + h["labels"]["rows"]:
+        assert 0 <= c["test_acc"]["lo"] <= c["test_acc"]["mean"] <= c["test_acc"]["hi"] <= 100, c["test_acc"]
+        for k in ("train_loss", "epochs", "sensitivity"):
+            assert 0 < c[k]["lo"] <= c[k]["mean"] <= c[k]["hi"], (k, c[k])
+    assert "ci95" in h["cells"][1]["loss_gap"]                             # signed: mean ± t
+    assert "[" in E.block(h).split("\n")[2]                                 # the table prints the bounded form

@@ -14,12 +14,12 @@ from typing import Any
 from ..config import command_line_values, parse_sets
 from ..errors import ConfigError
 from .common import Experiment, Unit
-from .deep_vs_shallow import FUNCTION_FIT, MNIST_MODELS
+from .deep_vs_shallow import FUNCTION_FIT, MNIST_MODELS, MNIST_MODELS_LONG
 from .generalization import BATCH_SWEEP, INTERPOLATION, NOISY_SWEEP, PARAMS_SWEEP, RANDOM_LABELS, SHARPNESS
 from .optimization import CRITICAL, GRAD_NORM, SURFACE, TRAJECTORY
 
 REGISTRY: tuple[Experiment, ...] = (
-    FUNCTION_FIT, MNIST_MODELS,
+    FUNCTION_FIT, MNIST_MODELS, MNIST_MODELS_LONG,
     TRAJECTORY, GRAD_NORM, CRITICAL, SURFACE,
     RANDOM_LABELS, PARAMS_SWEEP, NOISY_SWEEP, INTERPOLATION, BATCH_SWEEP, SHARPNESS,
 )

@@ -26,8 +26,8 @@ from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
-from ..headline import (TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, one_sample, pct, pct_ci, plural,
-                        rnd, rounded, vals)
+from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, nonneg_ci, one_sample, pct,
+                        pct_ci, plural, rnd, rounded, vals)
 from ..stats import crossing, fmt_interval, geometric_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
@@ -757,17 +757,23 @@ def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
     return out
 
 
-def ci_reached(x, ok) -> dict:
-    """ci() over the models that reached their target (ok), the others left out
-    of a matched comparison; n says how many remain."""
-    return ci_finite(np.where(np.asarray(ok, bool), np.asarray(x, float), np.nan))
+def ci_reached(x, ok, fn=ci) -> dict:
+    """fn (ci, or a bounded interval: test_pct, nonneg_ci) over the models that
+    reached their target (ok), the others left out of a matched comparison; n
+    says how many remain."""
+    return ci_finite(np.where(np.asarray(ok, bool), np.asarray(x, float), np.nan), fn)
 
 
-def ci_finite(x) -> dict:
-    """ci() of the finite values of x (n says how many)."""
+def ci_finite(x, fn=ci) -> dict:
+    """fn (default ci) of the finite values of x (n says how many)."""
     x = np.asarray(x, float)
     x = x[np.isfinite(x)]
-    return ci(x) if x.size else {"mean": None, "ci95": None, "n": 0}
+    return fn(x) if x.size else {"mean": None, "ci95": None, "n": 0}
+
+
+def test_pct(p) -> dict:
+    """Test accuracies p in [0, 1] (the whole test set) in percent, on the logit scale (pct_ci)."""
+    return pct_ci(p, TEST)
 
 
 def h_interpolation(r, cfg) -> dict:
@@ -778,7 +784,7 @@ def h_interpolation(r, cfg) -> dict:
            "batches": [cfg.small_batch, cfg.large_batch], "lrs": [cfg.lr, cfg.large_lr], "cells": {}, "pairs": {}}
     geo = ("norm_end0", "norm_end1", "distance", "moved_end0", "moved_end1")
     for c, name in enumerate(cells):
-        out["cells"][name] = {"barrier": ci(bars[c]), "distance": ci(a["geometry"][c, :, 2])}
+        out["cells"][name] = {"barrier": nonneg_ci(bars[c]), "distance": nonneg_ci(a["geometry"][c, :, 2])}
         out["pairs"][name] = [{"barrier": rnd(bars[c, k]), **{g: rnd(a["geometry"][c, k, j]) for j, g in enumerate(geo)}}
                               for k in range(bars.shape[1])]
     idx = {n: i for i, n in enumerate(cells)}
@@ -792,15 +798,15 @@ def h_interpolation(r, cfg) -> dict:
     out["barrier_contrasts"] = {k: ci(bars[idx[p]] - bars[idx[q]]) for k, (p, q) in contrasts.items()}
     em = a["end_metrics"]                                                      # [ends, K, metrics]
     m = {n: i for i, n in enumerate(END_METRICS)}
-    out["ends"] = {e: {"train_loss": ci(em[i, :, m["train_loss"]]), "test_acc": ci(100 * em[i, :, m["test_acc"]]),
-                       "epochs": ci(em[i, :, m["epochs"]]), "reached": int(em[i, :, m["reached"]].sum())}
+    out["ends"] = {e: {"train_loss": nonneg_ci(em[i, :, m["train_loss"]]), "test_acc": test_pct(em[i, :, m["test_acc"]]),
+                       "epochs": nonneg_ci(em[i, :, m["epochs"]]), "reached": int(em[i, :, m["reached"]].sum())}
                    for i, e in enumerate(r.summary["ends"])}
     rises = slice_rise(a["slice_t"], a["slice_loss"])                          # [probed, K, D]
     steps = rising_steps(a["init_loss"])                                       # [probed, K]
     probed = r.summary["probed"]
     out["probed"] = {e: {"slice_rise": ci(rises[i].mean(1)), "slice_rise_per_end": [rnd(v) for v in rises[i].mean(1)],
-                         "slice_rise_direction_spread": ci(rises[i].std(1, ddof=1) if rises.shape[2] > 1 else
-                                                           np.full(rises.shape[1], np.nan)),
+                         "slice_rise_direction_spread": nonneg_ci(rises[i].std(1, ddof=1)) if rises.shape[2] > 1
+                                                        else {"mean": None, "ci95": None, "n": int(rises.shape[1])},
                          "init_line_monotone": int((steps[i] <= 0).sum()), "init_line_max_rise": ci(steps[i])}
                      for i, e in enumerate(probed)}
     p = {n: i for i, n in enumerate(probed)}
@@ -831,9 +837,10 @@ def h_batch_sweep(r, cfg) -> dict:
                 sl = (b, t, ri)
                 out["cells"].append({
                     "target": target, "rule": rule, "batch": int(bs), "lr": rnd(a["lr"][b, ri]),
-                    "reached": int(ok[sl].sum()), "epochs": ci(a["epochs"][sl]), "train_loss": ci(a["train_loss"][sl]),
-                    "test_acc": ci_reached(100 * a["test_acc"][sl], ok[sl]), "loss_gap": ci_reached(gap[sl], ok[sl]),
-                    "acc_gap": ci_reached(agap[sl], ok[sl]), "sensitivity": ci_reached(a["sensitivity"][sl], ok[sl])})
+                    "reached": int(ok[sl].sum()), "epochs": nonneg_ci(a["epochs"][sl]),
+                    "train_loss": nonneg_ci(a["train_loss"][sl]), "test_acc": ci_reached(a["test_acc"][sl], ok[sl], test_pct),
+                    "loss_gap": ci_reached(gap[sl], ok[sl]), "acc_gap": ci_reached(agap[sl], ok[sl]),
+                    "sensitivity": ci_reached(a["sensitivity"][sl], ok[sl], nonneg_ci)})
             out["per_seed"][key] = {k: [[rnd(v) for v in row] for row in arr[:, t, ri]] for k, arr in (
                 ("sensitivity", a["sensitivity"]), ("loss_gap", gap), ("acc_gap", agap),
                 ("train_loss", a["train_loss"]), ("reached", a["reached"].astype(float)))}
@@ -858,9 +865,9 @@ def h_batch_sweep(r, cfg) -> dict:
                 sl = (b, t, li)
                 out["labels"]["rows"].append({
                     "target": target, "labels": lab, "batch": int(bs), "reached": int(lok[sl].sum()),
-                    "epochs": ci(la["epochs"][sl]), "train_loss": ci(la["train_loss"][sl]),
-                    "test_acc": ci_reached(100 * la["test_acc"][sl], lok[sl]), "loss_gap": ci_reached(lgap[sl], lok[sl]),
-                    "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl])})
+                    "epochs": nonneg_ci(la["epochs"][sl]), "train_loss": nonneg_ci(la["train_loss"][sl]),
+                    "test_acc": ci_reached(la["test_acc"][sl], lok[sl], test_pct), "loss_gap": ci_reached(lgap[sl], lok[sl]),
+                    "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl], nonneg_ci)})
         m = lok[:, t]
         within = {lab: correlation(spearman_ci, la["sensitivity"][:, t, li][m[:, li]], lgap[:, t, li][m[:, li]])
                   for li, lab in enumerate(labels)}
@@ -894,10 +901,11 @@ def h_sharpness(r, cfg) -> dict:
             for b, bs in enumerate(bsz):
                 out["cells"].append({"target": target, "rule": rule, "batch": int(bs), "reached": int(ok[b, t, ri].sum()),
                                      "n": int(ok.shape[-1]),
-                                     "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri])
+                                     "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri], nonneg_ci)
                                                    for e in range(len(eps))],
-                                     "sharpness_lbfgsb": ci_reached(a["sharpness_lbfgsb"][b, t, ri], ok[b, t, ri]),
-                                     "top_eig": ci_reached(a["top_eig"][b, t, ri], ok[b, t, ri])})
+                                     "sharpness_lbfgsb": ci_reached(a["sharpness_lbfgsb"][b, t, ri], ok[b, t, ri],
+                                                                    nonneg_ci),
+                                     "top_eig": ci_reached(a["top_eig"][b, t, ri], ok[b, t, ri], nonneg_ci)})
             o = ok[:, t, ri]
             out["slopes"][key] = {**{f"sharpness_eps{e:g}": ci_finite(seed_slopes(bsz, a["sharpness"][:, i, t, ri], o))
                                      for i, e in enumerate(eps)},
@@ -926,9 +934,10 @@ def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
         run = {"batch_size": info["batch_size"], "params": info["params"]}
         for c, cond in enumerate(conds):
             run[cond] = {"reached": int(a[p + "reached"][c].sum()), "n": int(a[p + "reached"].shape[1]),
-                         "epochs": ci(a[p + "epochs"][c]), "train_loss": ci(a[p + "train_loss"][c]),
-                         "train_acc": ci(100 * a[p + "train_acc"][c]), "test_acc": ci(100 * a[p + "test_acc"][c]),
-                         "sharpness_lbfgsb": ci(a[p + "sharpness_lbfgsb"][c]),
+                         "epochs": nonneg_ci(a[p + "epochs"][c]), "train_loss": nonneg_ci(a[p + "train_loss"][c]),
+                         "train_acc": pct_ci(a[p + "train_acc"][c], k.train_subset or TRAIN),
+                         "test_acc": test_pct(a[p + "test_acc"][c]),
+                         "sharpness_lbfgsb": nonneg_ci(a[p + "sharpness_lbfgsb"][c]),
                          "per_seed_sharpness_lbfgsb": [rnd(v) for v in a[p + "sharpness_lbfgsb"][c]]}
         out["runs"][key] = run
     for net in {key.split("_")[0] for key in runs}:
@@ -1092,7 +1101,8 @@ def block_interpolation(ip: dict) -> str:
         f"- Goodfellow et al. (2015), a monotone path from initialisation to solution: {mono} of {n_lines} lines "
         "never rise.")
     return (t1 + "\n\n" + t2 + "\n\n" + t3 + "\n\n" + t4 + tests +
-            f"\n\n{ip['pairs_per_cell']} pairs per cell; mean ± 95% t-interval over pairs. Every end trained until "
+            f"\n\n{ip['pairs_per_cell']} pairs per cell; over pairs (or ends), {BOUNDED_INTERVALS}. Every end "
+            "trained until "
             f"its training loss reached {ip['target_loss']:g} (at most {ip['max_epochs']} epochs; "
             f"{ip['ends_reached']}/{ip['ends_total']} ends did). Shared: both ends from one initialisation, "
             "different batch orders; independent: the second end from another initialisation. Barrier: the largest "
@@ -1151,8 +1161,8 @@ def block_batch_sweep(bs: dict) -> str:
             f"\n\nEvery model kept the first time its training loss (whole training set) reached each target (at most "
             f"{bs['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
             f"Learning rate {bs['lr']:g}, fixed or scaled linearly with the batch from batch {bs['ref_batch']}. "
-            f"Mean ± 95% interval over the seeds (of {bs['seeds']}) that reached the target (epochs and training loss: "
-            "over all). Slopes: least squares per seed over the batch "
+            f"Over the seeds (of {bs['seeds']}) that reached the target (epochs and training loss: over all), "
+            f"{BOUNDED_INTERVALS}. Slopes: least squares per seed over the batch "
             "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) among all models "
             "that reached each target: " +
             "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in bs["spearman_sensitivity_gap"].items()) +
@@ -1211,8 +1221,9 @@ def block_sharpness(sh: dict) -> str:
                           f"none at loss {kf['target_loss']:g} (a run missed it: not a matched comparison)")
                        for n, r in kf["ratios"].items() if n != "published")
     return (t1 + "\n\n" + t2 +
-            "\n\nThe models of 1-3d at each target and learning-rate rule; mean ± 95% interval over the seeds "
-            "that met the target ('reached'; the others are left out, here and in the slopes). Sharpness maximised by "
+            f"\n\nThe models of 1-3d at each target and learning-rate rule; over the seeds that met the target, "
+            f"{BOUNDED_INTERVALS} ('reached' counts them; the others are left out, here and in the slopes). Sharpness "
+            "maximised by "
             f"projected sign ascent and, as Keskar et al., by {sh['lbfgsb_iters']} iterations of L-BFGS-B in the "
             "same box. Slopes: "
             "least squares of log measure on log batch per seed, t-interval over seeds.\n\n"
