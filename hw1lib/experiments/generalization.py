@@ -26,8 +26,8 @@ from ..data import Split, load_mnist, noisy_labels, random_labels
 from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, nonneg_ci, one_sample, pct,
-                        pct_ci, plural, rnd, rounded, vals)
+from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, nonneg_ci,
+                        one_sample, pct, pct_ci, plural, rnd, rounded, vals)
 from ..stats import crossing, fmt_interval, geometric_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
@@ -758,7 +758,7 @@ def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
 
 
 def ci_reached(x, ok, fn=ci) -> dict:
-    """fn (ci, or a bounded interval: test_pct, nonneg_ci) over the models that
+    """fn (ci, or a bounded interval: acc_test_ci, nonneg_ci) over the models that
     reached their target (ok), the others left out of a matched comparison; n
     says how many remain."""
     return ci_finite(np.where(np.asarray(ok, bool), np.asarray(x, float), np.nan), fn)
@@ -771,7 +771,7 @@ def ci_finite(x, fn=ci) -> dict:
     return fn(x) if x.size else {"mean": None, "ci95": None, "n": 0}
 
 
-def test_pct(p) -> dict:
+def acc_test_ci(p) -> dict:
     """Test accuracies p in [0, 1] (the whole test set) in percent, on the logit scale (pct_ci)."""
     return pct_ci(p, TEST)
 
@@ -798,8 +798,9 @@ def h_interpolation(r, cfg) -> dict:
     out["barrier_contrasts"] = {k: ci(bars[idx[p]] - bars[idx[q]]) for k, (p, q) in contrasts.items()}
     em = a["end_metrics"]                                                      # [ends, K, metrics]
     m = {n: i for i, n in enumerate(END_METRICS)}
-    out["ends"] = {e: {"train_loss": nonneg_ci(em[i, :, m["train_loss"]]), "test_acc": test_pct(em[i, :, m["test_acc"]]),
-                       "epochs": nonneg_ci(em[i, :, m["epochs"]]), "reached": int(em[i, :, m["reached"]].sum())}
+    out["ends"] = {e: {"train_loss": nonneg_ci(em[i, :, m["train_loss"]]),
+                       "test_acc": acc_test_ci(em[i, :, m["test_acc"]]), "epochs": nonneg_ci(em[i, :, m["epochs"]]),
+                       "reached": int(em[i, :, m["reached"]].sum())}
                    for i, e in enumerate(r.summary["ends"])}
     rises = slice_rise(a["slice_t"], a["slice_loss"])                          # [probed, K, D]
     steps = rising_steps(a["init_loss"])                                       # [probed, K]
@@ -838,7 +839,8 @@ def h_batch_sweep(r, cfg) -> dict:
                 out["cells"].append({
                     "target": target, "rule": rule, "batch": int(bs), "lr": rnd(a["lr"][b, ri]),
                     "reached": int(ok[sl].sum()), "epochs": nonneg_ci(a["epochs"][sl]),
-                    "train_loss": nonneg_ci(a["train_loss"][sl]), "test_acc": ci_reached(a["test_acc"][sl], ok[sl], test_pct),
+                    "train_loss": nonneg_ci(a["train_loss"][sl]),
+                    "test_acc": ci_reached(a["test_acc"][sl], ok[sl], acc_test_ci),
                     "loss_gap": ci_reached(gap[sl], ok[sl]), "acc_gap": ci_reached(agap[sl], ok[sl]),
                     "sensitivity": ci_reached(a["sensitivity"][sl], ok[sl], nonneg_ci)})
             out["per_seed"][key] = {k: [[rnd(v) for v in row] for row in arr[:, t, ri]] for k, arr in (
@@ -866,7 +868,8 @@ def h_batch_sweep(r, cfg) -> dict:
                 out["labels"]["rows"].append({
                     "target": target, "labels": lab, "batch": int(bs), "reached": int(lok[sl].sum()),
                     "epochs": nonneg_ci(la["epochs"][sl]), "train_loss": nonneg_ci(la["train_loss"][sl]),
-                    "test_acc": ci_reached(la["test_acc"][sl], lok[sl], test_pct), "loss_gap": ci_reached(lgap[sl], lok[sl]),
+                    "test_acc": ci_reached(la["test_acc"][sl], lok[sl], acc_test_ci),
+                    "loss_gap": ci_reached(lgap[sl], lok[sl]),
                     "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl], nonneg_ci)})
         m = lok[:, t]
         within = {lab: correlation(spearman_ci, la["sensitivity"][:, t, li][m[:, li]], lgap[:, t, li][m[:, li]])
@@ -936,7 +939,7 @@ def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
             run[cond] = {"reached": int(a[p + "reached"][c].sum()), "n": int(a[p + "reached"].shape[1]),
                          "epochs": nonneg_ci(a[p + "epochs"][c]), "train_loss": nonneg_ci(a[p + "train_loss"][c]),
                          "train_acc": pct_ci(a[p + "train_acc"][c], k.train_subset or TRAIN),
-                         "test_acc": test_pct(a[p + "test_acc"][c]),
+                         "test_acc": acc_test_ci(a[p + "test_acc"][c]),
                          "sharpness_lbfgsb": nonneg_ci(a[p + "sharpness_lbfgsb"][c]),
                          "per_seed_sharpness_lbfgsb": [rnd(v) for v in a[p + "sharpness_lbfgsb"][c]]}
         out["runs"][key] = run
