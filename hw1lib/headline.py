@@ -103,14 +103,16 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def fmt_m(d: dict, digits: int = 2) -> str:
-    """A {mean, ci95} as 'mean ± half-width', a bounded interval {mean, lo, hi}
-    (pct_ci, pos_ci, nonneg_ci) as 'mean [lo, hi]', to `digits` decimals ('n/a'
-    where there is no value: no model met the condition)."""
-    if d["mean"] is None:
+def fmt_m(d: dict | None, digits: int = 2) -> str:
+    """A {mean, ci95} as 'mean ± half-width', a bounded interval {mean or gmean,
+    lo, hi} (pct_ci, pos_ci, nonneg_ci, geometric_ci) as 'mean [lo, hi]', to
+    `digits` decimals ('n/a' where there is no value: no model met the
+    condition)."""
+    key = "gmean" if d is not None and "gmean" in d else "mean"
+    if d is None or d[key] is None:
         return "n/a"
     if "lo" in d:
-        return fmt_interval(d, digits, n=False)
+        return fmt_interval(d, digits, key=key, n=False)
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
 
 

@@ -28,7 +28,7 @@ from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lb
 from ..models import count_params, mnist_mlp
 from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, nonneg_ci,
                         one_sample, pct, pct_ci, plural, rnd, rounded, vals)
-from ..stats import crossing, fmt_interval, geometric_ci, spearman_ci
+from ..stats import crossing, geometric_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
 from .common import Experiment, Unit, split_units, stack_units
@@ -943,7 +943,7 @@ def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
                          "sharpness_lbfgsb": nonneg_ci(a[p + "sharpness_lbfgsb"][c]),
                          "per_seed_sharpness_lbfgsb": [rnd(v) for v in a[p + "sharpness_lbfgsb"][c]]}
         out["runs"][key] = run
-    for net in {key.split("_")[0] for key in runs}:
+    for net in sorted({key.split("_")[0] for key in runs}):   # sorted: a set's order varies between processes
         if f"{net}_small" in runs and f"{net}_large" in runs:
             # at the matched loss the ratio is a matched comparison only if every run of both regimes got there
             met = (a[f"keskar_{net}_large_reached"][0].all() and a[f"keskar_{net}_small_reached"][0].all())
@@ -1023,16 +1023,12 @@ def c_sharpness(r, cfg) -> dict[str, Check]:
     return out
 
 
-def _fmt_ci(d: dict | None, digits: int = 2, key: str = "mean") -> str:
-    return fmt_interval(d, digits, key=key, n=False)
-
-
 def block_random_labels(rl: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     table = md_table(["labels randomised", "runs fitted", "epochs to fit", "test acc at fit (%)",
                       "train labels equal to the true ones (%)"], [
-        [f"{row['fraction']:.0%}", f"{row['fitted']}/{row['runs']}", _fmt_ci(row["epochs_to_fit"], 1, "gmean"),
-         _fmt_ci(row["test_acc"]), f"{row['agreement']:.1f}"] for row in rl["rows"]])
+        [f"{row['fraction']:.0%}", f"{row['fitted']}/{row['runs']}", fmt_m(row["epochs_to_fit"], 1),
+         fmt_m(row["test_acc"]), f"{row['agreement']:.1f}"] for row in rl["rows"]])
     text = (f"\n\n{rl['params']:,} parameters, {rl['train_subset']:,} training images. A run has fitted when its "
             f"training accuracy against the labels it trains on reaches {rl['fit_acc']:g}% (within "
             f"{rl['max_epochs']} epochs); epochs to fit are interpolated between epochs (geometric mean of the runs "
@@ -1045,14 +1041,14 @@ def block_random_labels(rl: dict) -> str:
     sd = rl.get("slowdown")
     if sd is not None:
         text += (f"\n\n**Slowdown** (epochs to fit random labels over true labels, paired by seed): "
-                 f"{_fmt_ci(sd, 2, 'gmean')}, geometric mean of {sd['pairs_fitted']} of {sd['pairs']} pairs "
+                 f"{fmt_m(sd, 2)}, geometric mean of {sd['pairs_fitted']} of {sd['pairs']} pairs "
                  f"(labelling x seed); Zhang et al. (2017) report {sd['published']} on CIFAR-10.")
     ch = rl.get("random_test_acc")
     if ch is not None:
         verdict = " (contains chance, 10%)" if ch["contains_chance"] else " (excludes chance, 10%)"
         text += (f"\n\n**Test accuracy on random labels**, per labelling: "
                  f"{', '.join(f'{v:.2f}' for v in ch['per_draw'])}% (mean of its seeds); all runs "
-                 f"{_fmt_ci(ch['all'])}%{verdict}.")
+                 f"{fmt_m(ch['all'])}%{verdict}.")
     return table + text
 
 
@@ -1265,7 +1261,7 @@ def block_params_sweep(p: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     what = "err" if p["label_noise"] else "acc"    # with label noise, the error shows the peak
     return md_table(["width", "params", f"train {what} (%)", f"test {what} (%)"], [
-        [row["width"], f"{row['params']:,}", _fmt_ci(row[f"train_{what}"]), _fmt_ci(row[f"test_{what}"])]
+        [row["width"], f"{row['params']:,}", fmt_m(row[f"train_{what}"]), fmt_m(row[f"test_{what}"])]
         for row in p["rows"]]) + (
         f"\n\nLabel noise {p['label_noise']:.0%}, {plural(p['epochs'], 'epoch')}, mean and 95% interval over "
         f"{plural(p['seeds'], 'seed')} (a t-interval of the logits, inside [0, 100]; one seed: Wilson's "
@@ -1279,11 +1275,11 @@ def summary_random_labels(h: dict) -> str:
     rows = {row["fraction"]: row for row in h["rows"]}
     out = ""
     if h.get("slowdown") is not None:
-        out += f"random labels take {_fmt_ci(h['slowdown'], 1, 'gmean')} times the epochs of true labels to fit; "
+        out += f"random labels take {fmt_m(h['slowdown'], 1)} times the epochs of true labels to fit; "
     if 1.0 in rows and 0.0 in rows:
         r, t = rows[1.0], rows[0.0]
-        out += (f"fitted {r['fitted']}/{r['runs']}, test acc at fit {_fmt_ci(r['test_acc'])}% (chance 10%); "
-                f"true labels {_fmt_ci(t['test_acc'])}%")
+        out += (f"fitted {r['fitted']}/{r['runs']}, test acc at fit {fmt_m(r['test_acc'])}% (chance 10%); "
+                f"true labels {fmt_m(t['test_acc'])}%")
     return out
 
 
