@@ -196,9 +196,9 @@ def test_check_fails_on_a_hand_edited_number(tmp_path, monkeypatch):
     readme = (repo_root() / tables.README).read_text()
     want_readme, want_md = tables.render(results, readme)
     assert want_readme == readme and want_md == (repo_root() / tables.RESULTS_MD).read_text()
-    from hw1lib.experiments.generalization import _fmt_ci
+    from hw1lib.headline import fmt_m
 
-    shown = _fmt_ci(results["experiments"]["1-3a"]["rows"][-1]["test_acc"])      # random labels' test accuracy
+    shown = fmt_m(results["experiments"]["1-3a"]["rows"][-1]["test_acc"])      # random labels' test accuracy
     edited = readme.replace(shown, "12.34", 1)                   # the README's results table
     assert edited != readme and tables.render(results, edited)[0] == readme    # regenerating restores it
     # RESULTS.md edited by hand: --check fails, --render restores it
