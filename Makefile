@@ -17,6 +17,18 @@ NB ?=
 # Config overrides, checked like the configs: `make report SET="1-3d.seeds=0,1 1-1a.epochs=8000"`.
 SET ?=
 SETS = $(foreach s,$(SET),--set $(s))
+# Exact mode (hw1lib/exact.py): `make report EXACT=1` pins MKL to its COMPATIBLE branch, ATen to AVX2,
+# convolutions to MKL (not oneDNN), OpenBLAS to Haswell and one thread per process, so that a result's bits
+# do not depend on the x86 CPU (README, "Reproducible"). `make test` always runs in the default mode: its
+# tests state their own conditions, and it checks the committed (default-mode) quick results.
+EXACT ?=
+ifneq ($(strip $(EXACT)),)
+export HW1LIB_EXACT := $(EXACT)
+endif
+# The second run of the exactness tests (`pytest -m exact`) in make test: another MKL branch, ATen
+# vector path and thread count than the first (tests/conftest.py), so that a bit-exact claim that holds
+# only on this CPU's path or thread count fails here too. On other architectures only the threads change.
+EXACT_TEST_ENV ?= HW1LIB_TEST_THREADS=3 $(if $(filter x86_64 amd64,$(shell uname -m)),MKL_CBWR=AVX2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2)
 
 # Simulated machines `make test` computes the quick profile as (hw1lib.verify.MACHINES), and what each
 # computes (empty: every experiment); see the README, "Reproducible". To keep `make test` near 13 minutes
@@ -73,17 +85,21 @@ notebooks: data
 	$(PY) -m hw1lib.verify --write --profile quick
 
 ## A reader's check of the report: recompute NB=... (default: everything) of PROFILE into a scratch
-## directory and compare every headline number with the committed one, within its tolerance.
+## directory and compare every headline number with the committed one, within its tolerance (to the bit
+## where both the committed values and this run are in exact mode: `make verify EXACT=1`).
 verify: data
 	$(PY) -m hw1lib.verify --profile $(PROFILE) --jobs $(JOBS) $(if $(NB),--only $(NB))
 
-## Unit tests against oracles; nbval executes every notebook (their quick-profile results computed
-## first, headlessly and --jobs at a time); then the quick profile's headline numbers, computed here
-## and as the simulated machines would, are checked against figures/results-quick.json within tolerances.
+## Unit tests against oracles, then the exactness tests again under another BLAS path and thread count
+## (EXACT_TEST_ENV); nbval executes every notebook (their quick-profile results computed first, headlessly
+## and --jobs at a time); then the quick profile's headline numbers, computed here and as the simulated
+## machines would, are checked against figures/results-quick.json within tolerances.
+test: export HW1LIB_EXACT :=
 test: data
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.run --profile quick --device cpu --jobs $(JOBS) --threads 1 --no-progress
 	$(PY) -m hw1lib.nbclean --check notebooks/*.ipynb
 	$(PY) -m pytest tests -q
+	$(EXACT_TEST_ENV) $(PY) -m pytest tests -q -m exact
 	CUDA_VISIBLE_DEVICES= $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -q
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress --machine native
 	CUDA_VISIBLE_DEVICES= $(PY) -m hw1lib.verify --profile quick --cached --jobs $(JOBS) --no-progress \

@@ -50,6 +50,7 @@ from .config import config_dict, config_hash
 from .data import sha256
 from .errors import CacheError
 from .paths import results_dir
+from . import exact
 from .provenance import code_version, git_commit
 
 FORMAT = 1
@@ -127,7 +128,7 @@ def save(experiment: str, config: Any, result: Result, version: str = "") -> Pat
             torch.save({k: v.detach().cpu() for k, v in result.weights.items()}, tmp / "weights.pt")
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True))
         meta = {"format": FORMAT, "experiment": experiment, "code_version": version,
-                "commit": git_commit(), "torch": torch.__version__,
+                "commit": git_commit(), "torch": torch.__version__, "mode": exact.mode(),
                 "device": str(getattr(config, "device", "n/a")), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "files": {p.name: sha256(p) for p in sorted(tmp.iterdir())}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
+
 import numpy as np
 
 from .stats import fmt_ci, fmt_interval, mean_ci, positive_ci, proportion_ci
@@ -133,16 +135,28 @@ class Check:
     (log10 before comparing), `family` the group whose measured machine spread
     sets its machine tolerance (e.g. "1-3b/test_acc" for every width), and
     `resolution` the smallest change it can show (an accuracy: one sample of
-    the evaluated set, 100 / n points), which no tolerance goes below."""
+    the evaluated set, 100 / n points), which no tolerance goes below.
+    `chaotic`: its value jumps between discrete outcomes under a change of
+    the last bits (a stopping rule that fires an epoch earlier or later), so
+    no machine spread bounds it: `verify` checks it only where it has seeds
+    (n >= 2) to take a spread from, and says so where it has one."""
     family: str
     scale: str
     values: tuple[float, ...]
     resolution: float = 0.0
+    chaotic: bool = False
 
 
 def one_sample(n: int | None, full: int) -> float:
     """One sample of a split of n images (None: the whole split of `full`), in percentage points."""
     return 100 / (n or full)
+
+
+def one_count(values) -> float:
+    """The smallest change of a count's mean on the log scale: one more count
+    (an epoch) on one of the n seeds moves the mean by 1/n, log10(1 + 1/sum)."""
+    total = float(np.nansum(np.ravel(values)))
+    return math.log10(1 + 1 / total) if total > 0 else 0.0
 
 
 def pct(x) -> list[float]:

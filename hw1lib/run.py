@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import cache
+from . import cache, exact
 from .device import resolve_device
 from . import experiments
 from .cuda import on_stream, thread_stream
@@ -153,8 +153,11 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     called with the record so far (`complete` False) after every unit that
     finishes, so that an interrupted run keeps the timings of what it did."""
     dev = resolve_device(device)                 # the one place a run resolves its device
+    exact.check_device(dev)
+    threads = exact.check_threads(threads)
     REGISTRY = experiments.REGISTRY
-    log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}")
+    log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}"
+        + (" mode=exact (hw1lib.exact: AVX2 paths, one thread)" if exact.enabled() else ""))
     cache.check_writable()  # before anything is computed, not after the first unit
     log(f"[run] results: {cache.describe_root()}")
     cache.clean_stale_temps()  # left by killed writers of any entry
@@ -242,6 +245,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
 
     def record_now(complete: bool) -> dict:
         return {"device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
+                "mode": exact.mode(),
                 "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
                 "experiments": dict(seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "units": dict(unit_seconds), "cached_units": len(cached_units), "failures": dict(failures)}
@@ -281,12 +285,14 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
 def current_versions() -> dict[str, set[str]]:
     """{cache directory: the code versions the current code's units read},
     over every experiment and profile (a version depends on the code, not on
-    the config, so --set and the device change nothing here)."""
+    the config, so --set and the device change nothing here), in either mode
+    (default and exact: hw1lib.exact)."""
     out: dict[str, set[str]] = {}
     for e in experiments.REGISTRY:
         for profile in e.profiles:
             for u in e.units(e.make_config(profile, "cpu")):
-                out.setdefault(u.key, set()).add(u.version)
+                v = u.version.removesuffix(exact.VERSION_SUFFIX) if exact.enabled() else u.version
+                out.setdefault(u.key, set()).update((v, v + exact.VERSION_SUFFIX))
     return out
 
 

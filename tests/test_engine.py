@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from oracles import rounding_rtol
 
 from hw1lib import cache
 from hw1lib.ensemble import Ensemble
@@ -36,11 +37,14 @@ def _epochs(ens, train, bs, static, graphs=False, epochs=2):
             {k: v.detach().clone() for k, v in ens.params.items()})
 
 
+@pytest.mark.exact
 def test_static_step_indexing_equals_slicing(mnist, cpu):
     """The step that is captured on a GPU (permutation in a device buffer, a
     device counter picking the slice, results written at the counter) gives
     bit-identical losses, gradient norms and weights to plain slicing,
-    including the smaller last batch (300 = 4 x 64 + 44)."""
+    including the smaller last batch (300 = 4 x 64 + 44).
+    Same process and shapes: exact at any thread count and vector path.
+    """
     train = mnist.train.subset(300)
     a = _epochs(Ensemble(mnist_mlp((16,)), [0, 1], cpu), train, 64, static=False)
     b = _epochs(Ensemble(mnist_mlp((16,)), [0, 1], cpu), train, 64, static=True)
@@ -51,7 +55,10 @@ def test_static_step_indexing_equals_slicing(mnist, cpu):
         torch.testing.assert_close(a[2][k], b[2][k], rtol=0, atol=0)
 
 
+@pytest.mark.exact
 def test_static_full_batch_equals_eager(cpu):
+    """The static full-batch step equals the eager one to the bit: same process and shapes, the same
+    operations, so at any thread count and vector path."""
     x = torch.linspace(-1, 1, 64).view(1, -1, 1).expand(2, -1, -1)
     y = target("sinc", x)
     runs = [fit_full_batch(Ensemble(lambda: mlp(1, (8, 8), 1), [0, 1], cpu), x, y, epochs=50, lr=1e-2,
@@ -165,6 +172,9 @@ def test_host_units_in_one_thread_equal_inline(tmp_path, monkeypatch):
             fut.result()
     assert all(u.is_cached() for u in units)        # computed by the workers; assembled below
     got = e.run(e.make_config("smoke", "cuda"), progress=False)
+    # 1-2c computes in float64, but its Newton steps divide by Hessian eigenvalues down to
+    # critical.RCOND * ||H|| and its gradient norms are small results of O(1) terms: no bound from the
+    # operation count applies. 1e-5 is an empirical tolerance (seen: 1.2e-11 between 1 and 2 threads).
     _assert_same({"1-2c": ref}, {"1-2c": got}, rtol=1e-5, atol=1e-12)
 
 
@@ -226,13 +236,26 @@ def _run_into(results: Path, monkeypatch, only, executor, device="cpu"):
     return out
 
 
-def _assert_same(a, b, rtol=0.0, atol=0.0):
+# A smoke unit's values depend on at most ~1e6 rounded float32 operations: up to 64 optimizer steps (2 epochs
+# of 512 images in batches of 16), each through reductions of at most ~1e4 terms (a mean over the 10,000 test
+# images; 784-long dot products). Every experiment but 1-2c computes in float32 (arrays are stored as
+# float64, so the stored dtype does not say it).
+SMOKE_RTOL = rounding_rtol(torch.float32, 1e6)
+
+
+def _assert_same(a, b, rtol=SMOKE_RTOL, atol=None):
+    """Every array of `b` equals `a`'s within rounding: by default the bound
+    for float32 evaluations that differ only in the order of their operations
+    (SMOKE_RTOL; atol that times the array's largest magnitude, for values near
+    0), because the two sides computed in other processes or at other thread
+    counts, where equality to the bit is not a property of the code."""
     for name in a:
         for k, v in a[name].arrays.items():
-            if name == "1-2c" and k == "minimal_ratio" and atol:
+            if name == "1-2c" and k == "minimal_ratio":
                 _assert_ratio_moves_by_rounding_only(a[name].arrays, b[name].arrays)
                 continue
-            np.testing.assert_allclose(b[name].arrays[k], v, rtol=rtol, atol=atol, err_msg=f"{name}: {k}")
+            t = rtol * float(np.nanmax(np.abs(v), initial=0.0)) if atol is None else atol
+            np.testing.assert_allclose(b[name].arrays[k], v, rtol=rtol, atol=t, err_msg=f"{name}: {k}")
 
 
 def _assert_ratio_moves_by_rounding_only(a, b, rel=1e-12):

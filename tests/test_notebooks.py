@@ -208,7 +208,7 @@ def test_verify_fails_when_a_headline_moves_beyond_its_tolerance(tmp_path):
 
     ref = json.loads((repo_root() / REFERENCE["quick"]).read_text())
     metric = ref["checks"]["1-2b"]["function/grad_norm_last10"]
-    tol, _ = tolerance(metric["values"], metric["scale"], family_spread().get(metric["family"]))
+    tol, _ = tolerance(metric["values"], metric["scale"], family_spread("quick").get(metric["family"]))
     (tmp_path / "same.json").write_text(json.dumps(ref))
     metric["values"] = [v * 10 ** (2 * tol) for v in metric["values"]]      # log scale: a factor of 10^(2 tol)
     (tmp_path / "moved.json").write_text(json.dumps(ref))

@@ -266,11 +266,15 @@ _KILLED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("when", ["compute", "save", "sigint"])
 def test_killed_or_interrupted_mid_unit_then_resume_gives_identical_arrays(tmp_path, monkeypatch, when):
     """SIGKILL while a unit computes or saves, or Ctrl-C through the runner
     (exit 130, a sentence saying how to resume): finished units are reused
-    untouched and the result equals an uninterrupted run bit for bit."""
+    untouched and the result equals an uninterrupted run bit for bit.
+    The condition: the interrupted child computes at the test process's thread count (passed
+    to it), the same vector path; LAPACK's last bits depend on the thread count.
+    """
     env = {**os.environ, "HW1LIB_RESULTS": str(tmp_path / "results"), "TEST_TORCH_THREADS": str(torch.get_num_threads())}
     p = subprocess.run([sys.executable, "-c", _KILLED, when], env=env, cwd=ROOT, capture_output=True,
                        text=True, timeout=300)

@@ -47,7 +47,10 @@ def test_classifier_loss_decreases_and_is_measured_on_whole_sets(mnist):
     assert np.allclose(loss, h["train_loss"][-1]) and np.allclose(acc, h["train_acc"][-1])
 
 
+@pytest.mark.exact
 def test_same_seed_gives_identical_histories(mnist):
+    """A seed fixes a run to the bit: same process, same shapes, at any thread count and vector path
+    (not across them: another thread count may round differently, see conftest)."""
     train, test = _small(mnist, 256)
     runs = []
     for _ in range(2):
@@ -285,11 +288,14 @@ def test_stop_rule_drops_members_without_changing_the_others(mode):
     assert np.isnan(out["loss"][101:, 1]).all()
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("k, shape", [(2, (3, 4, 28, 28)), (4, (3, 4, 28, 28)), (2, (2, 3, 7, 9)), (3, (2, 2, 10, 11))])
 def test_slice_pooling_is_max_pool_to_the_bit(k, shape):
     """Ties (the constant background of MNIST, zeros after ReLU), NaN and sizes
     the window does not divide; without a gradient the slices serve, with one
-    nn.MaxPool2d itself (the same gradient, first maximum wins)."""
+    nn.MaxPool2d itself (the same gradient, first maximum wins).
+    A maximum involves no rounding: exact anywhere.
+    """
     x = torch.relu(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
     x[..., :3, :] = 0.25
     x[0, 0, 0, 1] = float("nan")
@@ -304,9 +310,12 @@ def test_slice_pooling_is_max_pool_to_the_bit(k, shape):
     torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
 
 
+@pytest.mark.exact
 def test_cpu_ensemble_evaluates_cnns_with_slice_pooling(mnist):
     """The CNNs' pooling runs as SliceMaxPool2d on a CPU, and evaluation equals
-    the ensemble run through nn.MaxPool2d to the bit."""
+    the ensemble run through nn.MaxPool2d to the bit.
+    Both sides run the same convolutions (same shapes) in one process.
+    """
     build = cnn_for_params(1, 10_000).build      # MaxPool2d(4)
     ens = Ensemble(build, [0, 1], CPU)
     x = mnist.test.x[:200]
@@ -342,9 +351,12 @@ def test_members_per_chunk_splits_only_wide_cpu_mlps():
     assert Ensemble(cnn_for_params(1, 10_000).build, range(3), CPU).members_per_chunk(10**6) == 3
 
 
+@pytest.mark.exact
 def test_training_adam_equals_the_default_single_tensor_adam_to_the_bit():
     """make_adam takes the multi-tensor (foreach) Adam for speed; it must step
-    exactly as torch.optim.Adam's default CPU implementation."""
+    exactly as torch.optim.Adam's default CPU implementation.
+    The same ensemble in both runs; Adam's update is elementwise, so exact at any thread count.
+    """
     def run(make):
         ens = Ensemble(lambda: mlp(20, (64,), 10), [0, 1, 2], CPU)
         opt = make(ens)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import cache
+from .. import cache, exact
 from ..config import make_config
 from ..device import resolve_device
 from ..errors import ConfigError
@@ -39,8 +39,9 @@ class Unit:
 
     @property
     def version(self) -> str:
-        """The code version of `compute` (part of the cache key)."""
-        return code_version(self.compute)
+        """The code version of `compute` (part of the cache key), marked when
+        computed in exact mode (`hw1lib.exact`): its last bits are another mode's."""
+        return code_version(self.compute) + (exact.VERSION_SUFFIX if exact.enabled() else "")
 
     def __call__(self, progress: bool = False) -> cache.Result:
         return cache.cached(self.key, self.config, lambda: self.compute(self.config, progress),

@@ -27,7 +27,7 @@ from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb, sensitivity
 from ..models import count_params, mnist_mlp
 from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, ci, correlation, fmt_m, fmt_sp, md_table, nonneg_ci,
-                        one_sample, pct, pct_ci, plural, rnd, rounded, vals)
+                        one_count, one_sample, pct, pct_ci, plural, rnd, rounded, vals)
 from ..stats import crossing, geometric_ci, spearman_ci
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1, seeded_ensemble
 from ..train import final_metrics, fit_classifier
@@ -961,7 +961,8 @@ def c_random_labels(r, cfg) -> dict[str, Check]:
         for split in ("train", "test"):
             out[f"{split}_acc[random={f:g}]"] = Check(f"1-3a/{split}_acc", "lin", pct(runs(r.arrays, f"{split}_acc", i)),
                                                       n[split])
-        out[f"epochs[random={f:g}]"] = Check("1-3a/epochs", "log", vals(runs(r.arrays, "epochs", i)))
+        epochs = vals(runs(r.arrays, "epochs", i))
+        out[f"epochs[random={f:g}]"] = Check("1-3a/epochs", "log", epochs, one_count(epochs))
     return out
 
 
@@ -994,12 +995,14 @@ def c_batch_sweep(r, cfg) -> dict[str, Check]:
                 out[f"test_acc{where}"] = Check("1-3d/test_acc", "lin", pct(a["test_acc"][b, t, ri]),
                                                 one_sample(None, TEST))
                 for k in ("train_loss", "sensitivity", "epochs"):
-                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", vals(a[k][b, t, ri]))
+                    v = vals(a[k][b, t, ri])
+                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
         for li, lab in enumerate(LABELS):
             for b, bs in enumerate(a["label_batch_size"]):
                 where = f"[{lab} labels,target={target:g},batch={int(bs)}]"
                 for k in ("train_loss", "sensitivity", "epochs"):
-                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", vals(a[f"label_{k}"][b, t, li]))
+                    v = vals(a[f"label_{k}"][b, t, li])
+                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
     return out
 
 
@@ -1016,8 +1019,9 @@ def c_sharpness(r, cfg) -> dict[str, Check]:
                 out[f"top_eig[{where}]"] = Check("1-3e/top_eig", "log", vals(a["top_eig"][b, t, ri]))
     for key in r.summary["keskar"]:
         for c, cond in enumerate(("matched", "stop")):
+            # at the stopping rule's point: the epoch the rule fires at moves with the last bits
             out[f"keskar {key}/sharpness_lbfgsb[{cond}]"] = Check(
-                "1-3e/keskar_sharpness", "log", vals(a[f"keskar_{key}_sharpness_lbfgsb"][c]))
+                "1-3e/keskar_sharpness", "log", vals(a[f"keskar_{key}_sharpness_lbfgsb"][c]), chaotic=cond == "stop")
             out[f"keskar {key}/test_acc[{cond}]"] = Check("1-3e/keskar_test_acc", "lin",
                                                           pct(a[f"keskar_{key}_test_acc"][c]), one_sample(None, TEST))
     return out
