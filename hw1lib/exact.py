@@ -8,9 +8,11 @@ fused, so the last bits of a result (and, after training amplifies them, the
 digits of a headline number) depend on the machine. Exact mode fixes them all:
 
 - MKL_CBWR=COMPATIBLE,STRICT: MKL's conditional numerical reproducibility on
-  its COMPATIBLE branch (SSE2 without approximate reciprocals), the one branch
-  Intel documents as giving the same results on Intel and non-Intel CPUs (its
-  AVX2 branch falls back to the CPU's own on AMD), strict (bitwise) mode;
+  its COMPATIBLE branch (SSE2 without the approximate-reciprocal instructions
+  rcpps/rsqrtps, whose results differ between vendors), strict (bitwise) mode.
+  Its AVX2 branch would be cheaper, but by Intel's documentation it gives way
+  to the CPU's own ("AUTO") on non-Intel CPUs (benchmarks/README.md measures
+  both);
 - torch.backends.mkldnn off: convolutions through ATen's im2col and MKL's
   GEMM (pinned above) instead of oneDNN, whose blocking follows the CPU's
   cache sizes;
@@ -18,11 +20,14 @@ digits of a headline number) depend on the machine. Exact mode fixes them all:
 - ONEDNN_MAX_CPU_ISA=AVX2: oneDNN's convolutions and matmuls at AVX2;
 - OPENBLAS_CORETYPE=Haswell: the AVX2 kernels of the OpenBLAS inside numpy and
   scipy (SciPy's L-BFGS-B, numpy's linear algebra), not this CPU's own;
+- NPY_DISABLE_CPU_FEATURES: on a CPU with AVX-512, numpy's AVX-512 loops
+  (its dispatch targets above AVX2) are turned off, so its ufuncs take the
+  AVX2 loops an AVX2 CPU takes;
 - one thread per process (OMP_, MKL_ and OPENBLAS_NUM_THREADS=1): a reduction is
   split the same way whatever the core count.
 
-These are read when torch loads its libraries, so the switch must be set
-before torch is imported: `hw1lib` applies it on import, and refuses (with the
+These are read when torch and numpy load their libraries, so the switch must
+be set before either is imported: `hw1lib` applies it on import, and refuses (with the
 fix) if torch was imported first with other settings. Results computed in
 exact mode are cached under a code version of their own (`VERSION_SUFFIX`),
 so a default-mode entry is never served as an exact one, nor the reverse.
@@ -39,6 +44,21 @@ ENV = {"MKL_CBWR": "COMPATIBLE,STRICT", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_M
        "OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
        "OPENBLAS_NUM_THREADS": "1"}
 VERSION_SUFFIX = "x"      # appended to a unit's code version in exact mode (its cache key)
+# numpy 2.4's dispatch targets above AVX2 (numpy._core._multiarray_umath.__cpu_dispatch__)
+NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
+
+
+def environment() -> dict[str, str]:
+    """What exact mode sets: ENV, and numpy's AVX-512 loops off where the CPU
+    has them (naming a feature the CPU lacks makes numpy warn on every import)."""
+    env = dict(ENV)
+    try:
+        flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    if "avx512f" in flags:
+        env["NPY_DISABLE_CPU_FEATURES"] = NUMPY_ABOVE_AVX2
+    return env
 
 
 def enabled() -> bool:
@@ -52,14 +72,15 @@ def apply() -> None:
     libraries read them once, when they load)."""
     if not enabled():
         return
-    wrong = {k: os.environ.get(k) for k, v in ENV.items() if os.environ.get(k) != v}
-    if wrong and "torch" in sys.modules:
+    env = environment()
+    wrong = {k: os.environ.get(k) for k, v in env.items() if os.environ.get(k) != v}
+    if wrong and ("torch" in sys.modules or "numpy" in sys.modules):
         from .errors import ConfigError
 
-        raise ConfigError(f"{SWITCH}=1, but torch was imported before hw1lib with {wrong}: exact mode must be "
-                          f"set before torch loads. Import hw1lib first, or export "
-                          + " ".join(f"{k}={v}" for k, v in ENV.items()) + ".")
-    os.environ.update(ENV)
+        raise ConfigError(f"{SWITCH}=1, but torch or numpy was imported before hw1lib with {wrong}: exact mode "
+                          f"must be set before torch loads. Import hw1lib first, or export "
+                          + " ".join(f"{k}='{v}'" for k, v in env.items()) + ".")
+    os.environ.update(env)
 
 
 def configure_torch() -> None:

@@ -206,8 +206,11 @@ def format_rows(rows: list[dict], label: str) -> str:
     bad = sum(not r["ok"] for r in rows)
     skipped = sum(bool(r.get("skipped")) for r in rows)
     checked = len(rows) - skipped
+    used = [r["diff"] / r["tol"] for r in rows if r.get("tol") and math.isfinite(r.get("diff", math.inf))]
     lines.append(f"[verify] {label}: {checked - bad} of {checked} metrics within tolerance"
-                 + (f"; {bad} OUTSIDE" if bad else "") + (f"; {skipped} skipped (chaotic, one seed)" if skipped else ""))
+                 + (f"; {bad} OUTSIDE" if bad else "") + (f"; {skipped} skipped (chaotic, one seed)" if skipped else "")
+                 + (f"; the largest difference is {max(used):.2g} of its tolerance, the median "
+                    f"{float(np.median(used)):.2g}" if used else ""))
     return "\n".join(lines)
 
 
