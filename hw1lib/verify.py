@@ -287,10 +287,22 @@ def compute_as(machine: str, profile: str, names: list[str], results: Path, jobs
     return json.loads(dump.read_text())
 
 
+# The machine that computed the committed values (figures/results*.json): a real other CPU, whose
+# differences from this machine's native run are measured draws like a simulated machine's.
+REFERENCE_MACHINE = "reference"
+
+
+def _draw(base: dict, other: dict) -> float:
+    a, b = _scaled(base["values"], base["scale"]), _scaled(other["values"], base["scale"])
+    return abs(float(np.nanmean(b) - np.nanmean(a))) if np.isfinite(a).any() and np.isfinite(b).any() else 0.0
+
+
 def measure_spread(profile: str, names: list[str], machines: list[str], jobs: int, progress: bool) -> dict:
     """Compute `names` as each simulated machine would, and record per metric
     its native values (the results cache as computed here, filled first if
-    needed) and its difference of means from them on each machine (a draw)."""
+    needed) and its difference of means from them on each machine (a draw);
+    and, as the draw of machine REFERENCE_MACHINE, its difference from the
+    committed value (computed on another CPU; a metric it lacks has none)."""
     from .paths import results_dir
 
     base = compute_as("native", profile, names, results_dir(), jobs, "cpu", progress)
@@ -298,9 +310,12 @@ def measure_spread(profile: str, names: list[str], machines: list[str], jobs: in
         other = compute_as(m, profile, names, scratch(m, profile), jobs, "cpu", progress)
         for name, metrics in base.items():
             for metric, c in metrics.items():
-                a, b = _scaled(c["values"], c["scale"]), _scaled(other[name][metric]["values"], c["scale"])
-                d = abs(float(np.nanmean(b) - np.nanmean(a))) if np.isfinite(a).any() and np.isfinite(b).any() else 0.0
-                c.setdefault("draws", {})[m] = _round(d)
+                c.setdefault("draws", {})[m] = _round(_draw(c, other[name][metric]))
+    committed = read_json(REFERENCE[profile]).get("checks", {})
+    for name, metrics in base.items():
+        for metric, c in metrics.items():
+            if metric in committed.get(name, {}):
+                c["draws"][REFERENCE_MACHINE] = _round(_draw(c, committed[name][metric]))
     return base
 
 
@@ -319,7 +334,9 @@ def merge_spread(entry: dict, measured: dict, machines: list[str]) -> dict:
             f = fams.setdefault(c["family"], {"scale": c["scale"], "by_machine": {}})
             for m, d in c["draws"].items():
                 f["by_machine"][m] = max(f["by_machine"].get(m, 0.0), d)
-    return {"machines": {m: MACHINES[m] for m in sorted({*entry.get("machines", {}), *machines})},
+    described = {REFERENCE_MACHINE: {"what": f"the CPU that computed {REFERENCE[entry.get('profile', 'quick')]}"},
+                 **MACHINES}
+    return {"machines": {m: described[m] for m in sorted({*entry.get("machines", {}), *machines})},
             "experiments": sorted(metrics), "families": fams, "metrics": metrics}
 
 
@@ -338,7 +355,7 @@ def validate(entry: dict) -> dict:
     machines = list(entry["machines"])
     if len(machines) < 2:
         return {}
-    ratios = []
+    ratios, by = [], {}
     for out in machines:
         others = {f: [v for m, v in d["by_machine"].items() if m != out] for f, d in entry["families"].items()}
         rest = {f: sigma_bound(v) for f, v in others.items() if v}
@@ -349,12 +366,15 @@ def validate(entry: dict) -> dict:
                     continue
                 tol, _ = tolerance(c["values"], c["scale"], rest.get(c["family"]), c.get("resolution", 0.0))
                 ratios.append(c["draws"][out] / tol)
+                by.setdefault(out, []).append(ratios[-1])
     r = np.array(ratios)
     z = Z_SEEDS * r
     return {"n": len(r), "left_out": machines,
             "ratio_quantiles": {q: _round(float(np.quantile(r, float(q)))) for q in ("0.5", "0.9", "0.99", "1.0")},
             "beyond": {str(k): {"observed": int((z > k).sum()), "expected": _round(p * len(r))}
-                       for k, p in _NORMAL_TAIL.items()}}
+                       for k, p in _NORMAL_TAIL.items()},
+            "by_left_out": {m: {"n": len(v), "max": _round(max(v)), "outside": int(sum(x > 1 for x in v))}
+                            for m, v in by.items()}}
 
 
 def format_validation(profile: str, v: dict) -> str:
@@ -362,9 +382,11 @@ def format_validation(profile: str, v: dict) -> str:
         return f"[verify] {profile}: one simulated machine, nothing to validate"
     q = v["ratio_quantiles"]
     tails = ", ".join(f"> {k}: {d['observed']} (|N(0,1)| expects {d['expected']:.3g})" for k, d in v["beyond"].items())
+    per = "; ".join(f"{m}: largest {d['max']:.3g}, {d['outside']} of {d['n']} outside"
+                    for m, d in v.get("by_left_out", {}).items())
     return (f"[verify] {profile} rule validation, each of {', '.join(v['left_out'])} left out in turn: {v['n']} "
             f"differences / their tolerance: median {q['0.5']:.3g}, 90% {q['0.9']:.3g}, 99% {q['0.99']:.3g}, "
-            f"max {q['1.0']:.3g}; z = {Z_SEEDS:g} x ratio {tails}")
+            f"max {q['1.0']:.3g}; z = {Z_SEEDS:g} x ratio {tails}. By machine left out: {per}")
 
 
 def scratch(machine: str, profile: str) -> Path:
@@ -413,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             machines = args.machine or [m for m in MACHINES if m != "native"]
             measured = measure_spread(args.profile, names, machines, args.jobs, not args.no_progress)
             data = {"profiles": read_json(SPREAD).get("profiles", {})}   # (an older file's other keys: gone)
-            entry = merge_spread(data["profiles"].get(args.profile, {}), measured, machines)
+            entry = merge_spread({"profile": args.profile, **data["profiles"].get(args.profile, {})}, measured,
+                                 machines + [REFERENCE_MACHINE])
             checked = validate(entry)
             data["profiles"][args.profile] = {**entry, "validation": checked}
             data["rule"] = {"Z_SEEDS": Z_SEEDS, "K_MACHINE": K_MACHINE, "confidence": CONFIDENCE, "FLOOR": FLOOR}
