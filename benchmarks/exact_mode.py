@@ -87,7 +87,8 @@ def main() -> int:
     rec = {w: compute(w, out, args.profile, args.jobs, args.only, args.reuse) for w in ways}
     print(f"profile {args.profile}, --jobs {args.jobs}; {rec['default']['device']}")
     summary = {"profile": args.profile, "jobs": args.jobs, "cpu": cpu_name(), "commit": git_commit(),
-               "date": time.strftime("%Y-%m-%d"), "env": {w: WAYS[w][0] for w in ways}}
+               "date": time.strftime("%Y-%m-%d"), "env": {w: WAYS[w][0] for w in ways},
+               "args": {w: WAYS[w][1] for w in ways}}
     print(f"cpu: {summary['cpu']}")
     print("Unit time (s, summed over the units of each kind; the experiments' wall times overlap):")
     print(f"{'units':<24} {'default (s)':>11} {'exact (s)':>10} {'ratio':>6}")

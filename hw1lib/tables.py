@@ -115,7 +115,8 @@ def reproducible_block() -> str:
         ratio = u["exact"] / u["default"]
         kinds = {k: e / d for k, (d, e) in u["by_kind"].items() if d > 0}
         lo, hi = min(kinds, key=kinds.get), max(kinds, key=kinds.get)
-        same = "; ".join(" ".join(f"`{n}={x}`" for n, x in b["env"][k].items() if n != "HW1LIB_EXACT")
+        same = "; ".join(" ".join([f"`{n}={x}`" for n, x in b["env"][k].items() if n != "HW1LIB_EXACT"]
+                                  + ([f"`{' '.join(b['args'][k])}`"] if b.get("args", {}).get(k) else []))
                          + f" ({v['entries'] - v['differ']} of {v['entries']} entries identical)"
                          for k, v in b["identical"].items())
         lines.append(
@@ -123,7 +124,7 @@ def reproducible_block() -> str:
             f"the {b['profile']} profile costs {ratio:.2f}x the default's unit time ({u['default']:.0f} s -> "
             f"{u['exact']:.0f} s; wall at `--jobs {b['jobs']}` {w['exact'] / w['default']:.2f}x), from "
             f"{kinds[lo]:.2f}x ({lo}) to {kinds[hi]:.2f}x ({hi}) by kind of unit. Every cached entry computed in exact "
-            f"mode equals, to the bit, the same entry computed with MKL limited further: {same}. "
+            f"mode equals, to the bit, the same entry computed in exact mode under other conditions: {same}. "
             + (f"Above the {EXACT_LIMIT}x limit set for it, so the committed results stay in the default mode, checked within "
                "tolerances; exact mode is for bit-identical reruns on your machines."
                if ratio > EXACT_LIMIT else f"Below the {EXACT_LIMIT}x limit set for it."))
@@ -138,12 +139,12 @@ def reproducible_block() -> str:
             f"- **The tolerance rule, validated on the {profile} profile** ({', '.join(d['experiments'])}): each "
             f"machine ({', '.join(v['left_out'])}; `reference` is the CPU that computed the committed values, a real "
             f"other machine) left out in turn, tolerances rebuilt from the others; its {v['n']} differences divided "
-            f"by their tolerances: median {q['0.5']:.2g}, 99th percentile {q['0.99']:.2g}, largest {q['1.0']:.2g} "
+            f"by their tolerances: median {q['0.5']:.2g}, 99th percentile {q['0.99']:.2g}, largest {q['1.0']:.3g} "
             f"(a failure is above 1). Scaled to z = 4 x ratio, the rule assumes at most |N(0, 1)|: above 2 seen "
             f"{t['2']['observed']} (at most {t['2']['expected']:.3g} expected), above 3 {t['3']['observed']} "
             f"({t['3']['expected']:.3g}), above 4 {t['4']['observed']} ({t['4']['expected']:.2g})."
             + (f" The real machine against tolerances from the simulated ones alone: {ref['outside']} of {ref['n']} "
-               f"numbers outside, the largest at {ref['max']:.2g} of its tolerance." if ref else ""))
+               f"numbers outside, the largest at {ref['max']:.3g} of its tolerance." if ref else ""))
     return "\n".join(lines)
 
 
