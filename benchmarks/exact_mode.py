@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,8 +48,7 @@ def compute(way: str, out: Path, profile: str, jobs: int, only: str | None, reus
     env.update(env_extra, HW1LIB_RESULTS=str(out / way / "results"), CUDA_VISIBLE_DEVICES="")
     cmd = [sys.executable, "-m", "hw1lib.run", "--profile", profile, "--device", "cpu", "--jobs", str(jobs),
            "--no-progress", "--out", str(timings)] + (["--only", only] if only else []) + args
-    if (out / way).exists():
-        subprocess.run(["rm", "-rf", str(out / way)], check=True)
+    shutil.rmtree(out / way, ignore_errors=True)
     (out / way).mkdir(parents=True)
     with open(out / f"{way}.log", "w") as log:
         subprocess.run(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)

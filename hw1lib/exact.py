@@ -113,6 +113,11 @@ def check_device(device) -> None:
                           "or unset the switch for a GPU run.")
 
 
+def marked(version: str) -> str:
+    """A code version as the cache keys it in the current mode."""
+    return version + VERSION_SUFFIX if enabled() else version
+
+
 def mode() -> str:
     """'exact' or 'default': what a record of a run says it was computed in."""
     return "exact" if enabled() else "default"

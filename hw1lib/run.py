@@ -48,7 +48,7 @@ from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit
 from .paths import build_dir, shown, write_atomic
-from .provenance import git_commit
+from .provenance import code_version, git_commit
 
 
 class InlineExecutor(cf.Executor):
@@ -157,7 +157,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     threads = exact.check_threads(threads)
     REGISTRY = experiments.REGISTRY
     log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}"
-        + (" mode=exact (hw1lib.exact: AVX2 paths, one thread)" if exact.enabled() else ""))
+        + (" mode=exact (hw1lib.exact)" if exact.enabled() else ""))
     cache.check_writable()  # before anything is computed, not after the first unit
     log(f"[run] results: {cache.describe_root()}")
     cache.clean_stale_temps()  # left by killed writers of any entry
@@ -291,7 +291,7 @@ def current_versions() -> dict[str, set[str]]:
     for e in experiments.REGISTRY:
         for profile in e.profiles:
             for u in e.units(e.make_config(profile, "cpu")):
-                v = u.version.removesuffix(exact.VERSION_SUFFIX) if exact.enabled() else u.version
+                v = code_version(u.compute)
                 out.setdefault(u.key, set()).update((v, v + exact.VERSION_SUFFIX))
     return out
 

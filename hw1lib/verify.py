@@ -182,11 +182,17 @@ def compare(reference: dict, here: dict, spread: dict, exact: bool = False,
             # the resolution is the metric's (the current code's, where the committed file predates it)
             resolution = max(ref.get("resolution", 0.0), c.get("resolution", 0.0))
             tol, why = tolerance(ref["values"], ref["scale"], fam, resolution)
-            diff = abs(np.nanmean(b) - np.nanmean(a)) if np.isfinite(a).any() and np.isfinite(b).any() else math.inf
+            diff = mean_diff(ref, c)
             both_missing = not np.isfinite(a).any() and not np.isfinite(b).any()
             rows.append({**row, "tol": tol, "why": why, "diff": diff,
                          "ok": bool(both_missing or diff <= tol * (1 + 1e-9))})   # rounding of the subtraction
     return rows
+
+
+def mean_diff(ref: dict, other: dict) -> float:
+    """|difference of the two checks' means| on `ref`'s scale; inf where either has no finite value."""
+    a, b = _scaled(ref["values"], ref["scale"]), _scaled(other["values"], ref["scale"])
+    return abs(float(np.nanmean(b) - np.nanmean(a))) if np.isfinite(a).any() and np.isfinite(b).any() else math.inf
 
 
 def _mean(values, scale: str) -> float:
@@ -293,8 +299,9 @@ REFERENCE_MACHINE = "reference"
 
 
 def _draw(base: dict, other: dict) -> float:
-    a, b = _scaled(base["values"], base["scale"]), _scaled(other["values"], base["scale"])
-    return abs(float(np.nanmean(b) - np.nanmean(a))) if np.isfinite(a).any() and np.isfinite(b).any() else 0.0
+    """One machine's draw: its difference of means from `base` (0 where either side has no value)."""
+    d = mean_diff(base, other)
+    return d if math.isfinite(d) else 0.0
 
 
 def measure_spread(profile: str, names: list[str], machines: list[str], jobs: int, progress: bool) -> dict:
@@ -334,9 +341,9 @@ def merge_spread(entry: dict, measured: dict, machines: list[str]) -> dict:
             f = fams.setdefault(c["family"], {"scale": c["scale"], "by_machine": {}})
             for m, d in c["draws"].items():
                 f["by_machine"][m] = max(f["by_machine"].get(m, 0.0), d)
-    described = {REFERENCE_MACHINE: {"what": f"the CPU that computed {REFERENCE[entry.get('profile', 'quick')]}"},
-                 **MACHINES}
-    return {"machines": {m: described[m] for m in sorted({*entry.get("machines", {}), *machines})},
+    reference = {"what": f"the CPU that computed {REFERENCE[entry.get('profile', 'quick')]}"}
+    return {"machines": {m: MACHINES.get(m, reference if m == REFERENCE_MACHINE else {})
+                         for m in sorted({*entry.get("machines", {}), *machines})},
             "experiments": sorted(metrics), "families": fams, "metrics": metrics}
 
 

@@ -52,7 +52,9 @@ def _result(value):
                         weights={"w": torch.full((2,), float(value))})
 
 
+@pytest.mark.exact
 def test_cache_hit_does_not_recompute_and_change_does():
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (stored and loaded back)."""
     calls = []
     cfg = function_fit_config("smoke")
 

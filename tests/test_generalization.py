@@ -16,7 +16,10 @@ from hw1lib.models import cnn_for_params, mlp
 CPU = torch.device("cpu")
 
 
+@pytest.mark.exact
 def test_random_labels_are_seeded_uniform_and_leave_the_input_alone():
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (integer labels from a
+    seeded generator)."""
     y = torch.arange(10).repeat(1000)
     before = y.clone()
     a, b, c = random_labels(y, 0), random_labels(y, 0), random_labels(y, 1)
@@ -26,7 +29,9 @@ def test_random_labels_are_seeded_uniform_and_leave_the_input_alone():
     assert 0.85 < (a != y).float().mean() < 0.95      # 90% expected to differ
 
 
+@pytest.mark.exact
 def test_interpolate_flat_ends_and_agreement():
+    """Exact anywhere at alpha 0 and 1: (1 - 0) * a + 0 * b is a, elementwise, with no reduction."""
     g = torch.Generator().manual_seed(0)
     ta, tb = torch.randn(50, generator=g), torch.randn(50, generator=g)
     rows = interpolate_flat(ta, tb, np.linspace(-1, 2, 61))
@@ -102,7 +107,10 @@ def test_interpolation_evaluated_at_the_ends_equals_the_trained_models(mnist):
     assert not np.isclose(loss[1], loss[0])  # the midpoint is really evaluated, not copied
 
 
+@pytest.mark.exact
 def test_noisy_labels_replace_the_stated_fraction():
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (integer labels from a
+    seeded generator)."""
     from hw1lib.data import noisy_labels
 
     y = torch.arange(10).repeat(2000)
@@ -172,10 +180,12 @@ def _labels_part(times, test_acc, E):
     return cache.Result(arrays, {"params": 123})
 
 
+@pytest.mark.exact
 def test_1_3a_fit_times_slowdown_and_chance_on_a_made_up_result():
     """Made-up runs with known times to fit: the fit times are recovered
     between epochs, the slowdown pairs each random-label run with ITS seed's
-    true-label run, the true-label runs count once, and the summary says so."""
+    true-label run, the true-label runs count once, and the summary says so.
+    Exact anywhere: the values compared to the bit involve no float arithmetic (made-up values, selected)."""
     from hw1lib.experiments.generalization import assemble_random_labels, fit_times, runs
 
     E = experiment("1-3a")
@@ -201,7 +211,10 @@ def test_1_3a_fit_times_slowdown_and_chance_on_a_made_up_result():
     assert "Slowdown" in text and f"{sd['gmean']:.2f}" in text and "contains chance" in text
 
 
+@pytest.mark.exact
 def test_1_3a_labellings_are_nested_within_a_draw_and_apart_between_draws():
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (integer labels from a
+    seeded generator)."""
     from hw1lib.experiments.generalization import draw_labels
 
     y = torch.arange(10).repeat(500)

@@ -32,7 +32,10 @@ def test_pca_matches_numpy_svd():
     np.testing.assert_allclose(explained, S[:2] ** 2 / (S ** 2).sum(), rtol=1e-10)
 
 
+@pytest.mark.exact
 def test_snapshots_are_the_weights_at_those_epochs(mnist):
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (epoch numbers, and
+    snapshots that are copies of the weights)."""
     build = lambda: mlp(784, (8,), 10)
     ens = Ensemble(build, [0, 1], CPU)
     start = ens.flat_params()
@@ -169,7 +172,9 @@ def test_refinement_evaluates_each_points_hessian_once(monkeypatch):
     assert sum(calls) < 4 * (len(out["trace"]))      # fewer than one Hessian per run and iteration
 
 
+@pytest.mark.exact
 def test_resolved_spectrum_counts_only_eigenvalues_above_what_the_gradient_can_flip():
+    """Exact anywhere: the values compared to the bit involve no float arithmetic (counts of given eigenvalues)."""
     ev = np.array([[-1.0, -1e-7, 0.0, 2e-7, 3e-3, 5.0],
                    [-2.0, -1.0, -1e-3, 1e-3, 1.0, 2.0]])
     out = resolved_spectrum(ev, np.array([1e-8, 1e-9]), factor=1e3)   # cuts 1e-5 and 1e-6

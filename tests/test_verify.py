@@ -110,22 +110,12 @@ def test_validation_reports_the_left_out_machines_ratios():
     one = {"family": "x/a", "scale": "lin", "values": [50.0]}
     measured = {"x": {"a": {**one, "draws": {"a": 0.1, "b": 0.2}},
                       "c": {**one, "chaotic": True, "draws": {"a": 5.0, "b": 9.0}}}}
-    entry = {"machines": {"a": {}, "b": {}}, **{k: v for k, v in _merged(measured).items() if k != "machines"}}
+    entry = verify.merge_spread({}, measured, ["a", "b"])
     assert entry["families"] == {"x/a": {"scale": "lin", "by_machine": {"a": 0.1, "b": 0.2}}}
     v = verify.validate(entry)
     expected = [0.1 / (4 * verify.sigma_bound([0.2])), 0.2 / (4 * verify.sigma_bound([0.1]))]
     assert v["n"] == 2 and v["ratio_quantiles"]["1.0"] == pytest.approx(max(expected), rel=1e-9)
     assert v["beyond"]["4"]["observed"] == 0
-
-
-def _merged(measured):
-    machines = dict(verify.MACHINES)
-    try:
-        verify.MACHINES.update({"a": {}, "b": {}})
-        return verify.merge_spread({}, measured, ["a", "b"])
-    finally:
-        verify.MACHINES.clear()
-        verify.MACHINES.update(machines)
 
 
 def test_a_measurement_of_some_experiments_keeps_the_others():

@@ -41,7 +41,7 @@ class Unit:
     def version(self) -> str:
         """The code version of `compute` (part of the cache key), marked when
         computed in exact mode (`hw1lib.exact`): its last bits are another mode's."""
-        return code_version(self.compute) + (exact.VERSION_SUFFIX if exact.enabled() else "")
+        return exact.marked(code_version(self.compute))
 
     def __call__(self, progress: bool = False) -> cache.Result:
         return cache.cached(self.key, self.config, lambda: self.compute(self.config, progress),
