@@ -24,13 +24,18 @@ if os.environ.get("HW1LIB_TEST_THREADS"):       # the second run of the exact te
 def pytest_configure(config):
     config.addinivalue_line("markers", "exact(threads=None): asserts equality to the bit; threads=N: holds at N "
                                        "threads, which the test runs at")
+    config.addinivalue_line("markers", "threads(n): the test runs at n torch threads (a tolerance that holds at "
+                                       "equal thread counts on both sides of a comparison)")
 
 
 @pytest.fixture(autouse=True)
 def _exact_condition(request):
-    """Sets the thread count an exact test states (and restores it)."""
+    """Sets the thread count an exact test states, or a `threads(n)` test
+    asks for (and restores it)."""
     mark = request.node.get_closest_marker("exact")
     threads = mark.kwargs.get("threads") if mark else None
+    if request.node.get_closest_marker("threads"):
+        threads = request.node.get_closest_marker("threads").args[0]
     if threads is None:
         yield
         return

@@ -3,7 +3,6 @@ is the one list of experiments, the headless runner fills the cache with any
 local executor and a second run computes nothing."""
 import concurrent.futures as cf
 import json
-import multiprocessing as mp
 import pickle
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hw1lib.ensemble import Ensemble
 from hw1lib.experiments import REGISTRY, experiment, notebooks, select
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp, mnist_mlp
-from hw1lib.run import InlineExecutor, main, run_all
+from hw1lib.run import InlineExecutor, local_executor, main, run_all
 from hw1lib.train import MinibatchTrainer, fit_classifier, fit_full_batch, make_adam, shuffle_generator
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -157,6 +156,7 @@ def test_threaded_units_on_cuda_equal_inline(tmp_path, monkeypatch):
     _assert_same(ref, got, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.threads(1)
 def test_host_units_in_one_thread_equal_inline(tmp_path, monkeypatch):
     """What a GPU run does with 1-2c (worker processes, one thread each) gives
     the numbers of an inline run, up to the rounding of LAPACK's thread count."""
@@ -240,20 +240,31 @@ def _run_into(results: Path, monkeypatch, only, executor, device="cpu"):
 # images; 784-long dot products). Every experiment but 1-2c computes in float32 (arrays are stored as
 # float64, so the stored dtype does not say it).
 SMOKE_RTOL = rounding_rtol(torch.float32, 1e6)
+# An accuracy is a count over n images: where rounding flips a near-tie prediction it moves by 1/n, whatever
+# the relative bound says (seen: 1-3e's Keskar train accuracy, inline at 3 threads vs workers at 1). The
+# smoke profile's smallest evaluated set has 128 images.
+SMOKE_ACC_ATOL = 1 / 128
 
 
 def _assert_same(a, b, rtol=SMOKE_RTOL, atol=None):
     """Every array of `b` equals `a`'s within rounding: by default the bound
     for float32 evaluations that differ only in the order of their operations
     (SMOKE_RTOL; atol that times the array's largest magnitude, for values near
-    0), because the two sides computed in other processes or at other thread
-    counts, where equality to the bit is not a property of the code."""
+    0; an accuracy may also move by one image, SMOKE_ACC_ATOL), because the two
+    sides computed in other processes, where equality to the bit is not a
+    property of the code. The condition: both sides at the same thread count
+    (one: `threads(1)` for the inline side, one per worker). At other counts
+    1-3e's L-BFGS-B maximiser and F1's stopping rule, iterative and with
+    discrete decisions, moved by 1.2% (inline at 3 threads vs workers at 1): that
+    is a machine spread, which verify's tolerances hold, not a rounding bound."""
     for name in a:
         for k, v in a[name].arrays.items():
             if name == "1-2c" and k == "minimal_ratio":
                 _assert_ratio_moves_by_rounding_only(a[name].arrays, b[name].arrays)
                 continue
             t = rtol * float(np.nanmax(np.abs(v), initial=0.0)) if atol is None else atol
+            if "acc" in k and atol is None:
+                t = max(t, SMOKE_ACC_ATOL)
             np.testing.assert_allclose(b[name].arrays[k], v, rtol=rtol, atol=t, err_msg=f"{name}: {k}")
 
 
@@ -289,17 +300,19 @@ def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatc
     assert again["units"] == {} and again["cached_units"] > 0
 
 
+@pytest.mark.threads(1)
 @pytest.mark.parametrize("kind", ["threads", "processes"])
 def test_local_executors_give_the_inline_results(tmp_path, monkeypatch, kind):
     only = ["1-3b", "1-3d", "1-3e"]  # several units per experiment, and one that waits for another
     ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor())
-    pool = (cf.ThreadPoolExecutor(2) if kind == "threads"
-            else cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")))
+    # the runner's own pool of 2 spawned workers at one thread each (the inline side's count)
+    pool = cf.ThreadPoolExecutor(2) if kind == "threads" else local_executor(torch.device("cpu"), 2, threads=1)
     with pool:
         got = _run_into(tmp_path / kind, monkeypatch, only, pool)
     _assert_same(ref, got)
 
 
+@pytest.mark.threads(1)
 def test_dask_executor_gives_the_local_results(tmp_path, monkeypatch):
     """The README's cluster recipe, tested: units run on Dask workers (other
     processes, one results directory shared through HW1LIB_RESULTS) and give

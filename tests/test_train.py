@@ -261,13 +261,15 @@ STOP_MODES = [
 ]
 
 
-@pytest.mark.exact
+@pytest.mark.exact(threads=1)
 @pytest.mark.parametrize("mode", STOP_MODES)
 def test_stop_rule_drops_members_without_changing_the_others(mode):
     """Members leave the ensemble when the rule says so; on CUDA each smaller
     ensemble's step is captured anew, with Adam's moments carried over.
-    Exact anywhere: the values compared to the bit involve no float arithmetic (the steps the members stopped
-    at; losses within rtol 1e-5)."""
+    The steps the members stopped at are compared to the bit (integers); losses and weights within rtol
+    1e-5, which holds at one thread (set by the marker): at 3 threads on an AVX-512 Xeon, ensembles of 3
+    and 2 members differ by up to 4.4e-4 relative where the loss is small (multi-threaded GEMM splits by
+    shape and thread count)."""
     name, static = mode
     dev = torch.device(name)
     kw = dict(progress=False, static=bool(static))
