@@ -1,13 +1,20 @@
 """Where a result came from: the commit and the version of the code that computed it.
 
-`code_version(fn)` hashes exactly the source a computation can depend on:
-inside its experiment module, the top-level definitions reachable from `fn`
-(a change to 1-3e's function leaves 1-1a's results valid); in the library,
-every module those definitions import, transitively, whole. What is hashed is
-the syntax tree without docstrings and comments (`code_text`): editing either
-recomputes nothing, a change of code always does. Modules that only
-present, store or schedule results (`NOT_COMPUTE`) are left out: editing a plot
-or the cache's messages invalidates nothing.
+`code_version(fn)` hashes exactly the definitions a computation can reach:
+starting from `fn`'s top-level function, every function, class and constant
+it names, followed through imports into the library (`from .train import
+fit`, `cache.Result`, a name re-exported by a package), wherever each lives.
+A definition is hashed by its name and its syntax tree without docstrings
+and comments (`code_text`), never by its module: moving a definition to
+another module, or editing a function it does not reach, recomputes
+nothing; changing a reached definition recomputes what it feeds. A module
+used as a value (not through `module.name`) counts whole. Definitions in
+modules that only present, store or schedule results (`NOT_COMPUTE`) are not
+followed: editing a plot or the cache's messages invalidates nothing.
+
+What an object's methods do counts where the code names its class (a call,
+a base, an annotation): a function that only receives an object names
+nothing, which is why configs and ensembles are annotated.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from typing import Callable
 from .paths import repo_root
 
 PACKAGE = "hw1lib"
+PACKAGES = (PACKAGE,)    # whose definitions are followed (tests add a package of their own)
 _PKG_DIR = Path(__file__).resolve().parent
 # (hw1lib.stats is compute: 1-1a's plateau rule decides how long its runs train.)
 NOT_COMPUTE = frozenset({"hw1lib.cache", "hw1lib.errors", "hw1lib.paths", "hw1lib.plotting",
@@ -52,14 +60,26 @@ def _git_commit() -> str:
 
 
 def module_file(module: str) -> Path | None:
-    """The source file of an hw1lib module name, or None outside the package."""
-    if module != PACKAGE and not module.startswith(PACKAGE + "."):
+    """The source file of a module of one of `PACKAGES`, or None outside them."""
+    top = module.split(".")[0]
+    if top not in PACKAGES:
+        return None
+    root = _PKG_DIR if top == PACKAGE else _package_dir(top)
+    if root is None:
         return None
     rel = Path(*module.split(".")[1:])
-    for p in (_PKG_DIR / rel.with_suffix(".py"), _PKG_DIR / rel / "__init__.py"):
+    for p in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
         if p.is_file():
             return p
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _package_dir(top: str) -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(top)
+    return Path(spec.origin).parent if spec and spec.origin else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,77 +102,143 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports(module: str) -> dict[str, str]:
-    """Names bound by the module's imports -> the hw1lib module they come from."""
-    bound: dict[str, str] = {}
-    for node in ast.walk(_parsed(module)):
+def _bindings(module: str, nodes) -> dict[str, tuple[str, str | None]]:
+    """Names bound by the imports among `nodes`: name -> (module, None) for a
+    module, (module, attribute) for a name taken from a module."""
+    bound: dict[str, tuple[str, str | None]] = {}
+    for node in nodes:
         if isinstance(node, ast.ImportFrom):
             src = _absolute(module, node)
             for a in node.names:
                 sub = f"{src}.{a.name}"
-                bound[a.asname or a.name] = sub if module_file(sub) else src
+                bound[a.asname or a.name] = (sub, None) if module_file(sub) else (src, a.name)
         elif isinstance(node, ast.Import):
             for a in node.names:
-                bound[a.asname or a.name.split(".")[0]] = a.name
-    return {k: v for k, v in bound.items() if module_file(v)}
-
-
-def _library_closure(module: str, seen: set[str]) -> None:
-    """Every hw1lib module `module` imports, transitively (whole files)."""
-    if module in seen or module in NOT_COMPUTE:
-        return
-    seen.add(module)
-    for dep in set(_imports(module).values()):
-        _library_closure(dep, seen)
-
-
-def dependencies(fn: Callable) -> tuple[list[str], list[str]]:
-    """(library modules, definitions of fn's own module) whose source can change
-    what `fn` computes. A closure or lambda counts as the top-level function
-    that defines it."""
-    libs, own = _dependencies(fn.__module__, fn.__qualname__.split(".")[0])
-    return list(libs), list(own)
+                bound[a.asname or a.name.split(".")[0]] = (a.name if a.asname else a.name.split(".")[0], None)
+    return bound
 
 
 @functools.lru_cache(maxsize=None)
-def _dependencies(module: str, top: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _top(module: str) -> tuple[dict[str, ast.AST], dict[str, tuple[str, str | None]]]:
+    """A module's top-level definitions (name -> node) and import bindings."""
     defs: dict[str, ast.AST] = {}
-    for node in _parsed(module).body:
+    body = _parsed(module).body
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defs[node.name] = node
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
                 if isinstance(t, ast.Name):
                     defs[t.id] = node
-    imports = _imports(module)
-    todo, own, libs = [top], set(), set()
+    return defs, _bindings(module, body)
+
+
+def _resolve(module: str, name: str, seen=()) -> tuple[str, str | None] | None:
+    """Where `name`, looked up in `module`'s top level, is defined: (module,
+    name) for a definition, (module, None) for a module, ("", "ext:...") for a
+    name imported from outside the packages, None for nothing (a builtin)."""
+    if (module, name) in seen:
+        return None
+    defs, bound = _top(module)
+    if name in defs:
+        return module, name
+    if name not in bound:
+        sub = f"{module}.{name}"
+        return (sub, None) if module_file(sub) else None
+    src, attr = bound[name]
+    if not module_file(src):
+        return "", f"ext:{src}" + (f".{attr}" if attr else "")
+    if attr is None:
+        return src, None
+    return _resolve(src, attr, seen + ((module, name),))
+
+
+def _reached(module: str, node: ast.AST) -> set[tuple[str, str | None]]:
+    """What one definition names: definitions, whole modules and outside
+    names, each resolved to where it lives."""
+    local = _bindings(module, [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))])
+    as_value = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+    out = set()
+
+    def lookup(name):
+        if name in local:
+            src, attr = local[name]
+            if not module_file(src):
+                return "", f"ext:{src}" + (f".{attr}" if attr else "")
+            return (src, None) if attr is None else _resolve(src, attr)
+        return _resolve(module, name)
+
+    def chain(n):          # a.b.c -> (base Name, [b, c])
+        attrs = []
+        while isinstance(n, ast.Attribute):
+            attrs.append(n.attr)
+            n = n.value
+        return (n, attrs[::-1]) if isinstance(n, ast.Name) else (None, [])
+
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and id(n) not in as_value:
+            base, attrs = chain(n)
+            if base is None:
+                continue
+            hit = lookup(base.id)
+            while hit and hit[1] is None and attrs:            # module.attr...: into that module
+                hit = _resolve(hit[0], attrs.pop(0))
+            if hit:
+                out.add(hit)
+        elif isinstance(n, ast.Name) and id(n) not in as_value:
+            hit = lookup(n.id)
+            if hit:
+                out.add(hit)
+    return out
+
+
+def dependencies(fn: Callable) -> list[str]:
+    """Every definition ("module:name") whose source can change what `fn`
+    computes, and every module that counts whole ("module:*"). A closure or
+    lambda counts as the top-level function that defines it."""
+    return list(_dependencies(fn.__module__, fn.__qualname__.split(".")[0]))
+
+
+@functools.lru_cache(maxsize=None)
+def _dependencies(module: str, top: str) -> tuple[str, ...]:
+    todo, done, whole = [(module, top)], set(), set()
     while todo:
-        name = todo.pop()
-        if name in own or name not in defs:
+        mod, name = todo.pop()
+        if (mod, name) in done or mod in NOT_COMPUTE:
             continue
-        own.add(name)
-        for n in ast.walk(defs[name]):
-            if isinstance(n, ast.Name):
-                if n.id in defs:
-                    todo.append(n.id)
-                elif n.id in imports:
-                    _library_closure(imports[n.id], libs)
-    return tuple(sorted(libs)), tuple(sorted(own))
+        if name is None:                       # a module used as a value: all of it
+            done.add((mod, None))
+            todo += [(mod, d) for d in _top(mod)[0]]
+            continue
+        defs, _ = _top(mod)
+        if name not in defs:
+            continue
+        done.add((mod, name))
+        for hit in _reached(mod, defs[name]):
+            if hit[0] == "":
+                whole.add(hit[1])
+            else:
+                todo.append(hit)
+    return tuple(sorted(f"{m}:{n or '*'}" for m, n in done)) + tuple(sorted(whole))
+
+
+def clear_caches() -> None:
+    """Forget every parsed source (after a file changed in this process)."""
+    for f in (_source, _parsed, _top, _dependencies, _version, _package_dir):
+        getattr(f, "cache_clear", lambda: None)()   # a test may have replaced one
 
 
 def code_version(fn: Callable) -> str:
-    """16 hex digits: the hash of the source `fn`'s results depend on (see the
-    module docstring). Outside hw1lib (a test's function) it is the hash of
-    fn's own source, or "" where that is unavailable."""
+    """16 hex digits: the hash of the definitions `fn`'s results depend on (see
+    the module docstring). Outside the packages (a test's function) it is the
+    hash of fn's own source, or "" where that is unavailable."""
     if module_file(fn.__module__) is None:
         try:
             src = inspect.getsource(fn)
         except (OSError, TypeError):
             return ""
         return hashlib.sha256(src.encode()).hexdigest()[:16]
-    libs, own = dependencies(fn)
-    return _version(fn.__module__, tuple(own), tuple(libs))
+    return _version(_dependencies(fn.__module__, fn.__qualname__.split(".")[0]))
 
 
 def _without_docstrings(node: ast.AST) -> ast.AST:
@@ -178,17 +264,19 @@ def code_text(node: ast.AST) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _version(module: str, own: tuple[str, ...], libs: tuple[str, ...]) -> str:
+def _version(deps: tuple[str, ...]) -> str:
+    """The hash of each reached definition's name and code (not its module:
+    a move changes nothing) and of each outside name it imports."""
+    texts = set()
+    for dep in deps:
+        if dep.startswith("ext:"):
+            texts.add(dep)
+            continue
+        mod, name = dep.rsplit(":", 1)
+        if name != "*":
+            node = _top(mod)[0][name]
+            texts.add(f"{name}\n{code_text(node)}")
     h = hashlib.sha256()
-    defs = {}
-    for node in _parsed(module).body:
-        names = ([node.name] if hasattr(node, "name") else
-                 [t.id for t in getattr(node, "targets", [getattr(node, "target", None)])
-                  if isinstance(t, ast.Name)])
-        for n in names:
-            defs[n] = code_text(node)
-    for name in own:
-        h.update(f"{module}:{name}\n{defs[name]}\n".encode())
-    for lib in libs:
-        h.update(f"{lib}\n{code_text(_parsed(lib))}\n".encode())
+    for t in sorted(texts):
+        h.update(t.encode() + b"\n")
     return h.hexdigest()[:16]

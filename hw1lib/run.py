@@ -296,6 +296,13 @@ def current_versions() -> dict[str, set[str]]:
     return out
 
 
+def entries(profile: str) -> list[str]:
+    """Every unit's cache entry for `profile` ("<key>/<config hash>-<code
+    version>", default mode), computing nothing: what `--keys` prints, and
+    how a refactor shows that it re-keys no result."""
+    return sorted({str(u) for e in experiments.REGISTRY for u in e.units(e.make_config(profile, "cpu"))})
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -353,11 +360,16 @@ def main(argv: list[str] | None = None) -> int:
                          "saying what and how much (make prune). On a results directory shared with other "
                          "checkouts, their code's entries count as stale.")
     ap.add_argument("--dry-run", action="store_true", help="with --prune: only say what would be removed")
+    ap.add_argument("--keys", action="store_true", help="compute nothing: print the cache entry of every unit of "
+                    "the profile (results/<key>/<config hash>-<code version>), one per line")
     args = ap.parse_args(argv)
     if args.dry_run and not args.prune:
         ap.error("--dry-run goes with --prune.")
     if args.prune:
         return prune_main(args.dry_run)
+    if args.keys:
+        print("\n".join(entries(args.profile)))
+        return 0
     # SIGTERM like Ctrl-C: stop the workers, keep finished units (restored on the way out, so that a
     # caller in the same process keeps its own handling)
     previous = signal.signal(signal.SIGTERM, _terminate)

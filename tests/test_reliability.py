@@ -302,27 +302,82 @@ def test_killed_or_interrupted_mid_unit_then_resume_gives_identical_arrays(tmp_p
 def test_code_version_follows_exactly_the_code_a_result_depends_on(monkeypatch):
     fit = experiment("1-1a").units(function_fit_config("smoke"))[0].compute
     width = experiment("1-3b").units(experiment("1-3b").make_config("smoke"))[0].compute
-    libs, own = provenance.dependencies(fit)
-    assert {"hw1lib.train", "hw1lib.models", "hw1lib.ensemble", "hw1lib.functions"} <= set(libs)
-    assert not set(libs) & provenance.NOT_COMPUTE and "_train_width" not in own
+    deps = provenance.dependencies(fit)
+    assert {"hw1lib.train:fit_full_batch", "hw1lib.models:mlp", "hw1lib.ensemble:Ensemble",
+            "hw1lib.functions:target"} <= set(deps)
+    assert not any(d.split(":")[0] in provenance.NOT_COMPUTE for d in deps)
+    assert not any(d.endswith(":_train_width") for d in deps)
     before = {f: provenance.code_version(f) for f in (fit, width)}
     real = provenance._source.__wrapped__
     code, comment = "\n_EDITED = 1\n", "\n# edited\n"
 
-    def versions(module, edit=code):
-        monkeypatch.setattr(provenance, "_source", lambda m: real(m) + (edit if m == module else ""))
-        provenance._parsed.cache_clear()
-        provenance._version.cache_clear()
+    def versions(module, edit=code, old=None):
+        monkeypatch.setattr(provenance, "_source", lambda m: (real(m) + edit if old is None else
+                                                             real(m).replace(old, edit)) if m == module else real(m))
+        provenance.clear_caches()
         return {f: provenance.code_version(f) for f in (fit, width)}
 
-    assert versions("hw1lib.functions") == {fit: versions("hw1lib.functions")[fit], width: before[width]}
-    assert versions("hw1lib.functions")[fit] != before[fit]        # 1-1a's target functions: 1-1a only
-    assert versions("hw1lib.train") != before and all(versions("hw1lib.train")[f] != before[f] for f in before)
-    assert versions("hw1lib.plotting") == before                    # presentation invalidates nothing
-    assert versions("hw1lib.train", comment) == before              # a comment is not code
+    target = "def target(name: str, x: torch.Tensor) -> torch.Tensor:"
+    edited = versions("hw1lib.functions", target + "\n    x = x + 0", old=target)
+    assert edited[width] == before[width] and edited[fit] != before[fit]    # 1-1a's targets: 1-1a only
+    assert versions("hw1lib.train", "\ndef fit_full_batch(*a):\n    pass\n") != before  # redefined: both
+    assert versions("hw1lib.train") == before          # a new definition nobody reaches: nothing
+    assert versions("hw1lib.plotting") == before       # presentation invalidates nothing
+    assert versions("hw1lib.train", comment) == before  # a comment is not code
     monkeypatch.undo()
-    provenance._parsed.cache_clear()
-    provenance._version.cache_clear()
+    provenance.clear_caches()
+
+
+TOY = {
+    "__init__.py": "",
+    "a.py": ("from .b import scale\n\nLIMIT = 3\n\n\ndef unrelated(x):\n    return x - 1\n\n\n"
+             "def compute(x):\n    \"\"\"The result.\"\"\"\n    return scale(x) + LIMIT\n"),
+    "b.py": "import math\n\n\ndef scale(x):\n    return 2 * math.floor(x)\n",
+}
+
+
+def _toy_version(tmp_path, monkeypatch, files):
+    """code_version of toyproj.a.compute for a package written from `files`."""
+    import importlib
+    import sys
+
+    root = tmp_path / f"v{len(list(tmp_path.iterdir()))}"
+    (root / "toyproj").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "toyproj" / name).write_text(text)
+    monkeypatch.syspath_prepend(str(root))
+    for m in [m for m in sys.modules if m.split(".")[0] == "toyproj"]:
+        del sys.modules[m]
+    monkeypatch.setattr(provenance, "PACKAGES", ("hw1lib", "toyproj"))
+    provenance.clear_caches()
+    try:
+        return provenance.code_version(importlib.import_module("toyproj.a").compute)
+    finally:
+        for m in [m for m in sys.modules if m.split(".")[0] == "toyproj"]:
+            del sys.modules[m]
+        provenance.clear_caches()
+
+
+def test_code_version_survives_a_move_and_follows_a_change(tmp_path, monkeypatch):
+    """The version hashes the definitions `compute` reaches, not the modules
+    they live in: a move or an edit elsewhere recomputes nothing, a change
+    of a reached definition (or of what an import binds) does."""
+    base = _toy_version(tmp_path, monkeypatch, TOY)
+    moved = dict(TOY, **{   # scale and LIMIT move into a third module, imported through the package
+        "a.py": TOY["a.py"].replace("from .b import scale\n\nLIMIT = 3\n", "from .c import LIMIT, scale\n"),
+        "b.py": "",
+        "c.py": TOY["b.py"] + "\nLIMIT = 3\n"})
+    assert _toy_version(tmp_path, monkeypatch, moved) == base
+    assert _toy_version(tmp_path, monkeypatch, dict(TOY, **{
+        "a.py": TOY["a.py"].replace("x - 1", "x - 2")})) == base                  # not reached
+    assert _toy_version(tmp_path, monkeypatch, dict(TOY, **{
+        "a.py": TOY["a.py"].replace('"""The result."""', '"""Reworded."""  # and a comment')})) == base
+    assert _toy_version(tmp_path, monkeypatch, dict(TOY, **{
+        "b.py": TOY["b.py"].replace("2 *", "3 *")})) != base                       # reached, in another module
+    assert _toy_version(tmp_path, monkeypatch, dict(TOY, **{
+        "a.py": TOY["a.py"].replace("LIMIT = 3", "LIMIT = 4")})) != base           # a reached constant
+    assert _toy_version(tmp_path, monkeypatch, dict(TOY, **{
+        "b.py": TOY["b.py"].replace("import math", "import numpy as math")})) != base   # what an import binds
 
 
 def test_code_version_ignores_docstrings_and_layout_but_not_code():
