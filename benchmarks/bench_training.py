@@ -111,7 +111,7 @@ def critical_runs(runs: int, epochs: int, together: bool) -> float:
     now steps the flat [runs, P] parameters with the closed-form gradient instead, so
     that it can keep the weights at any epoch as start points.)"""
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.optimization import critical_problem
+    from hw1lib.experiments.e1_2c_gradient_near_zero import critical_problem
     from hw1lib.train import fit_full_batch
 
     build, x, y, _ = critical_problem(experiment("1-2c").make_config("full"))

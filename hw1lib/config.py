@@ -36,6 +36,7 @@ def make_config(cls: type[T], profiles: Mapping[str, Mapping[str, Any]], profile
             f"Unknown profile {profile!r} for {cls.__name__}; choose one of: {', '.join(profiles)}."
         )
     fields = {f.name for f in dataclasses.fields(cls)}
+    overrides = _nest(cls, profiles[profile], overrides)
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ConfigError(
@@ -53,6 +54,27 @@ def make_config(cls: type[T], profiles: Mapping[str, Mapping[str, Any]], profile
     return cfg
 
 
+def _nest(cls: type, profile: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides of a nested config's fields ("keskar.f1_seeds") as the nested
+    config itself, built from the profile's (or the default) with those fields
+    replaced and checked like any config."""
+    out = {k: v for k, v in overrides.items() if "." not in k}
+    nested: dict[str, dict[str, Any]] = {}
+    for k, v in overrides.items():
+        if "." in k:
+            head, _, rest = k.partition(".")
+            nested.setdefault(head, {})[rest] = v
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for head, sub in nested.items():
+        base = out.get(head, profile.get(head, defaults.get(head)))
+        if not dataclasses.is_dataclass(base):
+            raise ConfigError(f"{cls.__name__}.{head} is not a nested config: set it as {head}=VALUE, "
+                              f"not {head}.{next(iter(sub))}=VALUE.")
+        own = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        out[head] = make_config(type(base), {"given": own}, "given", **command_line_values(type(base), sub))
+    return out
+
+
 def _is_tuple(tp: Any) -> bool:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return any(_is_tuple(a) for a in typing.get_args(tp))
@@ -65,7 +87,7 @@ def command_line_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     through, for make_config to name; types and ranges are checked there."""
     hints = typing.get_type_hints(cls)
     return {k: ((v,) if k in hints and _is_tuple(hints[k]) and not isinstance(v, (tuple, list)) else v)
-            for k, v in values.items()}
+            for k, v in values.items()}   # nested fields ("keskar.f1_seeds") are shaped by _nest
 
 
 def parse_value(text: str) -> Any:
@@ -83,12 +105,13 @@ def parse_value(text: str) -> Any:
 
 def parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """`--set NAME.FIELD=VALUE` items -> {NAME: {FIELD: value}}. NAME must be one
-    of `names` (an experiment); FIELD and VALUE are checked when the config is
+    of `names` (an experiment); FIELD may be a nested config's field
+    (`1-3e.keskar.f1_seeds=0`); FIELD and VALUE are checked when the config is
     built (`make_config`): an unknown field or a bad value is a ConfigError."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, eq, text = item.partition("=")
-        name, dot, field = key.strip().rpartition(".")
+        name, dot, field = key.strip().partition(".")     # experiment names hold no dot
         if not eq or not dot or not name or not field:
             raise ConfigError(f"--set {item!r}: expected NAME.FIELD=VALUE, e.g. --set 1-3d.seeds=0,1.")
         if name not in names:

@@ -31,6 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .curvature import hessian, loss_and_grad
+from .headline import correlation, rnd, rounded
+from .stats import proportion_ci, spearman_ci
 
 
 def minimize_grad_norm(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *,
@@ -411,3 +413,66 @@ def linear_autoencoder_starts(U: torch.Tensor, points: list[dict], hidden: tuple
     P = sum(a * b for a, b in zip((U.shape[0], *hidden), (*hidden, U.shape[0])))
     starts += [0.5 * torch.randn(P, generator=gen, dtype=torch.float64) for _ in range(random)]
     return torch.stack(starts), np.array(near + [-1] * random)
+
+
+# ------------------------------------------------------------------ what the end points say (1-2c's headline)
+def status_counts(status) -> dict:
+    """{critical, gradient_flat, not_converged}: how many end points have each status."""
+    st = np.asarray(status).ravel()
+    return {name: int((st == k).sum()) for k, name in enumerate(STATUS_NAMES)}
+
+
+def index_at_critical(res: dict, loss, params: int) -> dict:
+    """The index (resolved negative eigenvalues, `resolved_spectrum`'s `res`) and its relation to the
+    loss over critical points (of nets with `params` parameters)."""
+    index = res["negative"]
+    return {"index_positive": int((index > 0).sum()),
+            "index_median": rnd(np.median(index)) if len(index) else None,
+            "index_max": int(index.max()) if len(index) else None,
+            "near_zero_median": rnd(np.median(res["near_zero"])) if len(index) else None,
+            # a fraction of the resolved eigenvalues, over critical points: logit-scale interval, inside [0, 1]
+            "resolved_ratio": (rounded(proportion_ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])],
+                                                     params)) if np.isfinite(res["resolved_ratio"]).any() else None),
+            "index_vs_loss": correlation(spearman_ci, index, loss_levels(loss))}
+
+
+def loss_levels(loss, rel: float = 1e-6) -> np.ndarray:
+    """Each loss replaced by the smallest loss of its level: critical points whose losses agree to a
+    relative 1e-6 (rounding, not a different critical value) are one level, tied in a rank correlation."""
+    v = np.asarray(loss, float)
+    order = np.argsort(v)
+    new = np.r_[True, np.diff(v[order]) > rel * np.maximum(np.abs(v[order][1:]), 1e-300)] if len(v) else np.zeros(0, bool)
+    out = np.empty_like(v)
+    out[order] = v[order][np.flatnonzero(new)[np.cumsum(new) - 1]]
+    return out
+
+
+def levels_of(loss, index, top: int = 8) -> list[dict]:
+    """Per loss level of a set of critical points (`loss_levels`), by falling loss: its loss, how many
+    points and their index (min, median, max); the `top` most populated levels."""
+    lv = loss_levels(loss)
+    out = [{"loss": rnd(v), "n": int((lv == v).sum()), "index": [int(index[lv == v].min()),
+                                                                 rnd(np.median(index[lv == v])),
+                                                                 int(index[lv == v].max())]}
+           for v in np.unique(lv)]
+    return sorted(sorted(out, key=lambda d: -d["n"])[:top], key=lambda d: -d["loss"])
+
+
+def oracle_summary(a, resolve_factor: float) -> dict:
+    """Per method on the linear autoencoder: end points at ||g|| <= find_tol, how many sit on an
+    analytic critical value (to 1e-6) with the analytic index, how many of those are saddles, and
+    how many distinct critical values were found."""
+    values, index = a["oracle_values"], a["oracle_index"]
+    out = {"starts": int(len(a["oracle_start_near"])), "critical_values": len(values),
+           "saddle_values": int((index > 0).sum())}
+    for m in ("min_grad_norm_sq", "descent_on_L", "find_critical"):
+        loss, gn = a[f"oracle_{m}_loss"], a[f"oracle_{m}_grad_norm"]
+        crit = a[f"oracle_{m}_status"] == CRITICAL
+        k = np.abs(loss[:, None] - values[None]).argmin(1)
+        on = crit & (np.abs(loss - values[k]) <= 1e-6)
+        neg = resolved_spectrum(a[f"oracle_{m}_eigenvalues"], gn, resolve_factor)["negative"]
+        out[m] = {**status_counts(a[f"oracle_{m}_status"]), "on_analytic_value": int(on.sum()),
+                  "analytic_index": int((on & (neg == index[k])).sum()),
+                  "saddles": int((on & (index[k] > 0)).sum()), "values_found": int(len(set(k[on].tolist()))),
+                  "saddle_values_found": int(len(set(k[on & (index[k] > 0)].tolist())))}
+    return out

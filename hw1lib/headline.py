@@ -165,3 +165,52 @@ def pct(x) -> list[float]:
 
 def vals(x) -> list[float]:
     return [float(v) for v in np.ravel(x)]
+
+
+# ------------------------------------------------------------------ shared by several experiments' headlines
+def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
+    """The least-squares slope of (log) y against log x, one per seed: x [B],
+    y [B, S], ok [B, S] which points count (a model that reached its target).
+    NaN for a seed with fewer than three points that count."""
+    x, y = np.log(np.asarray(x, float)), np.asarray(y, float)
+    y = np.log(y) if log_y else y
+    ok = np.ones(y.shape, bool) if ok is None else np.asarray(ok, bool)
+    out = np.full(y.shape[1], np.nan)
+    for s in range(y.shape[1]):
+        m = ok[:, s] & np.isfinite(y[:, s])
+        if m.sum() >= 3:
+            out[s] = np.polyfit(x[m], y[m, s], 1)[0]
+    return out
+
+
+def ci_reached(x, ok, fn=ci) -> dict:
+    """fn (ci, or a bounded interval: acc_test_ci, nonneg_ci) over the models that
+    reached their target (ok), the others left out of a matched comparison; n
+    says how many remain."""
+    return ci_finite(np.where(np.asarray(ok, bool), np.asarray(x, float), np.nan), fn)
+
+
+def ci_finite(x, fn=ci) -> dict:
+    """fn (default ci) of the finite values of x (n says how many)."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return fn(x) if x.size else {"mean": None, "ci95": None, "n": 0}
+
+
+def acc_test_ci(p) -> dict:
+    """Test accuracies p in [0, 1] (the whole test set) in percent, on the logit scale (pct_ci)."""
+    return pct_ci(p, TEST)
+
+
+def sign_of(d: dict) -> str:
+    """Where a mean's 95% interval lies: "above 0", "below 0", "contains 0"
+    (or "undefined": one value, no interval)."""
+    if d.get("mean") is None or d.get("ci95") is None:
+        return "undefined"
+    lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
+
+
+def where(text: str, place: str) -> str:
+    """`text (place)`, or just `text` when the place is undefined (its text says so already)."""
+    return text if place == "undefined" else f"{text} ({place})"

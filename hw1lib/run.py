@@ -167,7 +167,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         wanted |= more                   # what they read is computed too, and what that reads
     selected = [e for e in REGISTRY if e.name in wanted]
     overrides = overrides or {}
-    configs = {e.name: e.make_config(profile, str(dev), **overrides.get(e.name, {})) for e in selected}
+    configs = {e.name: e.make_config(profile, str(dev), overrides) for e in selected}
     own = executor is None
     executor = executor or local_executor(dev, jobs, threads)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))

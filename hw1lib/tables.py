@@ -74,6 +74,36 @@ def summary_table(results: dict) -> str:
     return md_table(["section", "experiment", f"result ({results['profile']} profile)", "published"], rows)
 
 
+READING = re.compile(r"\*\*Reading, full profile \((?P<name>[\w-]+)\)\.\*\* (?P<text>.*?)(?=\n\n|\Z)", re.S)
+_NAMED = re.compile(r"""experiment\(["'](?P<exp>[\w-]+)["']\)|save_figure\([^,]+,\s*["'](?P<fig>[\w-]+)["']""")
+
+
+def notebook_parts(notebook: str) -> dict[str, dict]:
+    """What a notebook says once and RESULTS.md repeats, by experiment: the
+    figures it saves (`save_figure(fig, NAME, ...)`, each belonging to the
+    experiment the notebook last named with `experiment(...)` before it) and
+    its full-profile reading (a "**Reading, full profile (NAME).**"
+    paragraph of its markdown)."""
+    from . import paths
+
+    path = paths.repo_root() / "notebooks" / notebook      # the checkout's (not the output root's: a test moves that)
+    cells = json.loads(path.read_text())["cells"] if path.is_file() else []    # (a test's experiment has none)
+    out: dict[str, dict] = {}
+    current = None
+    for c in cells:
+        src = "".join(c["source"])
+        if c["cell_type"] == "code":
+            for m in _NAMED.finditer(src):
+                if m["exp"]:
+                    current = m["exp"]
+                elif current:
+                    out.setdefault(current, {"figures": [], "reading": ""})["figures"].append(m["fig"])
+        else:
+            for m in READING.finditer(src):
+                out.setdefault(m["name"], {"figures": [], "reading": ""})["reading"] = m["text"].strip()
+    return out
+
+
 def results_md(results: dict) -> str:
     """RESULTS.md: per experiment, its figures, its generated block, the
     published result beside it and what the numbers say."""
@@ -87,14 +117,15 @@ def results_md(results: dict) -> str:
              "Intervals are 95% t-intervals over seeds (bootstrap for rank correlations).", ""]
     for name, body in gen.items():
         e = experiment(name)
+        said = notebook_parts(e.notebook).get(name, {"figures": [], "reading": ""})
         parts += [f"## {e.name} {e.title} (`notebooks/{e.notebook}`)", ""]
-        parts += [f"![{f}](figures/{f}.png)" for f in e.figures] + ([""] if e.figures else [])
+        parts += [f"![{f}](figures/{f}.png)" for f in said["figures"]] + ([""] if said["figures"] else [])
         parts += [body, ""]
         if e.published:
             who, what = e.published
             parts += [f"**Published ({who}):** {what}.", ""]
-        if e.reading:
-            parts += [f"**Reading.** {e.reading}", ""]
+        if said["reading"]:
+            parts += [f"**Reading.** {said['reading']}", ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

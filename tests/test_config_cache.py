@@ -125,5 +125,7 @@ def test_every_profile_of_every_experiment_is_valid_and_nested_configs_follow_th
             e.make_config(profile)
     assert surface_config("quick", device="cpu").trajectory.device == "cpu"
     assert sharpness_config("quick", device="cpu").sweep.device == "cpu"
-    with pytest.raises(ConfigError, match=r"BatchSweepConfig\.max_epochs = 0"):
-        sharpness_config("quick", sweep=dataclasses.replace(sharpness_config("quick").sweep, max_epochs=0))
+    with pytest.raises(ConfigError, match=r"BatchSweepConfig\.max_epochs = 0"):     # 1-3d's, checked for 1-3e
+        sharpness_config("quick", sets={"1-3d": {"max_epochs": 0}})
+    with pytest.raises(ConfigError, match=r"KeskarConfig\.max_epochs = 0"):         # a nested config of its own
+        sharpness_config("quick", **{"keskar.max_epochs": 0})

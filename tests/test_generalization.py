@@ -186,7 +186,7 @@ def test_1_3a_fit_times_slowdown_and_chance_on_a_made_up_result():
     between epochs, the slowdown pairs each random-label run with ITS seed's
     true-label run, the true-label runs count once, and the summary says so.
     Exact anywhere: the values compared to the bit involve no float arithmetic (made-up values, selected)."""
-    from hw1lib.experiments.generalization import assemble_random_labels, fit_times, runs
+    from hw1lib.experiments.e1_3a_random_labels import assemble_random_labels, fit_times, runs
 
     E = experiment("1-3a")
     cfg = E.make_config("smoke", "cpu", fractions=(0.0, 1.0), label_draws=(0, 1), seeds=(0, 1, 2), max_epochs=40)
@@ -215,7 +215,7 @@ def test_1_3a_fit_times_slowdown_and_chance_on_a_made_up_result():
 def test_1_3a_labellings_are_nested_within_a_draw_and_apart_between_draws():
     """Exact anywhere: the values compared to the bit involve no float arithmetic (integer labels from a
     seeded generator)."""
-    from hw1lib.experiments.generalization import draw_labels
+    from hw1lib.experiments.e1_3a_random_labels import draw_labels
 
     y = torch.arange(10).repeat(500)
     a, b, full = draw_labels(y, 0.2, 0), draw_labels(y, 0.6, 0), draw_labels(y, 1.0, 0)

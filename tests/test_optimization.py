@@ -204,7 +204,7 @@ def test_endpoint_spectrum_matches_eigvalsh_and_the_flatness_ratio_of_autograd()
 def test_layer_panel_uses_the_named_small_layer():
     from hw1lib.ensemble import Ensemble
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.optimization import SMALL_LAYER, param_slice
+    from hw1lib.experiments.e1_2a_optimization_trajectory import SMALL_LAYER, param_slice
 
     trajectory_config = experiment("1-2a").make_config
     from hw1lib.models import mnist_mlp
@@ -324,7 +324,7 @@ def test_classify_separates_critical_gradient_flat_and_still_moving_end_points()
 def test_loss_levels_tie_only_losses_that_agree_to_rounding():
     """Critical points whose losses agree to a relative 1e-6 are one level (a rank correlation
     over them is over ties, not over rounding noise); distinct critical values stay apart."""
-    from hw1lib.experiments.optimization import _levels, _loss_levels
+    from hw1lib.critical import levels_of as _levels, loss_levels as _loss_levels
 
     loss = np.array([0.0869, 0.0869 * (1 + 1e-9), 0.0101, 0.0869 * (1 - 3e-10), 0.00362, 0.0101 * (1 + 2e-5)])
     lv = _loss_levels(loss)

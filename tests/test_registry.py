@@ -105,6 +105,41 @@ def test_set_overrides_reach_the_config_and_bad_ones_are_one_line_exit_2(with_to
         assert words in err and len(err.splitlines()) == 1, err
 
 
+def test_an_experiment_that_reads_another_takes_its_config_and_its_sets():
+    """1-3e's sweep is 1-3d's config, not a copy: a --set of 1-3d reaches 1-3e
+    (the issue-35 bug: 1-3e trained 1-3d models for the default batch sizes);
+    a nested --set works where the field is 1-3e's own and is refused, naming
+    where to set it, where it is 1-3d's."""
+    sets = ex.overrides(["1-3d.batch_sizes=16,64", "1-3e.keskar.f1_seeds=3"], "smoke", "cpu")
+    d, e = ex.experiment("1-3d"), ex.experiment("1-3e")
+    cfg = e.make_config("smoke", "cpu", sets)
+    assert cfg.sweep == d.make_config("smoke", "cpu", sets) and cfg.sweep.batch_sizes == (16, 64)
+    assert cfg.keskar.f1_seeds == (3,) and cfg.keskar.f1_width == e.make_config("smoke", "cpu").keskar.f1_width
+    assert [u.config.sweep.batch_sizes for u in e.units(cfg) if u.key == "sharpness_batch"] == [(16,), (64,)]
+    assert "1-3d" in e.after and "1-2a" in ex.experiment("1-2d").after
+    with pytest.raises(ConfigError, match=r"1-3e's sweep is 1-3d's config .* --set 1-3d.seeds=VALUE"):
+        ex.overrides(["1-3e.sweep.seeds=0,1"], "smoke", "cpu")
+    with pytest.raises(ConfigError, match="Unknown KeskarConfig key"):
+        ex.overrides(["1-3e.keskar.nope=1"], "smoke", "cpu")
+    with pytest.raises(ConfigError, match="epsilons is not a nested config"):
+        ex.overrides(["1-3e.epsilons.x=1"], "smoke", "cpu")
+
+
+def test_figures_and_readings_are_named_once_in_the_notebooks():
+    """RESULTS.md's figures and readings come from the notebooks (tables.notebook_parts):
+    every figure a notebook saves belongs to an experiment of that notebook, every
+    experiment has at least one, and a reading names an experiment of its notebook."""
+    import re
+
+    for nb in ex.notebooks():
+        parts = tables.notebook_parts(nb)
+        mine = {e.name for e in ex.REGISTRY if e.notebook == nb}
+        assert set(parts) <= mine and all(parts.get(n, {}).get("figures") for n in mine), (nb, parts)
+        text = (tables.repo_root() / "notebooks" / nb).read_text()
+        saved = re.findall(r'save_figure\(fig, \\"([\w-]+)\\"', text)
+        assert sorted(saved) == sorted(f for p in parts.values() for f in p["figures"]), nb
+
+
 def test_an_empty_only_is_refused_not_read_as_everything(capsys):
     assert main(["--profile", "smoke", "--only", "", "--no-progress"]) == 2
     assert "names nothing" in capsys.readouterr().err

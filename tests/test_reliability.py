@@ -227,7 +227,7 @@ _KILLED = textwrap.dedent("""
     import os, signal, sys
     import torch
     torch.set_num_threads(int(os.environ["TEST_TORCH_THREADS"]))   # the test process's: LAPACK's bits depend on it
-    import hw1lib.experiments.deep_vs_shallow as s1
+    import hw1lib.experiments.e1_1a_simulate_function as s1
     from hw1lib import cache
     from hw1lib.experiments import experiment
     e = experiment("1-1a")

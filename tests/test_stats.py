@@ -250,7 +250,7 @@ def test_log_comparison_is_welchs_test_and_says_what_it_could_detect():
 
 def test_1_1a_converged_needs_a_plateau_a_small_gradient_no_negative_curvature_and_a_live_net():
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.deep_vs_shallow import converged_runs
+    from hw1lib.experiments.e1_1a_simulate_function import converged_runs
 
     cfg = experiment("1-1a").make_config("smoke", "cpu")
     flat, falling = np.full(100, 0.01), 0.01 * np.exp(-np.arange(100) / 20)

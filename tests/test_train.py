@@ -215,7 +215,7 @@ def test_a_captured_step_refuses_a_learning_rate_changed_after_capture():
 
 
 def test_full_batch_grad_norm_is_the_gradient_of_the_whole_set_loss(mnist):
-    from hw1lib.experiments.optimization import full_batch_grad_norm
+    from hw1lib.experiments.e1_2b_gradient_norm import full_batch_grad_norm
 
     split = Split(mnist.train.x[:300], mnist.train.y[:300])
     ens = Ensemble(lambda: mlp(784, (16,), 10), [0, 1], CPU)
@@ -463,7 +463,7 @@ def test_classifier_cosine_decay_is_adam_under_that_schedule(mnist, static):
 def test_plateau_gain_is_the_rise_of_the_best_accuracy_in_the_last_window():
     """1-1b's plateau rule: the best of the last k evaluations over the best
     before them (a fall or a late dip gains nothing), per run."""
-    from hw1lib.experiments.deep_vs_shallow import plateau_gain
+    from hw1lib.experiments.e1_1b_train_on_mnist import plateau_gain
 
     acc = np.array([[0.1, 0.1], [0.9, 0.95], [0.97, 0.96], [0.975, 0.95], [0.974, 0.955]])   # [epoch, run]
     np.testing.assert_allclose(plateau_gain(acc, 2), [0.005, 0.0])

@@ -1,11 +1,13 @@
 """Every experiment of the report, in one registry.
 
-Each experiment is declared once, in its section's module, as an `Experiment`
+Each experiment is declared once, in a module of its own named like its
+notebook (`e1_3d_flatness_sensitivity.py` for `1-3d_flatness_sensitivity.ipynb`;
+a control sits beside its parent: 1-1b-long, 1-3b-noise), as an `Experiment`
 (config, profiles, units, assembly, headline numbers, generated text, checked
 metrics, published comparison: see `common.Experiment`). `REGISTRY` below is
 the only list of experiments; the runner (`python -m hw1lib.run`), the report,
 `tables`, `verify`, the benchmarks and the tests all read it. Adding an
-experiment: a declaration in a module, one line here, one notebook.
+experiment: a module with its declaration, one line here, one notebook.
 """
 from __future__ import annotations
 
@@ -14,9 +16,17 @@ from typing import Any
 from ..config import command_line_values, parse_sets
 from ..errors import ConfigError
 from .common import Experiment, Unit
-from .deep_vs_shallow import FUNCTION_FIT, MNIST_MODELS, MNIST_MODELS_LONG
-from .generalization import BATCH_SWEEP, INTERPOLATION, NOISY_SWEEP, PARAMS_SWEEP, RANDOM_LABELS, SHARPNESS
-from .optimization import CRITICAL, GRAD_NORM, SURFACE, TRAJECTORY
+from .e1_1a_simulate_function import FUNCTION_FIT
+from .e1_1b_train_on_mnist import MNIST_MODELS, MNIST_MODELS_LONG
+from .e1_2a_optimization_trajectory import TRAJECTORY
+from .e1_2b_gradient_norm import GRAD_NORM
+from .e1_2c_gradient_near_zero import CRITICAL
+from .e1_2d_error_surface import SURFACE
+from .e1_3a_random_labels import RANDOM_LABELS
+from .e1_3b_parameters_vs_generalization import NOISY_SWEEP, PARAMS_SWEEP
+from .e1_3c_flatness_interpolation import INTERPOLATION
+from .e1_3d_flatness_sensitivity import BATCH_SWEEP
+from .e1_3e_sharpness import SHARPNESS
 
 REGISTRY: tuple[Experiment, ...] = (
     FUNCTION_FIT, MNIST_MODELS, MNIST_MODELS_LONG,
@@ -69,8 +79,8 @@ def overrides(items: list[str], profile: str, device: str = "auto") -> dict[str,
     ConfigError naming it, before anything runs)."""
     out = {name: command_line_values(experiment(name).config, fields)
            for name, fields in parse_sets(items, [e.name for e in REGISTRY]).items()}
-    for name, fields in out.items():
-        experiment(name).make_config(profile, device, **fields)
+    for name in out:
+        experiment(name).make_config(profile, device, out)
     return out
 
 

@@ -103,10 +103,14 @@ class Experiment:
     headline(result, cfg) -> dict; block(headline) -> markdown; checks(result, cfg)
       -> {metric: Check}; published: (who, what) it is compared with; summary(headline)
       -> its one-line result for the README's table. See hw1lib.headline.
-    figures: the figures its notebook saves (figures/<name>.png), shown in RESULTS.md;
-      reading: what the full profile's numbers say, in words (RESULTS.md; no number
-      typed here: they are in the block).
-    after: experiments whose cached results its units read (computed first).
+    Its figures and what the full profile's numbers say in words are written
+    once, in its notebook (`hw1lib.tables.notebook_parts` reads them for RESULTS.md).
+    reads: (field, experiment) pairs: that field of its config is the other
+      experiment's config for the same profile and `--set`s, not a copy (1-3e's
+      `sweep` is 1-3d's), so a change of one reaches both; its units read that
+      experiment's cached results, which are computed first.
+    after: experiments whose cached results its units read (computed first;
+      `reads` adds its own).
     host: it computes on the CPU whatever device a run or notebook asks for
       (1-2c: float64 Hessians and eigendecompositions of 141 x 141 matrices, a
       chain of small dependent steps that is latency-bound on a GPU: a 10-run
@@ -128,21 +132,34 @@ class Experiment:
     plan: Callable[[Any], list[Unit]] | None = None
     published: tuple[str, str] | None = None
     summary: Callable[[dict], str] | None = None
-    figures: tuple[str, ...] = ()
-    reading: str = ""
+    reads: tuple[tuple[str, "Experiment"], ...] = ()
     after: tuple[str, ...] = ()
     host: bool = False
 
     def __post_init__(self):
+        object.__setattr__(self, "after", tuple(dict.fromkeys(self.after + tuple(e.name for _, e in self.reads))))
         # units come from (key, compute, split) or from a plan, never both: an unused one would mislead
         if (self.plan is None) == (self.compute is None) or (self.plan is None) != bool(self.key):
             raise ValueError(f"Experiment {self.name}: give key and compute, or a plan, not both.")
 
-    def make_config(self, profile: str = "quick", device: str = "auto", **overrides):
-        """The config of `profile` with `overrides`, its device resolved here,
-        once ("cpu" for a host experiment); nested configs go on the same device."""
+    def make_config(self, profile: str = "quick", device: str = "auto",
+                    sets: Mapping[str, Mapping[str, Any]] | None = None, **overrides):
+        """The config of `profile` with the `--set`s of every experiment (`sets`:
+        {name: {field: value}}, what `--set` and a notebook's `overrides` give)
+        and `overrides` of its own, its device resolved here, once ("cpu" for a
+        host experiment); nested configs go on the same device. A field it
+        `reads` is the other experiment's config, built the same way."""
+        sets = sets or {}
         dev = "cpu" if self.host else str(resolve_device(device))
-        return make_config(self.config, self.profiles, profile, device=dev, **overrides)
+        fields = {**sets.get(self.name, {}), **overrides}
+        for field, other in self.reads:
+            given = [k for k in fields if k == field or k.startswith(field + ".")]
+            if given:
+                raise ConfigError(f"{self.name}.{given[0]}: {self.name}'s {field} is {other.name}'s config "
+                                  f"({self.name} reads {other.name}'s models); set it there, e.g. --set "
+                                  f"{other.name}.{given[0].partition('.')[2] or 'FIELD'}=VALUE, and both use it.")
+            fields[field] = other.make_config(profile, dev, sets)
+        return make_config(self.config, self.profiles, profile, device=dev, **fields)
 
     def units(self, cfg) -> list[Unit]:
         """The independently computed, separately cached pieces of `cfg`."""

@@ -1,11 +1,4 @@
-"""Section 1-2: optimization.
-
-1-2a  8 runs of one MNIST DNN trained together; weight snapshots for one PCA.
-1-2b  gradient norm and loss per iteration (a 1-D function and MNIST).
-1-2c  100 small float64 nets driven to near-zero-gradient points; full Hessian.
-1-2d  loss surface around a trained 1-2a model: random filter-normalised
-      directions and the PCA plane of its trajectory.
-"""
+"""1-2c: 100 small float64 nets driven to near-zero-gradient points; full Hessian."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,181 +10,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import cache
-from ..analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
-from ..config import make_config
 from ..critical import CRITICAL as AT_CRITICAL, GRADIENT_FLAT as AT_GRADIENT_FLAT
-from ..critical import (STATUS_NAMES, classify, endpoint_spectrum, find_critical, linear_autoencoder,
+from ..critical import (classify, endpoint_spectrum, find_critical, linear_autoencoder,
                         linear_autoencoder_critical_points, linear_autoencoder_starts, minimize_grad_norm,
                         refine_critical, resolved_spectrum)
+from ..critical import index_at_critical, levels_of, loss_levels, oracle_summary, status_counts
 from ..curvature import FlatLoss, loss_and_grad, minimal_ratio
-from ..data import load_mnist
-from ..errors import ConfigError
 from ..ensemble import Ensemble
 from ..functions import target
-from ..models import count_params, mlp, mlp_widths_for_params, mnist_mlp
-from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from ..headline import (TEST, Check, correlation, fmt_sp, md_table, one_sample, pct, pct_ci, plural, pos_ci, rnd,
-                        rounded, vals)
-from ..stats import fmt_interval, partial_spearman_ci, proportion_ci, spearman_ci
+from ..models import count_params, mlp
+from ..headline import Check, correlation, fmt_sp, md_table, pct, plural, rnd, rounded, vals
+from ..stats import fmt_interval, proportion_ci, spearman_ci
 from .common import Experiment, Unit
 
 
-# ------------------------------------------------------------------ 1-2a
-@dataclass(frozen=True)
-class TrajectoryConfig:
-    hidden: tuple[int, ...] = (32, 32)   # DNN 784 -> hidden -> 10
-    runs: int = 8                        # seeds 0 .. runs-1, trained together
-    epochs: int = 24
-    snapshot_every: int = 3              # epochs between weight snapshots (epoch 0 included)
-    batch_size: int = 128
-    lr: float = 1e-3
-    train_subset: int | None = None      # first n training images; None = all 60,000
-    device: str = "auto"
-
-
-TRAJECTORY_PROFILES = {
-    "smoke": dict(hidden=(8,), runs=2, epochs=2, snapshot_every=1, train_subset=512),
-    "quick": dict(epochs=8, snapshot_every=1, train_subset=10_000),
-    "full": dict(),
-}
-
-
-def _compute_trajectory(cfg: TrajectoryConfig, progress: bool) -> cache.Result:
-    """Arrays: the fit_classifier history ([epochs + 1, runs] each), snapshots
-    [K, runs, P], snapshot_epochs [K], and `first_layer` = the slice [start, stop)
-    of the first layer's weight in a flat vector."""
-    dev = torch.device(cfg.device)
-    data = load_mnist(dev)
-    ens = Ensemble(mnist_mlp(cfg.hidden), list(range(cfg.runs)), dev)
-    hist = fit_classifier(ens, data.train.subset(cfg.train_subset), data.test, epochs=cfg.epochs,
-                          batch_size=cfg.batch_size, lr=cfg.lr, snapshot_every=cfg.snapshot_every,
-                          progress=progress, desc="1-2a 8 runs")
-    first = ens.param_slices()["1.weight"]
-    hist["first_layer"] = np.array([first.start, first.stop])
-    summary = {"params": count_params(ens), "snapshots_per_run": int(len(hist["snapshot_epochs"])),
-               "final_train_acc_mean": float(hist["train_acc"][-1].mean()),
-               "final_test_acc_mean": float(hist["test_acc"][-1].mean())}
-    return cache.Result(hist, summary, weights=ens.stacked_state())
-
-
-# The layer panel of 1-2a: the hidden-to-hidden weights (32 x 32, about 4% of the parameters), not the
-# first layer, which holds 95% of them and so looks like the whole model.
-SMALL_LAYER = "3.weight"
-
-
-def param_slice(model: torch.nn.Module, name: str) -> slice:
-    """Where parameter `name` lies in the model's flat parameter vector
-    (`named_parameters` order, as in Ensemble.flat_params)."""
-    start = 0
-    for n, p in model.named_parameters():
-        if n == name:
-            return slice(start, start + p.numel())
-        start += p.numel()
-    raise ConfigError(f"No parameter {name!r}; the model has: {', '.join(n for n, _ in model.named_parameters())}.")
-
-
-def trajectory_pca(result: cache.Result, cfg: TrajectoryConfig | None = None,
-                   layer: str | None = None) -> dict[str, np.ndarray]:
-    """ONE PCA over the snapshots of all runs together: the whole model, or one
-    named parameter of it (`layer`, with the `cfg` that built the model).
-    Returns coords [K, runs, 2] and explained [2]."""
-    snaps = result.arrays["snapshots"]                          # [K, R, P]
-    if layer is not None:
-        with torch.device("meta"):
-            snaps = snaps[..., param_slice(mnist_mlp(cfg.hidden)(), layer)]
-    K, R, P = snaps.shape
-    coords, _, explained = pca_2d(snaps.reshape(K * R, P))
-    return {"coords": coords.reshape(K, R, 2), "explained": explained}
-
-
-# ------------------------------------------------------------------ 1-2b
-@dataclass(frozen=True)
-class GradNormConfig:
-    function: str = "sinc"
-    function_depth: int = 1              # hidden layers, ~571 parameters as in 1-1a (the best sinc fit there)
-    function_epochs: int = 5_000         # full-batch steps = iterations
-    function_lr: float = 1e-3
-    n_points: int = 1000
-    mnist_hidden: tuple[int, ...] = (32, 32)
-    mnist_epochs: int = 5
-    mnist_batch_size: int = 128
-    mnist_lr: float = 1e-3
-    train_subset: int | None = None
-    # Every seed trains its own run (one ensemble per task). One run's late gradient norm is chaotic:
-    # under full-batch Adam it spikes, and a last-bit change on another CPU moved the median over the
-    # last 10% of iterations of a single run by 44%. The headline is the mean over seeds.
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    device: str = "auto"
-
-
-GRAD_NORM_PROFILES = {
-    "smoke": dict(function_epochs=50, n_points=64, mnist_hidden=(8,), mnist_epochs=1, train_subset=512, seeds=(0,)),
-    "quick": dict(function_epochs=3_000, mnist_epochs=2, train_subset=20_000, seeds=(0, 1, 2)),
-    "full": dict(),
-}
-
-
-def _compute_grad_norm(cfg: GradNormConfig, progress: bool) -> cache.Result:
-    """Arrays: function_loss, function_grad_norm [iterations, seeds] (full-batch,
-    the loss and the L2 norm of the gradient over all parameters at the same
-    step); mnist_loss, mnist_grad_norm [iterations, seeds] (minibatch, same
-    step); mnist_full_grad_norm [epochs + 1, seeds] (the whole training set's
-    gradient at the start and after every epoch, at mnist_full_grad_norm_step)."""
-    dev = torch.device(cfg.device)
-    widths = mlp_widths_for_params(cfg.function_depth, 571)
-    seeds = list(cfg.seeds)
-    ens = Ensemble(lambda: mlp(1, widths, 1), seeds, dev)
-    x = torch.linspace(-1, 1, cfg.n_points, device=dev).view(1, -1, 1).expand(len(seeds), -1, -1).contiguous()
-    fit = fit_full_batch(ens, x, target(cfg.function, x), epochs=cfg.function_epochs, lr=cfg.function_lr,
-                         record_grad_norm=True, progress=progress, desc="1-2b function")
-    data = load_mnist(dev)
-    train = data.train.subset(cfg.train_subset)
-    build = mnist_mlp(cfg.mnist_hidden)
-    ens2 = Ensemble(build, seeds, dev)
-    h = fit_classifier(ens2, train, None, epochs=cfg.mnist_epochs, batch_size=cfg.mnist_batch_size,
-                       lr=cfg.mnist_lr, record_steps=True, snapshot_every=1, progress=progress,
-                       desc="1-2b MNIST")
-    # The minibatch gradient is mostly sampling noise; the true (full-batch) gradient norm at the
-    # start and after every epoch says how close the weights are to a critical point.
-    full = [full_batch_grad_norm(Ensemble.from_stacked(build, ens2.unflatten(torch.as_tensor(s).to(dev)), dev),
-                                 train) for s in h["snapshots"]]
-    steps_per_epoch = len(h["step_loss"]) // cfg.mnist_epochs
-    arrays = {"function_loss": fit["loss"][:-1], "function_grad_norm": fit["grad_norm"],
-              "mnist_loss": h["step_loss"], "mnist_grad_norm": h["grad_norm"],
-              "mnist_full_grad_norm": np.array(full),
-              "mnist_full_grad_norm_step": h["snapshot_epochs"] * steps_per_epoch}
-    summary = {k + "_final_mean": float(v[-1].mean()) for k, v in arrays.items() if k != "mnist_full_grad_norm_step"}
-    return cache.Result(arrays, summary)
-
-
-def first_tenth_median(curve: np.ndarray) -> np.ndarray:
-    """[S]: the median of each run's first 10% of iterations (at least one); curve [iterations, S]."""
-    return np.median(curve[:max(1, len(curve) // 10)], axis=0)
-
-
-def last_tenth_median(curve: np.ndarray) -> np.ndarray:
-    """[S]: the median of each run's last 10% of iterations (at least one); curve [iterations, S]."""
-    return np.median(curve[-max(1, len(curve) // 10):], axis=0)
-
-
-def full_batch_grad_norm(ens: Ensemble, split, chunk: int | None = None) -> np.ndarray:
-    """[N] norm of each member's gradient of the mean cross-entropy over the
-    WHOLE split (not a minibatch), accumulated chunk by chunk. The members'
-    .grad are left as they were found (None)."""
-    n = len(split)
-    chunk = chunk or eval_chunk(split.x.device)
-    for p in ens.parameters():
-        p.grad = None
-    for s in range(0, n, chunk):
-        out = ens(split.x[s:s + chunk], shared=True)
-        (member_cross_entropy(out, split.y[..., s:s + chunk]).sum(1) / n).sum().backward()
-    norms = ens.grad_norms().detach().cpu().numpy().astype(np.float64)
-    for p in ens.parameters():
-        p.grad = None
-    return norms
-
-
-# ------------------------------------------------------------------ 1-2c
 @dataclass(frozen=True)
 class CriticalConfig:
     function: str = "sinc"
@@ -229,8 +61,11 @@ CRITICAL_PROFILES = {
                   continue_iters=100),
     "full": dict(),
 }
-NETS = ("wide", "small")                 # array prefixes: "" for the assignment's net, "small_" for the other
+
+
 CUT_FACTORS = (1, 10, 100, 1000)         # the cut factors c in |lambda| > c ||grad L|| the index is shown for
+
+
 FLAT_RATIOS_SHOWN = (1e-3, 1e-2, 1e-1)   # thresholds on ||H g|| / (||H|| ||g||) the gradient-flat count is shown for
 
 
@@ -384,135 +219,13 @@ def assemble_critical(cfg: CriticalConfig, parts: list[cache.Result]) -> cache.R
     return cache.Result(arrays, summary)
 
 
-# ------------------------------------------------------------------ 1-2d
-@dataclass(frozen=True)
-class SurfaceConfig:
-    trajectory: TrajectoryConfig = TrajectoryConfig()   # the trained runs to look around (cached)
-    run: int = 0                         # which of them
-    grid: int = 31                       # points per axis
-    span: float = 1.0                    # random plane: coefficients in [-span, span]
-    margin: float = 0.25                 # PCA plane: extra room around the trajectory
-    eval_subset: int = 10_000            # first n training images the loss is measured on
-    direction_seed: int = 0
-    device: str = "auto"
-
-
-SURFACE_PROFILES = {
-    "smoke": dict(trajectory=make_config(TrajectoryConfig, TRAJECTORY_PROFILES, "smoke"), grid=5, eval_subset=256),
-    "quick": dict(trajectory=make_config(TrajectoryConfig, TRAJECTORY_PROFILES, "quick"), grid=15, eval_subset=2_000),
-    "full": dict(),
-}
-
-
-def _compute_surface(cfg: SurfaceConfig, progress: bool) -> cache.Result:
-    """Arrays: random_a, random_b [G]; random_loss [G, G] (rows: b); pca_a, pca_b
-    [G]; pca_loss [G, G]; path [K, 2] (the run's snapshots in the PCA plane);
-    path_loss [K]; explained [2]."""
-    dev = torch.device(cfg.device)
-    traj = Unit("trajectory", cfg.trajectory, _compute_trajectory)(progress)     # 1-2a's cached runs
-    build = mnist_mlp(cfg.trajectory.hidden)
-    template = Ensemble.from_stacked(build, {k: v.to(dev) for k, v in traj.weights.items()}, dev)
-    centre = template.flat_params()[cfg.run]                       # [P], final weights
-    split = load_mnist(dev).train.subset(cfg.eval_subset)
-    g = torch.Generator().manual_seed(cfg.direction_seed)
-    d1 = filter_normalized_direction(template, cfg.run, g)
-    d2 = filter_normalized_direction(template, cfg.run, g)
-    a = b = np.linspace(-cfg.span, cfg.span, cfg.grid)
-    rl, _ = evaluate_points(build, template, plane_grid(centre, d1, d2, a, b), split)
-    # PCA plane of this run's trajectory (Li et al.: PCA of theta_k - theta_final).
-    snaps = torch.as_tensor(traj.arrays["snapshots"][:, cfg.run], device=dev)
-    _, comps, explained = pca_2d((snaps - centre).cpu().numpy())
-    comps = torch.as_tensor(comps, dtype=centre.dtype, device=dev)
-    path = ((snaps - centre) @ comps.T).cpu().numpy()              # [K, 2]
-    lo, hi = path.min(0), path.max(0)
-    pad = cfg.margin * (hi - lo) + 1e-3
-    pa = np.linspace(lo[0] - pad[0], hi[0] + pad[0], cfg.grid)
-    pb = np.linspace(lo[1] - pad[1], hi[1] + pad[1], cfg.grid)
-    pl, _ = evaluate_points(build, template, plane_grid(centre, comps[0], comps[1], pa, pb), split)
-    path_loss, _ = evaluate_points(build, template, snaps, split)
-    centre_loss, _ = evaluate_points(build, template, centre.unsqueeze(0), split)
-    arrays = {"random_a": a, "random_b": b, "random_loss": rl.reshape(cfg.grid, cfg.grid),
-              "pca_a": pa, "pca_b": pb, "pca_loss": pl.reshape(cfg.grid, cfg.grid),
-              "path": path, "path_loss": path_loss, "explained": explained}
-    summary = {"centre_loss": float(centre_loss[0]),
-               "explained": [float(e) for e in explained]}
-    return cache.Result(arrays, summary)
-
-
-# ================================================================== headline numbers, text, checks
-
-def h_trajectory(r, cfg) -> dict:
-
-    out = {"runs": cfg.runs, "params": r.summary["params"], "final_test_acc": pct_ci(r.arrays["test_acc"][-1], TEST)}
-    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
-        ev = trajectory_pca(r, cfg, layer)["explained"]
-        out[f"explained_{key}"] = [rnd(100 * ev[0]), rnd(100 * ev[1])]
-    return out
-
-
-def h_grad_norm(r, cfg) -> dict:
-
-    out = {"seeds": len(cfg.seeds)}
-    for task in ("function", "mnist"):
-        gn, loss = r.arrays[f"{task}_grad_norm"], r.arrays[f"{task}_loss"]          # [iterations, seeds]
-        first, last = first_tenth_median(gn), last_tenth_median(gn)
-        out[task] = {"iterations": int(len(gn)), "grad_norm_first10": pos_ci(first), "grad_norm_last10": pos_ci(last),
-                     "loss_first10": pos_ci(first_tenth_median(loss)), "loss_last10": pos_ci(last_tenth_median(loss)),
-                     "grad_norm_drop": pos_ci(first / last)}
-    full = r.arrays["mnist_full_grad_norm"]                                         # [epochs + 1, seeds]
-    out["mnist"]["full_batch_grad_norm_start_end"] = [pos_ci(full[0]), pos_ci(full[-1])]
-    return out
-
-
-def _counts(status) -> dict:
-    """{critical, gradient_flat, not_converged}: how many end points have each status."""
-    st = np.asarray(status).ravel()
-    return {name: int((st == k).sum()) for k, name in enumerate(STATUS_NAMES)}
-
-
-def _index_at_critical(res: dict, loss, params: int) -> dict:
-    """The index (resolved negative eigenvalues, `resolved_spectrum`'s `res`) and its relation to the
-    loss over critical points (of nets with `params` parameters)."""
-    index = res["negative"]
-    return {"index_positive": int((index > 0).sum()),
-            "index_median": rnd(np.median(index)) if len(index) else None,
-            "index_max": int(index.max()) if len(index) else None,
-            "near_zero_median": rnd(np.median(res["near_zero"])) if len(index) else None,
-            # a fraction of the resolved eigenvalues, over critical points: logit-scale interval, inside [0, 1]
-            "resolved_ratio": (rounded(proportion_ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])],
-                                                     params)) if np.isfinite(res["resolved_ratio"]).any() else None),
-            "index_vs_loss": correlation(spearman_ci, index, _loss_levels(loss))}
-
-
-def _loss_levels(loss, rel: float = 1e-6) -> np.ndarray:
-    """Each loss replaced by the smallest loss of its level: critical points whose losses agree to a
-    relative 1e-6 (rounding, not a different critical value) are one level, tied in a rank correlation."""
-    v = np.asarray(loss, float)
-    order = np.argsort(v)
-    new = np.r_[True, np.diff(v[order]) > rel * np.maximum(np.abs(v[order][1:]), 1e-300)] if len(v) else np.zeros(0, bool)
-    out = np.empty_like(v)
-    out[order] = v[order][np.flatnonzero(new)[np.cumsum(new) - 1]]
-    return out
-
-
-def _levels(loss, index, top: int = 8) -> list[dict]:
-    """Per loss level of a set of critical points (`_loss_levels`), by falling loss: its loss, how many
-    points and their index (min, median, max); the `top` most populated levels."""
-    lv = _loss_levels(loss)
-    out = [{"loss": rnd(v), "n": int((lv == v).sum()), "index": [int(index[lv == v].min()),
-                                                                 rnd(np.median(index[lv == v])),
-                                                                 int(index[lv == v].max())]}
-           for v in np.unique(lv)]
-    return sorted(sorted(out, key=lambda d: -d["n"])[:top], key=lambda d: -d["loss"])
-
-
 def h_critical(r, cfg) -> dict:
     a, s = r.arrays, r.summary
     out = {"runs": int(cfg.runs), "start_epochs": s["marks"], "grad_tol": cfg.grad_tol, "find_tol": cfg.find_tol,
            "find_iters": cfg.find_iters, "flat_ratio": cfg.flat_ratio, "resolve_factor": cfg.resolve_factor,
            "cut_factors": list(CUT_FACTORS)}
     reached = a["reached"].astype(bool)
-    out["phase2"] = {"reached": int(reached.sum()), "classified": _counts(a["status"]),
+    out["phase2"] = {"reached": int(reached.sum()), "classified": status_counts(a["status"]),
                      "loss_median": rnd(np.median(a["loss"])),
                      "grad_norm_median": rnd(np.median(a["grad_norm"])),
                      "flat_ratio_median": rnd(np.median(a["flat_ratio"])),
@@ -525,7 +238,7 @@ def h_critical(r, cfg) -> dict:
         crit = st == AT_CRITICAL
         ev, gn, loss = a[prefix + "find_eigenvalues"][crit], a[prefix + "find_grad_norm"][crit], a[prefix + "find_loss"][crit]
         res = {c: resolved_spectrum(ev, gn, c) for c in sorted({*CUT_FACTORS, cfg.resolve_factor})}
-        by_cut = {f"{c:g}": _index_at_critical(rc, loss, params) for c, rc in res.items()}
+        by_cut = {f"{c:g}": index_at_critical(rc, loss, params) for c, rc in res.items()}
         main = by_cut[f"{cfg.resolve_factor:g}"]
         # Does an eigenvalue resolved at ||g|| <= 1e-6 keep its sign down to the end (<= find_tol)? The
         # negative count over the eigenvalues beyond the 1e-6 cut, there and at the end (same cut), per critical
@@ -536,13 +249,13 @@ def h_critical(r, cfg) -> dict:
         neg_end = (a[prefix + "find_eigenvalues"][at6] < -cut6).sum(1)
         sig = lambda d: None if d["rho"] is None else (0 if d["ci"][0] <= 0 <= d["ci"][1] else int(np.sign(d["rho"])))
         signs = [sig(v["index_vs_loss"]) for v in by_cut.values()]
-        out[net] = {"params": int(params), "find_critical": _counts(st), "phase2": _counts(a[prefix + "status"]),
-                    "by_start": {str(e): _counts(st[k]) for k, e in enumerate(s["marks"])},
+        out[net] = {"params": int(params), "find_critical": status_counts(st), "phase2": status_counts(a[prefix + "status"]),
+                    "by_start": {str(e): status_counts(st[k]) for k, e in enumerate(s["marks"])},
                     "index_positive": main["index_positive"], "index_vs_loss": main["index_vs_loss"],
                     "by_cut": by_cut,
-                    "critical_loss_levels": int(len(np.unique(_loss_levels(loss)))),
+                    "critical_loss_levels": int(len(np.unique(loss_levels(loss)))),
                     # each loss level (at most 8, the most populated) with its critical points' index range
-                    "levels": _levels(loss, res[cfg.resolve_factor]["negative"]),
+                    "levels": levels_of(loss, res[cfg.resolve_factor]["negative"]),
                     "critical_loss_range": [rnd(loss.min()), rnd(loss.max())] if len(loss) else None,
                     "index_same_at_1e-6": [int((neg6 == neg_end).sum()), int(at6.sum())],
                     "gradient_flat_ratio_median": rnd(np.median(a[prefix + "find_flat_ratio"][st == AT_GRADIENT_FLAT]))
@@ -555,7 +268,7 @@ def h_critical(r, cfg) -> dict:
                         for t in FLAT_RATIOS_SHOWN},
                     # gradient-flat end points given continue_iters more iterations: what became of them
                     "continued": {"n": int(len(a[prefix + "continued_status"])), "iters": cfg.continue_iters,
-                                  **_counts(a[prefix + "continued_status"]),
+                                  **status_counts(a[prefix + "continued_status"]),
                                   "grad_norm_drop_median": rnd(np.median(a[prefix + "continued_grad_norm_before"]
                                                                          / a[prefix + "continued_grad_norm"]))
                                   if len(a[prefix + "continued_status"]) else None},
@@ -564,54 +277,7 @@ def h_critical(r, cfg) -> dict:
                     # the conclusions every cut factor agrees on
                     "survives_all_cuts": {"saddles_found": all(v["index_positive"] > 0 for v in by_cut.values()),
                                           "index_loss_sign": signs[0] if len(set(signs)) == 1 else "differs"}}
-    out["oracle"] = _h_oracle(a, cfg)
-    return out
-
-
-def _h_oracle(a, cfg) -> dict:
-    """Per method on the linear autoencoder: end points at ||g|| <= find_tol, how many sit on an
-    analytic critical value (to 1e-6) with the analytic index, how many of those are saddles, and
-    how many distinct critical values were found."""
-    values, index = a["oracle_values"], a["oracle_index"]
-    out = {"starts": int(len(a["oracle_start_near"])), "critical_values": len(values),
-           "saddle_values": int((index > 0).sum())}
-    for m in ("min_grad_norm_sq", "descent_on_L", "find_critical"):
-        loss, gn = a[f"oracle_{m}_loss"], a[f"oracle_{m}_grad_norm"]
-        crit = a[f"oracle_{m}_status"] == AT_CRITICAL
-        k = np.abs(loss[:, None] - values[None]).argmin(1)
-        on = crit & (np.abs(loss - values[k]) <= 1e-6)
-        neg = resolved_spectrum(a[f"oracle_{m}_eigenvalues"], gn, cfg.resolve_factor)["negative"]
-        out[m] = {**_counts(a[f"oracle_{m}_status"]), "on_analytic_value": int(on.sum()),
-                  "analytic_index": int((on & (neg == index[k])).sum()),
-                  "saddles": int((on & (index[k] > 0)).sum()), "values_found": int(len(set(k[on].tolist()))),
-                  "saddle_values_found": int(len(set(k[on & (index[k] > 0)].tolist())))}
-    return out
-
-
-def h_surface(r, cfg) -> dict:
-    return {"centre_loss": rnd(r.summary["centre_loss"]), "random_plane_max": rnd(r.arrays["random_loss"].max()),
-            "pca_explained": [rnd(100 * e) for e in r.arrays["explained"]], "grid": cfg.grid}
-
-
-def c_trajectory(r, cfg) -> dict[str, Check]:
-
-    out = {"final_test_acc": Check("1-2a/test_acc", "lin", pct(r.arrays["test_acc"][-1]), one_sample(None, TEST))}
-    for key, layer in (("whole_model", None), ("small_layer", SMALL_LAYER)):
-        ev = trajectory_pca(r, cfg, layer)["explained"]
-        for k in range(2):
-            out[f"explained_{key}[PC{k + 1}]"] = Check("1-2a/explained", "lin", pct(ev[k]))
-    return out
-
-
-def c_grad_norm(r, cfg) -> dict[str, Check]:
-
-    a = r.arrays
-    out = {}
-    for task in ("function", "mnist"):
-        for what in ("grad_norm", "loss"):
-            out[f"{task}/{what}_last10"] = Check(f"1-2b/{task}_{what}_last10", "log",
-                                                 vals(last_tenth_median(a[f"{task}_{what}"])))
-    out["mnist/full_batch_grad_norm_end"] = Check("1-2b/full_grad_norm", "log", vals(a["mnist_full_grad_norm"][-1]))
+    out["oracle"] = oracle_summary(a, cfg.resolve_factor)
     return out
 
 
@@ -625,37 +291,6 @@ def c_critical(r, cfg) -> dict[str, Check]:
         out[f"{net}/gradient_flat"] = Check("1-2c/reached", "lin", pct(st == AT_GRADIENT_FLAT))
         out[f"{net}/critical_loss"] = Check("1-2c/loss", "log", vals(a[prefix + "find_loss"][st == AT_CRITICAL]))
     return out
-
-
-def c_surface(r, cfg) -> dict[str, Check]:
-    out = {"centre_loss": Check("1-2d/loss", "log", [float(r.summary["centre_loss"])]),
-           "random_plane_max": Check("1-2d/loss", "log", [float(r.arrays["random_loss"].max())])}
-    for k in range(2):
-        out[f"pca_explained[PC{k + 1}]"] = Check("1-2d/explained", "lin", pct(r.arrays["explained"][k]))
-    return out
-
-
-def block_trajectory(t: dict) -> str:
-    """Its generated markdown, from its headline numbers."""
-    return (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
-                 f"{t['explained_whole_model'][1]:.1f}%, hidden-to-hidden layer {t['explained_small_layer'][0]:.1f}% + "
-                 f"{t['explained_small_layer'][1]:.1f}%; final test accuracy "
-                 f"{fmt_interval(t['final_test_acc'], n=False)}% (mean, t-interval of the logits) over {t['runs']} runs.")
-
-
-def block_grad_norm(g: dict) -> str:
-    """Its generated markdown, from its headline numbers."""
-    return md_table(["task", "iterations", "grad norm, first 10%", "grad norm, last 10%", "drop (first / last)",
-                        "loss, first 10%", "loss, last 10%"], [
-        [k + (" (minibatch)" if k == "mnist" else " (full batch)"), v["iterations"],
-         *[_fmt_pos(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
-                                   "loss_last10")]]
-        for k, v in g.items() if k != "seeds"]) + \
-        f"\n\nEach run's median over its first and last 10% of iterations; mean and 95% interval over " \
-        f"{plural(g['seeds'], 'seed')} (one run per seed; a t-interval of the logarithms, above 0). The MNIST " \
-        f"runs' full-batch gradient norm (whole training set) goes from " \
-        f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
-        f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
 
 
 def _fmt_counts(c: dict) -> str:
@@ -744,31 +379,6 @@ def block_critical(c: dict) -> str:
     return txt
 
 
-def block_surface(s: dict) -> str:
-    """Its generated markdown, from its headline numbers."""
-    return (f"Loss at the trained weights {s['centre_loss']:.4f}; highest loss on the random plane "
-                 f"{s['random_plane_max']:.3g}; the PCA plane holds {s['pca_explained'][0]:.1f}% + "
-                 f"{s['pca_explained'][1]:.1f}% of the trajectory's variance; {s['grid']} x {s['grid']} points per plane.")
-
-
-def _fmt_pos(d: dict) -> str:
-    """A positive quantity's mean and interval (pos_ci) to 3 significant digits."""
-    return fmt_interval(d, 3, spec="g", n=False)
-
-
-def summary_trajectory(h: dict) -> str:
-    w = h["explained_whole_model"]
-    return (f"final test accuracy {fmt_interval(h['final_test_acc'], n=False)}% over {h['runs']} runs; one PCA of "
-            f"all runs' snapshots holds {w[0] + w[1]:.1f}% of their variance in 2 components")
-
-
-def summary_grad_norm(h: dict) -> str:
-    f, m = h["function"], h["mnist"]
-    return (f"full batch: the gradient norm falls {_fmt_pos(f['grad_norm_drop'])}x, then spikes; MNIST: the true "
-            f"(full-batch) gradient norm goes {_fmt_pos(m['full_batch_grad_norm_start_end'][0])} -> "
-            f"{_fmt_pos(m['full_batch_grad_norm_start_end'][1])}, far from 0")
-
-
 def summary_critical(h: dict) -> str:
     w, sm = h["wide"], h["small"]
     return (f"find_critical ends at a critical point in {w['find_critical']['critical']} of "
@@ -780,57 +390,11 @@ def summary_critical(h: dict) -> str:
             f"critical points")
 
 
-def summary_surface(h: dict) -> str:
-    return (f"loss {h['centre_loss']:.3g} at the trained weights, up to {h['random_plane_max']:.3g} on a random "
-            f"filter-normalised plane; the trajectory's PCA plane holds {h['pca_explained'][0]:.0f}% + "
-            f"{h['pca_explained'][1]:.0f}% of its variance")
-
-
-TRAJECTORY = Experiment(
-    "1-2a", "trajectories", "1-2a_optimization_trajectory.ipynb", TrajectoryConfig, TRAJECTORY_PROFILES,
-    key="trajectory", compute=_compute_trajectory,
-    headline=h_trajectory, block=block_trajectory, checks=c_trajectory, summary=summary_trajectory,
-    figures=("1-2a_trajectory_pca",))
-
-GRAD_NORM = Experiment(
-    "1-2b", "gradient norm", "1-2b_gradient_norm.ipynb", GradNormConfig, GRAD_NORM_PROFILES,
-    key="grad_norm", compute=_compute_grad_norm,
-    headline=h_grad_norm, block=block_grad_norm, checks=c_grad_norm, summary=summary_grad_norm,
-    figures=("1-2b_gradient_norm",),
-    reading="""Full batch: the gradient norm falls by the factor in the table, then Adam's periodic spikes appear (each with
-a small bump in the loss). Minibatch MNIST: the minibatch gradient norm rises early and then stays near 1,
-set by sampling noise; the full-batch gradient norm (green dots, the true gradient over the whole training
-set, at the start and after every epoch) is several times smaller and is not heading for 0 within these
-epochs: the run is far from a critical point, whatever the minibatch norm suggests.""")
-
 CRITICAL = Experiment(
     "1-2c", "critical points", "1-2c_gradient_near_zero.ipynb", CriticalConfig, CRITICAL_PROFILES,
     key="", compute=None, plan=critical_units, assemble=assemble_critical,
     headline=h_critical, block=block_critical, checks=c_critical, host=True, summary=summary_critical,
-    figures=("1-2c_minimal_ratio", "1-2c_index_vs_loss", "1-2c_spectrum"),
-    reading="""On the linear autoencoder, whose critical points are known (first table), the descent refinement ends
-at the global minimum from every start, even those next to a saddle, while find_critical ends on the analytic
-critical values with their analytic indices, saddles included. Levenberg-Marquardt on ||grad L||^2, taken to the
-same 1e-8 tolerance, finds those saddles as well: what keeps the assignment's method from critical points on the
-nets is where it stops, not its merit. At its own tolerance its end points are gradient-flat or still moving,
-none critical (second table). On the tanh nets, find_critical started near initialisation mostly reaches
-saddles at the loss of a constant prediction; started later in training it mostly stalls in gradient-flat
-regions, as Frye et al. (2021) report for Newton-MR on deep networks; gradient-flat end points given 800 more
-iterations almost all stay so (block), so the class is not an artefact of the iteration cap. The critical
-points found therefore sit at
-few loss levels (the per-level sentences give them): on the wide net at one, where an index-loss correlation is
-undefined; on the small net at a few, where the sign of the correlation is the one Dauphin et al. (2014) report,
-but it is carried by a handful of minima at the lowest level against many saddles at the constant-prediction
-level. That is agreement in sign on thin evidence, not a test of their curve; the many gradient-flat end points
-say what the usual near-zero-gradient scatter plots are made of.""",
     published=("Dauphin et al. 2014; Frye et al. 2021",
                "at critical points, training error falls as the fraction of positive eigenvalues (minimal ratio) "
                "rises (Dauphin); Newton-type critical-point finders on neural-network losses often end in "
                "gradient-flat regions, not at critical points (Frye)"))
-
-SURFACE = Experiment(
-    "1-2d", "error surface", "1-2d_error_surface.ipynb", SurfaceConfig, SURFACE_PROFILES,
-    key="surface", compute=_compute_surface, after=("1-2a",),
-    headline=h_surface, block=block_surface, checks=c_surface, summary=summary_surface,
-    figures=("1-2d_error_surface_contour", "1-2d_error_surface_3d"),
-    published=("Li et al. 2018", "filter-normalised random planes show the loss basin around a trained net"))

@@ -1,0 +1,312 @@
+"""1-3d: sensitivity (input-Jacobian norm) vs batch size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import cache
+from ..errors import ConfigError
+from ..data import Split, load_mnist, random_labels
+from ..ensemble import Ensemble
+from ..measures import sensitivity
+from ..models import mnist_mlp
+from ..headline import (BOUNDED_INTERVALS, TEST, Check, correlation, fmt_m, fmt_sp, md_table, nonneg_ci, one_count,
+                        one_sample, pct, rnd, vals)
+from ..stats import spearman_ci
+from ..flatness import fit_to_targets
+from .common import Experiment, Unit, split_units, stack_units
+from ..headline import acc_test_ci, ci_finite, ci_reached, seed_slopes, sign_of, where
+
+
+@dataclass(frozen=True)
+class BatchSweepConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    batch_sizes: tuple[int, ...] = (16, 64, 256, 1024, 4096)
+    lr_rules: tuple[str, ...] = ("fixed", "linear")   # lr, or lr * batch / ref_batch (Goyal et al. 2017)
+    ref_batch: int = 256
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    targets: tuple[float, ...] = (0.1, 0.05)    # each model is kept the first time its full training loss <= each
+    max_epochs: int = 150                   # ... or after this many epochs (then reported as not reached)
+    lr: float = 1e-3
+    train_subset: int | None = None
+    sensitivity_subset: int | None = None   # first n test images; None = all 10,000
+    label_subset: int = 2_000               # true vs random labels (Novak et al.), both on the first n images ...
+    label_batches: tuple[int, ...] = (16, 64, 256)   # ... at these batch sizes (learning rate lr) ...
+    label_max_epochs: int = 600             # ... for at most this many epochs
+    device: str = "auto"
+
+    def check(self) -> None:
+        bad = sorted(set(self.lr_rules) - set(LR_RULES))
+        if bad:
+            raise ConfigError(f"BatchSweepConfig.lr_rules: unknown rule(s) {', '.join(bad)}; choose from "
+                              f"{', '.join(LR_RULES)}.")
+        if list(self.targets) != sorted(self.targets, reverse=True):
+            raise ConfigError("BatchSweepConfig.targets: give them from the highest loss to the lowest.")
+
+
+LR_RULES = ("fixed", "linear")
+
+
+LABELS = ("true", "random")
+
+
+def rule_lr(cfg: BatchSweepConfig, rule: str, batch: int) -> float:
+    """The learning rate of `rule` at `batch`: fixed, or scaled linearly with the batch from ref_batch."""
+    return cfg.lr if rule == "fixed" else cfg.lr * batch / cfg.ref_batch
+
+
+BATCH_SWEEP_PROFILES = {
+    "smoke": dict(hidden=(8,), batch_sizes=(16, 256), seeds=(0,), targets=(1.8, 1.5), max_epochs=2,
+                  train_subset=512, sensitivity_subset=64, label_subset=128, label_batches=(16,),
+                  label_max_epochs=2),
+    "quick": dict(batch_sizes=(64, 256, 1024), seeds=(0, 1), targets=(0.2, 0.15), max_epochs=60, train_subset=5_000,
+                  sensitivity_subset=500, label_subset=500, label_batches=(16, 64), label_max_epochs=200),
+    "full": dict(),
+}
+
+
+def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
+    """One batch size, every learning-rate rule and seed in one ensemble (rules
+    that give the same rate here train once). Arrays [T, R, S]; weights
+    [T * R * S, ...] in that order."""
+    dev = torch.device(cfg.device)
+    (bs,) = cfg.batch_sizes
+    data = load_mnist(dev)
+    train = data.train.subset(cfg.train_subset)
+    lrs = sorted({rule_lr(cfg, r, bs) for r in cfg.lr_rules})
+    members = [(lr, s) for lr in lrs for s in cfg.seeds]
+    ens = Ensemble(mnist_mlp(cfg.hidden), [s for _, s in members], dev)
+    h, states = fit_to_targets(ens, train, data.test, targets=cfg.targets, max_epochs=cfg.max_epochs, batch_size=bs,
+                               lr=tuple(lr for lr, _ in members), progress=progress,
+                               desc=f"1-3d batch {bs}, lr {', '.join(f'{v:g}' for v in lrs)}")
+    h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
+    # member (lr, seed) -> rows (rule, seed)
+    rows = [members.index((rule_lr(cfg, r, bs), s)) for r in cfg.lr_rules for s in cfg.seeds]
+    R, S, T = len(cfg.lr_rules), len(cfg.seeds), len(cfg.targets)
+    arrays = {k: v[:, rows].reshape(T, R, S, *v.shape[2:]) for k, v in h.items() if not k.endswith("_curve")}
+    arrays["loss_curve"] = h["loss_curve"][:, rows].reshape(-1, R, S)
+    weights = {k: v[:, rows].reshape(T * R * S, *v.shape[2:]) for k, v in states.items()}
+    return cache.Result(arrays, {"batch_size": bs, "lr": {r: rule_lr(cfg, r, bs) for r in cfg.lr_rules}},
+                        weights=weights)
+
+
+def _sensitivities(build, states: dict[str, torch.Tensor], x: torch.Tensor, dev: torch.device) -> np.ndarray:
+    """Mean sensitivity over x of every kept model: states [C, N, ...] -> [C, N]."""
+    C = next(iter(states.values())).shape[0]
+    out = []
+    for c in range(C):
+        kept = Ensemble.from_stacked(build, {k: v[c] for k, v in states.items()}, dev)
+        out.append(sensitivity(kept, x).mean(1).cpu().numpy())
+    return np.stack(out)
+
+
+def _train_labels(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
+    """True and random labels on the same images (the first label_subset), one
+    batch size, every seed, in one ensemble. Arrays [T, L, S]."""
+    dev = torch.device(cfg.device)
+    (bs,) = cfg.label_batches
+    data = load_mnist(dev)
+    train = data.train.subset(cfg.train_subset).subset(cfg.label_subset)
+    y = {"true": train.y, "random": random_labels(train.y, seed=0)}
+    ens = Ensemble(mnist_mlp(cfg.hidden), [s for _ in LABELS for s in cfg.seeds], dev)
+    labels = torch.stack([y[lab] for lab in LABELS for _ in cfg.seeds])
+    h, states = fit_to_targets(ens, Split(train.x, labels), data.test, targets=cfg.targets,
+                               max_epochs=cfg.label_max_epochs, batch_size=bs, lr=cfg.lr, progress=progress,
+                               desc=f"1-3d labels, batch {bs}")
+    h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
+    L, S, T = len(LABELS), len(cfg.seeds), len(cfg.targets)
+    arrays = {k: v.reshape(T, L, S) for k, v in h.items() if not k.endswith("_curve")}
+    arrays["loss_curve"] = h["loss_curve"].reshape(-1, L, S)
+    return cache.Result(arrays, {"batch_size": bs, "agreement": float((y["random"] == y["true"]).float().mean())})
+
+
+def batch_sweep_units(cfg: BatchSweepConfig) -> list[Unit]:
+    """One unit per batch size (its rules and seeds train as one ensemble), then
+    one per batch size of the label comparison."""
+    return (split_units("batch_sweep_unit", cfg, ("batch_sizes",), _train_batch) +
+            split_units("batch_sweep_labels", cfg, ("label_batches",), _train_labels))
+
+
+def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
+    """Arrays: batch_size [B]; lr [B, R]; train_loss, train_acc, test_loss,
+    test_acc, sensitivity, epochs, steps, reached [B, T, R, S] (targets T, rules
+    R, seeds S; at each matched training loss, see `flatness.fit_to_targets`;
+    sensitivity = mean over the test images of the per-image Frobenius norm of
+    d softmax / d input); loss_curve [B] objects; label_batch_size [Bl] and
+    label_{metric} [Bl, T, L, S] for the label comparison (true, random)."""
+    B = len(cfg.batch_sizes)
+    metrics = ("train_loss", "train_acc", "test_loss", "test_acc", "sensitivity", "epochs", "steps", "reached")
+    arrays = stack_units(parts[:B], metrics)
+    arrays |= {f"label_{k}": v for k, v in stack_units(parts[B:], metrics).items()}
+    arrays["batch_size"] = np.array(cfg.batch_sizes)
+    arrays["label_batch_size"] = np.array(cfg.label_batches)
+    arrays["lr"] = np.array([[rule_lr(cfg, r, b) for r in cfg.lr_rules] for b in cfg.batch_sizes])
+    return cache.Result(arrays, {"lr_rules": list(cfg.lr_rules), "targets": list(cfg.targets),
+                                 "labels": list(LABELS)})
+
+
+def h_batch_sweep(r, cfg) -> dict:
+    a = r.arrays
+    rules, targets = r.summary["lr_rules"], r.summary["targets"]
+    gap = a["test_loss"] - a["train_loss"]                                     # [B, T, R, S]
+    agap = 100 * (a["train_acc"] - a["test_acc"])
+    ok = a["reached"].astype(bool)
+    out = {"targets": targets, "lr_rules": rules, "ref_batch": cfg.ref_batch, "lr": cfg.lr,
+           "max_epochs": cfg.max_epochs, "seeds": len(cfg.seeds), "cells": [], "per_seed": {}, "slopes": {}}
+    for t, target in enumerate(targets):
+        for ri, rule in enumerate(rules):
+            key = f"{rule}/{target:g}"
+            for b, bs in enumerate(a["batch_size"]):
+                sl = (b, t, ri)
+                out["cells"].append({
+                    "target": target, "rule": rule, "batch": int(bs), "lr": rnd(a["lr"][b, ri]),
+                    "reached": int(ok[sl].sum()), "epochs": nonneg_ci(a["epochs"][sl]),
+                    "train_loss": nonneg_ci(a["train_loss"][sl]),
+                    "test_acc": ci_reached(a["test_acc"][sl], ok[sl], acc_test_ci),
+                    "loss_gap": ci_reached(gap[sl], ok[sl]), "acc_gap": ci_reached(agap[sl], ok[sl]),
+                    "sensitivity": ci_reached(a["sensitivity"][sl], ok[sl], nonneg_ci)})
+            out["per_seed"][key] = {k: [[rnd(v) for v in row] for row in arr[:, t, ri]] for k, arr in (
+                ("sensitivity", a["sensitivity"]), ("loss_gap", gap), ("acc_gap", agap),
+                ("train_loss", a["train_loss"]), ("reached", a["reached"].astype(float)))}
+            o = ok[:, t, ri]
+            out["slopes"][key] = {
+                "sensitivity": ci_finite(seed_slopes(a["batch_size"], a["sensitivity"][:, t, ri], o)),
+                # the gaps can be negative: per doubling of the batch, on a linear scale
+                "loss_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], gap[:, t, ri], o, log_y=False)),
+                "acc_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], agap[:, t, ri], o, log_y=False))}
+    out["spearman_sensitivity_gap"] = {
+        f"{target:g}": correlation(spearman_ci, a["sensitivity"][:, t][ok[:, t]], gap[:, t][ok[:, t]])
+        for t, target in enumerate(targets)}
+    # true vs random labels on the same images
+    la = {k[6:]: v for k, v in a.items() if k.startswith("label_")}
+    lgap = la["test_loss"] - la["train_loss"]                                  # [Bl, T, L, S]
+    lok = la["reached"].astype(bool)
+    labels = r.summary["labels"]
+    out["labels"] = {"subset": cfg.label_subset, "max_epochs": cfg.label_max_epochs, "rows": [], "spearman": {}}
+    for t, target in enumerate(targets):
+        for li, lab in enumerate(labels):
+            for b, bs in enumerate(la["batch_size"]):
+                sl = (b, t, li)
+                out["labels"]["rows"].append({
+                    "target": target, "labels": lab, "batch": int(bs), "reached": int(lok[sl].sum()),
+                    "epochs": nonneg_ci(la["epochs"][sl]), "train_loss": nonneg_ci(la["train_loss"][sl]),
+                    "test_acc": ci_reached(la["test_acc"][sl], lok[sl], acc_test_ci),
+                    "loss_gap": ci_reached(lgap[sl], lok[sl]),
+                    "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl], nonneg_ci)})
+        m = lok[:, t]
+        within = {lab: correlation(spearman_ci, la["sensitivity"][:, t, li][m[:, li]], lgap[:, t, li][m[:, li]])
+                  for li, lab in enumerate(labels)}
+        out["labels"]["spearman"][f"{target:g}"] = {**within, "across": correlation(
+            spearman_ci, la["sensitivity"][:, t][m], lgap[:, t][m])}
+    out["labels"]["per_seed"] = {f"{target:g}/{lab}": {
+        "sensitivity": [[rnd(v) for v in row] for row in la["sensitivity"][:, t, li]],
+        "loss_gap": [[rnd(v) for v in row] for row in lgap[:, t, li]],
+        "reached": [[float(v) for v in row] for row in lok[:, t, li]]}
+        for t, target in enumerate(targets) for li, lab in enumerate(labels)}
+    out["labels"]["batches"] = [int(b) for b in la["batch_size"]]
+    return out
+
+
+def c_batch_sweep(r, cfg) -> dict[str, Check]:
+    a = r.arrays
+    out = {}
+    for t, target in enumerate(cfg.targets):
+        for ri, rule in enumerate(cfg.lr_rules):
+            for b, bs in enumerate(a["batch_size"]):
+                where = f"[{rule},target={target:g},batch={int(bs)}]"
+                out[f"test_acc{where}"] = Check("1-3d/test_acc", "lin", pct(a["test_acc"][b, t, ri]),
+                                                one_sample(None, TEST))
+                for k in ("train_loss", "sensitivity", "epochs"):
+                    v = vals(a[k][b, t, ri])
+                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
+        for li, lab in enumerate(LABELS):
+            for b, bs in enumerate(a["label_batch_size"]):
+                where = f"[{lab} labels,target={target:g},batch={int(bs)}]"
+                for k in ("train_loss", "sensitivity", "epochs"):
+                    v = vals(a[f"label_{k}"][b, t, li])
+                    out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
+    return out
+
+
+def sign_of_rho(d: dict) -> str:
+    """The same for a rank correlation's bootstrap interval."""
+    if d.get("rho") is None:
+        return "undefined"
+    lo, hi = d["ci"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
+
+
+def _fmt_slope(d: dict, digits: int = 2) -> str:
+    return "n/a" if d["mean"] is None else f"{fmt_m(d, digits)} (n={d['n']})"
+
+
+def block_batch_sweep(bs: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    head = ["target", "lr rule", "batch", "lr", "reached", "epochs", "test acc (%)", "loss gap", "acc gap (points)",
+            "sensitivity"]
+    t1 = md_table(head, [
+        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['lr']:g}", f"{c['reached']}/{bs['seeds']}",
+         fmt_m(c["epochs"], 1), fmt_m(c["test_acc"]), fmt_m(c["loss_gap"], 3), fmt_m(c["acc_gap"]),
+         fmt_m(c["sensitivity"], 3)] for c in bs["cells"]])
+    t2 = md_table(["target / rule", "slope of log sensitivity on log batch", "loss gap per doubling of batch",
+                   "acc gap per doubling (points)"], [
+        [k, _fmt_slope(v["sensitivity"]), _fmt_slope(v["loss_gap"], 4), _fmt_slope(v["acc_gap"])]
+        for k, v in bs["slopes"].items()])
+    lab = bs["labels"]
+    t3 = md_table(["target", "labels", "batch", "reached", "epochs", "test acc (%)", "loss gap", "sensitivity"], [
+        [f"{row['target']:g}", row["labels"], row["batch"], f"{row['reached']}/{bs['seeds']}", fmt_m(row["epochs"], 1),
+         fmt_m(row["test_acc"]), fmt_m(row["loss_gap"], 3), fmt_m(row["sensitivity"], 3)] for row in lab["rows"]])
+    t4 = md_table(["target", "Spearman(sensitivity, loss gap): true labels", "random labels", "across both"], [
+        [t, fmt_sp(s["true"]), fmt_sp(s["random"]), fmt_sp(s["across"])] for t, s in lab["spearman"].items()])
+    return (t1 + "\n\n" + t2 +
+            f"\n\nEvery model kept the first time its training loss (whole training set) reached each target (at most "
+            f"{bs['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
+            f"Learning rate {bs['lr']:g}, fixed or scaled linearly with the batch from batch {bs['ref_batch']}. "
+            f"Over the seeds (of {bs['seeds']}) that reached the target (epochs and training loss: over all), "
+            f"{BOUNDED_INTERVALS}. Slopes: least squares per seed over the batch "
+            "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) among all models "
+            "that reached each target: " +
+            "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in bs["spearman_sensitivity_gap"].items()) +
+            f".\n\nTrue vs random labels on the same {lab['subset']:,} training images (test labels true), "
+            f"learning rate {bs['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4 +
+            _novak_tests(bs))
+
+
+def _novak_tests(bs: dict) -> str:
+    """What the numbers say about Novak et al.'s claim, per target (generated)."""
+    lines = ["\n\n**What each comparison tests** (interval, and where it lies):\n"]
+    for t, sp in bs["labels"]["spearman"].items():
+        slopes = bs["slopes"]
+        fixed, linear = slopes.get(f"fixed/{t}"), slopes.get(f"linear/{t}")
+        parts = [f"- training loss {t}: Spearman(sensitivity, loss gap) within true labels {where(fmt_sp(sp['true']), sign_of_rho(sp['true']))}"
+                 f", within random labels {where(fmt_sp(sp['random']), sign_of_rho(sp['random']))}"
+                 f", across both {where(fmt_sp(sp['across']), sign_of_rho(sp['across']))}"]
+        if fixed and linear:
+            parts.append(f"; sensitivity on batch size (log-log slope), fixed lr {where(_fmt_slope(fixed['sensitivity']), sign_of(fixed['sensitivity']))}"
+                         f", linear lr {where(_fmt_slope(linear['sensitivity']), sign_of(linear['sensitivity']))}"
+                         f"; loss gap per doubling, fixed lr "
+                         f"{where(_fmt_slope(fixed['loss_gap'], 4), sign_of(fixed['loss_gap']))}, linear lr "
+                         f"{where(_fmt_slope(linear['loss_gap'], 4), sign_of(linear['loss_gap']))}; accuracy gap per "
+                         f"doubling, fixed lr {where(_fmt_slope(fixed['acc_gap']), sign_of(fixed['acc_gap']))}, linear lr "
+                         f"{where(_fmt_slope(linear['acc_gap']), sign_of(linear['acc_gap']))}")
+        lines.append("".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def summary_batch_sweep(h: dict) -> str:
+    t = f"{h['targets'][-1]:g}"
+    s = h["labels"]["spearman"][t]
+    return (f"at training loss {t}: log-log slope of sensitivity on batch, fixed lr "
+            f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sensitivity'])}, linearly scaled lr "
+            f"{_fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; Spearman(sensitivity, gap) on one image set: "
+            f"true labels {fmt_sp(s['true'])}, random {fmt_sp(s['random'])}, across {fmt_sp(s['across'])}")
+
+
+BATCH_SWEEP = Experiment(
+    "1-3d", "batch sweep", "1-3d_flatness_sensitivity.ipynb", BatchSweepConfig, BATCH_SWEEP_PROFILES,
+    key="", compute=None, plan=batch_sweep_units, assemble=assemble_batch_sweep,
+    headline=h_batch_sweep, block=block_batch_sweep, checks=c_batch_sweep, summary=summary_batch_sweep,
+    published=("Novak et al. 2018", "input-Jacobian norm grows with the generalization gap; large batches and "
+                                    "random labels raise it"))

@@ -1,0 +1,370 @@
+"""1-3e: epsilon-sharpness and top Hessian eigenvalue vs batch size (1-3d's models)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import cache
+from ..curvature import FlatLoss, top_eigenvalues
+from ..errors import ConfigError
+from ..data import Split, load_mnist
+from ..ensemble import Ensemble
+from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb
+from ..models import count_params, mnist_mlp
+from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, fmt_m, md_table, nonneg_ci, one_sample, pct, pct_ci,
+                        plural, rnd, vals)
+from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1
+from .common import Experiment, Unit, split_units, stack_units
+from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, _fmt_slope, _train_batch
+from ..headline import acc_test_ci, ci_finite, ci_reached, seed_slopes, sign_of, where
+
+
+def batch_sweep_models(cfg: BatchSweepConfig, batch: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
+    """The trained models of one batch size of the sweep, from the cache: members
+    in the order (target, rule, seed); and that batch size's unit result."""
+    unit = split_units("batch_sweep_unit", dataclasses.replace(cfg, batch_sizes=(batch,)), (), _train_batch)[0]
+    part = unit(progress)
+    dev = torch.device(cfg.device)
+    ens = Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
+    return ens, part
+
+
+@dataclass(frozen=True)
+class KeskarConfig:
+    """Keskar et al.'s (2017) MNIST setup: network F1, Adam (their rate, Keras's
+    default 1e-3), batch 256 against 10% of the training set, trained until the
+    training loss ceases to improve; and, as the controlled variation, our
+    1-3d MLP trained the same way. Both are also kept at 1-3d's lowest loss target."""
+    networks: tuple[str, ...] = ("f1", "mlp")
+    regimes: tuple[str, ...] = ("small", "large")
+    small_batch: int = 256
+    large_percent: int = 10               # the large batch: this percentage of the training set
+    lr: float = 1e-3
+    patience: int = 5                     # epochs without a lower training loss that stop a run
+    max_epochs: int = 30                  # the cap, if the rule has not stopped it before
+    target_loss: float = 0.05             # the matched-loss comparison (1-3d's lowest target)
+    f1_seeds: tuple[int, ...] = (0, 1)
+    mlp_hidden: tuple[int, ...] = (64, 64)
+    mlp_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    f1_width: int = 512                   # F1's hidden width (512: the paper's; smaller only in the smoke test)
+    train_subset: int | None = None
+    device: str = "auto"
+
+    def check(self) -> None:
+        for field, allowed in (("networks", ("f1", "mlp")), ("regimes", ("small", "large"))):
+            bad = sorted(set(getattr(self, field)) - set(allowed))
+            if bad:
+                raise ConfigError(f"KeskarConfig.{field}: unknown {', '.join(bad)}; choose from {', '.join(allowed)}.")
+        if self.large_percent > 100:
+            raise ConfigError("KeskarConfig.large_percent: at most 100.")
+
+
+def keskar_batch(cfg: KeskarConfig, regime: str, n_train: int) -> int:
+    return cfg.small_batch if regime == "small" else max(1, n_train * cfg.large_percent // 100)
+
+
+@dataclass(frozen=True)
+class SharpnessConfig:
+    sweep: BatchSweepConfig = BatchSweepConfig()   # 1-3d's config (SHARPNESS reads it): its cached models
+    keskar: KeskarConfig = KeskarConfig()
+    epsilons: tuple[float, ...] = (1e-3, 5e-4)
+    ascent_steps: int = 20                # projected gradient ascent iterations
+    lbfgsb_iters: int = 10                # Keskar's maximiser, as a check of the ascent (first epsilon only)
+    loss_subset: int = 10_000             # first n training images the loss is measured on
+    hessian_subset: int = 10_000          # ... and the Hessian eigenvalue
+    device: str = "auto"
+
+
+SHARPNESS_PROFILES = {
+    "smoke": dict(keskar=KeskarConfig(f1_seeds=(0,), mlp_seeds=(0,), mlp_hidden=(8,), f1_width=16, max_epochs=2,
+                                      patience=1, train_subset=512, target_loss=1.5),
+                  ascent_steps=3, loss_subset=256, hessian_subset=256),
+    "quick": dict(keskar=KeskarConfig(f1_seeds=(0,), mlp_seeds=(0, 1), f1_width=64, max_epochs=10, patience=2,
+                                      train_subset=5_000, target_loss=0.15),
+                  ascent_steps=5, lbfgsb_iters=5, loss_subset=1_000, hessian_subset=1_000),
+    "full": dict(),
+}
+
+
+def lbfgsb_per_member(build, ens: Ensemble, split: Split, eps: float, iters: int) -> np.ndarray:
+    """Keskar's L-BFGS-B sharpness of every member [N], each maximised on an
+    ensemble of that member alone (so that an evaluation computes one model's
+    loss, not the whole ensemble's)."""
+    out = np.zeros(len(ens))
+    for i in range(len(ens)):
+        one = Ensemble.from_stacked(build, {k: v[i:i + 1].detach() for k, v in ens.params.items()}, ens.device)
+        out[i] = epsilon_sharpness_lbfgsb(ensemble_loss_fn(one, split.x, split.y), one, eps, iters=iters)[0]
+    return out
+
+
+def _sharpness_of(cfg: SharpnessConfig, build, ens: Ensemble, split: Split, hess_split: Split,
+                  progress: bool, desc: str) -> dict[str, np.ndarray]:
+    """sharpness [E, N] (projected ascent), sharpness_lbfgsb [N] (first epsilon),
+    top_eig [N] of every member of `ens`."""
+    f = ensemble_loss_fn(ens, split.x, split.y)
+    out = {"sharpness": np.stack([epsilon_sharpness(f, ens.params, eps, steps=cfg.ascent_steps).cpu().numpy()
+                                  for eps in cfg.epsilons]),
+           "sharpness_lbfgsb": lbfgsb_per_member(build, ens, split, cfg.epsilons[0], cfg.lbfgsb_iters)}
+    top = np.zeros(len(ens))
+    for s in tqdm(range(len(ens)), desc=desc, disable=not progress, leave=False):
+        model = build().to(ens.device)
+        model.load_state_dict(ens.state_dict(s))
+        fl = FlatLoss(model, F.cross_entropy, hess_split.x, hess_split.y)
+        top[s] = top_eigenvalues(fl, fl.theta0, k=1, seed=s, tol=1e-3)[0]
+    out["top_eig"] = top
+    return out
+
+
+def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
+    """One batch size of 1-3d: arrays sharpness [E, T, R, S] (Keskar
+    epsilon-sharpness for each epsilon), sharpness_lbfgsb [T, R, S], top_eig
+    [T, R, S] (largest Hessian eigenvalue of the training loss on the subset,
+    from Hessian-vector products), reached [T, R, S] (the model met its target)."""
+    dev = torch.device(cfg.device)
+    (bs,) = cfg.sweep.batch_sizes
+    data = load_mnist(dev)
+    ens, part = batch_sweep_models(cfg.sweep, bs, progress)
+    shape = (len(cfg.sweep.targets), len(cfg.sweep.lr_rules), len(cfg.sweep.seeds))
+    out = _sharpness_of(cfg, mnist_mlp(cfg.sweep.hidden), ens, data.train.subset(cfg.loss_subset),
+                        data.train.subset(cfg.hessian_subset), progress, f"1-3e batch {bs}")
+    arrays = {k: v.reshape(*v.shape[:-1], *shape) for k, v in out.items()}
+    arrays["reached"] = part.arrays["reached"]          # whether each model met its target (1-3d's flag)
+    return cache.Result(arrays, {"batch_size": bs})
+
+
+def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
+    """One network and regime of the Keskar comparison, its seeds in one
+    ensemble, kept at the matched loss and at the stopping rule (rows C = 2).
+    Arrays [C, S]: epochs, reached, {train,test}_{loss,acc}, sharpness_lbfgsb
+    (their epsilon, the first, and their maximiser, L-BFGS-B); loss_curve [E + 1, S]."""
+    k = cfg.keskar
+    dev = torch.device(cfg.device)
+    (net,), (regime,) = k.networks, k.regimes
+    data = load_mnist(dev)
+    train = data.train.subset(k.train_subset)
+    bs = keskar_batch(k, regime, len(train))
+    if net == "f1":
+        build, seeds, chunk = keskar_f1(k.f1_width), k.f1_seeds, F1_CHUNK
+    else:
+        build, seeds, chunk = mnist_mlp(k.mlp_hidden), k.mlp_seeds, None
+    ens = Ensemble(build, seeds, dev)
+    h, states = fit_to_targets(ens, train, data.test, targets=(k.target_loss,), patience=k.patience,
+                               max_epochs=k.max_epochs, batch_size=bs, lr=k.lr, chunk=chunk, progress=progress,
+                               desc=f"1-3e Keskar {net}, batch {bs}")
+    loss_split = train.subset(cfg.loss_subset)
+    lbfgsb = [lbfgsb_per_member(build, Ensemble.from_stacked(build, {n: v[c] for n, v in states.items()}, dev),
+                                loss_split, cfg.epsilons[0], cfg.lbfgsb_iters) for c in range(2)]
+    arrays = {k2: v for k2, v in h.items() if k2 not in ("steps", "acc_curve")}
+    arrays["sharpness_lbfgsb"] = np.stack(lbfgsb)
+    return cache.Result(arrays, {"network": net, "regime": regime, "batch_size": bs, "params": count_params(ens)})
+
+
+def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
+    """One unit per batch size of 1-3d (reading its cached models), then one per
+    network and regime of the Keskar comparison."""
+    # each unit's config holds only what it reads (the other part at its defaults), so that its cache
+    # entry does not change when the other part's settings do
+    dev = cfg.device
+    per_batch = [Unit("sharpness_batch", dataclasses.replace(
+        cfg, sweep=dataclasses.replace(cfg.sweep, batch_sizes=(b,)), keskar=KeskarConfig(device=dev)),
+        _compute_sharpness) for b in cfg.sweep.batch_sizes]
+    keskar = [Unit("sharpness_keskar", dataclasses.replace(
+        cfg, sweep=BatchSweepConfig(device=dev), keskar=dataclasses.replace(cfg.keskar, networks=(n,), regimes=(r,))),
+        _compute_keskar) for n in cfg.keskar.networks for r in cfg.keskar.regimes]
+    return per_batch + keskar
+
+
+def assemble_sharpness(cfg: SharpnessConfig, parts: list[cache.Result]) -> cache.Result:
+    """Arrays: batch_size [B], epsilons [E]; sharpness [B, E, T, R, S],
+    sharpness_lbfgsb, top_eig and reached [B, T, R, S] (1-3d's models); for each Keskar
+    network n and regime r, keskar_{n}_{r}_{metric} (see `_compute_keskar`)."""
+    B = len(cfg.sweep.batch_sizes)
+    arrays = stack_units(parts[:B])
+    arrays["batch_size"] = np.array(cfg.sweep.batch_sizes)
+    arrays["epsilons"] = np.array(cfg.epsilons)
+    keskar = {}
+    for p in parts[B:]:
+        n, r = p.summary["network"], p.summary["regime"]
+        arrays |= {f"keskar_{n}_{r}_{k}": v for k, v in p.arrays.items()}
+        keskar[f"{n}_{r}"] = {"batch_size": p.summary["batch_size"], "params": p.summary["params"]}
+    return cache.Result(arrays, {"keskar": keskar})
+
+
+KESKAR_PUBLISHED = {"sharpness_small": 1.23, "sharpness_large": 205.14, "test_acc_small": 98.03,
+                    "test_acc_large": 97.81}   # Keskar et al. 2017, Tables 2 and 3 (network F1, epsilon 1e-3)
+
+
+def h_sharpness(r, cfg) -> dict:
+    a = r.arrays
+    eps = [float(e) for e in a["epsilons"]]
+    sw = cfg.sweep
+    out = {"epsilons": eps, "lbfgsb_iters": cfg.lbfgsb_iters, "targets": list(sw.targets),
+           "lr_rules": list(sw.lr_rules), "cells": [], "slopes": {},
+           "per_seed": {}, "contrast_256_4096": {}}
+    ok = a["reached"].astype(bool)                        # [B, T, R, S]: whether each model met its target
+    bsz = a["batch_size"]
+    for t, target in enumerate(sw.targets):
+        for ri, rule in enumerate(sw.lr_rules):
+            key = f"{rule}/{target:g}"
+            for b, bs in enumerate(bsz):
+                out["cells"].append({"target": target, "rule": rule, "batch": int(bs), "reached": int(ok[b, t, ri].sum()),
+                                     "n": int(ok.shape[-1]),
+                                     "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri], nonneg_ci)
+                                                   for e in range(len(eps))],
+                                     "sharpness_lbfgsb": ci_reached(a["sharpness_lbfgsb"][b, t, ri], ok[b, t, ri],
+                                                                    nonneg_ci),
+                                     "top_eig": ci_reached(a["top_eig"][b, t, ri], ok[b, t, ri], nonneg_ci)})
+            o = ok[:, t, ri]
+            out["slopes"][key] = {**{f"sharpness_eps{e:g}": ci_finite(seed_slopes(bsz, a["sharpness"][:, i, t, ri], o))
+                                     for i, e in enumerate(eps)},
+                                  "sharpness_lbfgsb": ci_finite(seed_slopes(bsz, a["sharpness_lbfgsb"][:, t, ri], o)),
+                                  "top_eig": ci_finite(seed_slopes(bsz, a["top_eig"][:, t, ri], o))}
+            out["per_seed"][key] = {"sharpness": [[rnd(v) for v in row] for row in a["sharpness"][:, 0, t, ri]],
+                                    "sharpness_lbfgsb": [[rnd(v) for v in row] for row in a["sharpness_lbfgsb"][:, t, ri]],
+                                    "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
+            if 256 in bsz and 4096 in bsz:
+                i, j = list(bsz).index(256), list(bsz).index(4096)
+                out["contrast_256_4096"][key] = rnd(a["sharpness_lbfgsb"][j, t, ri].mean() /
+                                                    a["sharpness_lbfgsb"][i, t, ri].mean())
+    out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
+    return out
+
+
+def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
+    """Per network and regime, at the matched loss (row 0) and at the stopping
+    rule (row 1): sharpness at the first epsilon (L-BFGS-B, Keskar's maximiser),
+    accuracies, epochs; the large/small ratios."""
+    out = {"published": KESKAR_PUBLISHED, "target_loss": k.target_loss, "patience": k.patience,
+           "max_epochs": k.max_epochs, "lr": k.lr, "runs": {}, "ratios": {}}
+    conds = ("matched", "stop")
+    for key, info in runs.items():
+        p = f"keskar_{key}_"
+        run = {"batch_size": info["batch_size"], "params": info["params"]}
+        for c, cond in enumerate(conds):
+            run[cond] = {"reached": int(a[p + "reached"][c].sum()), "n": int(a[p + "reached"].shape[1]),
+                         "epochs": nonneg_ci(a[p + "epochs"][c]), "train_loss": nonneg_ci(a[p + "train_loss"][c]),
+                         "train_acc": pct_ci(a[p + "train_acc"][c], k.train_subset or TRAIN),
+                         "test_acc": acc_test_ci(a[p + "test_acc"][c]),
+                         "sharpness_lbfgsb": nonneg_ci(a[p + "sharpness_lbfgsb"][c]),
+                         "per_seed_sharpness_lbfgsb": [rnd(v) for v in a[p + "sharpness_lbfgsb"][c]]}
+        out["runs"][key] = run
+    for net in sorted({key.split("_")[0] for key in runs}):   # sorted: a set's order varies between processes
+        if f"{net}_small" in runs and f"{net}_large" in runs:
+            # at the matched loss the ratio is a matched comparison only if every run of both regimes got there
+            met = (a[f"keskar_{net}_large_reached"][0].all() and a[f"keskar_{net}_small_reached"][0].all())
+            out["ratios"][net] = {cond: rnd(a[f"keskar_{net}_large_sharpness_lbfgsb"][c].mean() /
+                                            a[f"keskar_{net}_small_sharpness_lbfgsb"][c].mean())
+                                  if cond == "stop" or met else None for c, cond in enumerate(conds)}
+    out["ratios"]["published"] = rnd(KESKAR_PUBLISHED["sharpness_large"] / KESKAR_PUBLISHED["sharpness_small"])
+    return out
+
+
+def c_sharpness(r, cfg) -> dict[str, Check]:
+    a = r.arrays
+    out = {}
+    for t, target in enumerate(cfg.sweep.targets):
+        for ri, rule in enumerate(cfg.sweep.lr_rules):
+            for b, bs in enumerate(a["batch_size"]):
+                where = f"{rule},target={target:g},batch={int(bs)}"
+                for e, eps in enumerate(a["epsilons"]):
+                    out[f"sharpness[eps={eps:g},{where}]"] = Check("1-3e/sharpness", "log", vals(a["sharpness"][b, e, t, ri]))
+                out[f"sharpness_lbfgsb[{where}]"] = Check("1-3e/sharpness", "log", vals(a["sharpness_lbfgsb"][b, t, ri]))
+                out[f"top_eig[{where}]"] = Check("1-3e/top_eig", "log", vals(a["top_eig"][b, t, ri]))
+    for key in r.summary["keskar"]:
+        for c, cond in enumerate(("matched", "stop")):
+            # at the stopping rule's point: the epoch the rule fires at moves with the last bits
+            out[f"keskar {key}/sharpness_lbfgsb[{cond}]"] = Check(
+                "1-3e/keskar_sharpness", "log", vals(a[f"keskar_{key}_sharpness_lbfgsb"][c]), chaotic=cond == "stop")
+            out[f"keskar {key}/test_acc[{cond}]"] = Check("1-3e/keskar_test_acc", "lin",
+                                                          pct(a[f"keskar_{key}_test_acc"][c]), one_sample(None, TEST))
+    return out
+
+
+def block_sharpness(sh: dict) -> str:
+    """Its generated markdown, from its headline numbers."""
+    eps = sh["epsilons"]
+    t1 = md_table(["target", "lr rule", "batch", "reached", *[f"sharpness, eps {e:g}" for e in eps],
+                   f"eps {eps[0]:g}, L-BFGS-B", "top Hessian eigenvalue"], [
+        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['reached']}/{c['n']}", *[fmt_m(v) for v in c["sharpness"]],
+         fmt_m(c["sharpness_lbfgsb"]), fmt_m(c["top_eig"])] for c in sh["cells"]])
+    keys = next(iter(sh["slopes"].values())).keys()
+    t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys], "L-BFGS-B sharpness, 4096 / 256"], [
+        [k, *[_fmt_slope(v[m]) for m in keys], sh["contrast_256_4096"].get(k, "n/a")] for k, v in sh["slopes"].items()])
+    kf = sh["keskar_f1"]
+    net_names = {"f1": "F1 (Keskar)", "mlp": "784-64-64-10 (1-3d)"}
+    rows = []
+    for key, run in kf["runs"].items():
+        net, regime = key.split("_")
+        for cond in ("stop", "matched"):
+            v = run[cond]
+            rows.append([net_names.get(net, net), f"{regime} ({run['batch_size']:,})",
+                         "their stopping rule" if cond == "stop" else f"training loss {kf['target_loss']:g}",
+                         f"{v['reached']}/{v['n']}", fmt_m(v["epochs"], 1), fmt_m(v["train_loss"], 4),
+                         fmt_m(v["test_acc"]), fmt_m(v["sharpness_lbfgsb"])])
+    t3 = md_table(["network", "batch", "kept at", "rule met", "epochs", "train loss", "test acc (%)",
+                   f"sharpness eps {eps[0]:g}, L-BFGS-B"], rows)
+    pub = kf["published"]
+    ratios = "; ".join(f"{net_names.get(n, n)}: {r['stop']} at their stopping rule (or the cap), "
+                       + (f"{r['matched']} at loss {kf['target_loss']:g}" if r["matched"] is not None else
+                          f"none at loss {kf['target_loss']:g} (a run missed it: not a matched comparison)")
+                       for n, r in kf["ratios"].items() if n != "published")
+    return (t1 + "\n\n" + t2 +
+            f"\n\nThe models of 1-3d at each target and learning-rate rule; over the seeds that met the target, "
+            f"{BOUNDED_INTERVALS} ('reached' counts them; the others are left out, here and in the slopes). Sharpness "
+            "maximised by "
+            f"projected sign ascent and, as Keskar et al., by {sh['lbfgsb_iters']} iterations of L-BFGS-B in the "
+            "same box. Slopes: "
+            "least squares of log measure on log batch per seed, t-interval over seeds.\n\n"
+            f"**Keskar et al.'s network F1** (Adam, lr {kf['lr']:g}, batch 256 vs 10% of the training set), trained "
+            f"until the training loss has not improved for {plural(kf['patience'], 'epoch')} (their stopping rule; at most "
+            f"{kf['max_epochs']} epochs: 'rule met' says how many stopped by the rule), and the same runs kept when "
+            f"their training loss first reached {kf['target_loss']:g}; beside it our 1-3d network trained the same "
+            "way (the controlled variation):\n\n" + t3 +
+            f"\n\nKeskar et al. report sharpness {pub['sharpness_small']} (small batch) vs {pub['sharpness_large']} "
+            f"(large), a ratio of {kf['ratios']['published']}, and test accuracy {pub['test_acc_small']}% vs "
+            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}." +
+            _keskar_tests(sh))
+
+
+def _keskar_tests(sh: dict) -> str:
+    """What the numbers say about Keskar et al.'s claim (generated)."""
+    lines = ["\n\n**What each comparison tests:**\n"]
+    for key, sl in sh["slopes"].items():
+        rule, t = key.split("/")
+        lines.append(f"- sharpness (L-BFGS-B) on batch size, {rule} lr, training loss {t}: log-log slope "
+                     f"{where(_fmt_slope(sl['sharpness_lbfgsb']), sign_of(sl['sharpness_lbfgsb']))}; top Hessian "
+                     f"eigenvalue {where(_fmt_slope(sl['top_eig']), sign_of(sl['top_eig']))}.")
+    r = sh["keskar_f1"]["ratios"]
+    if "f1" in r and "mlp" in r:
+        m = lambda v: "n/a, not matched" if v is None else v  # noqa: E731
+        lines.append(f"- what separates F1's contrast from ours: the network, at their stopping rule or the cap "
+                     f"(F1 {r['f1']['stop']} vs ours {r['mlp']['stop']}) and at the matched loss "
+                     f"({m(r['f1']['matched'])} vs {m(r['mlp']['matched'])}); how long it trains, F1 "
+                     f"({r['f1']['stop']} at their rule or the cap vs {m(r['f1']['matched'])} at the matched loss) "
+                     f"and ours ({r['mlp']['stop']} vs {m(r['mlp']['matched'])}). Large/small ratios of mean "
+                     "sharpness (L-BFGS-B).")
+    return "\n".join(lines)
+
+
+def summary_sharpness(h: dict) -> str:
+    t = f"{h['targets'][-1]:g}"
+    kf = h["keskar_f1"]
+    f1 = kf["ratios"].get("f1", {})
+    return (f"log-log slope of sharpness (L-BFGS-B) on batch at loss {t}: fixed lr "
+            f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sharpness_lbfgsb'])}, linear lr "
+            f"{_fmt_slope(h['slopes'][f'linear/{t}']['sharpness_lbfgsb'])}; Keskar's F1, large/small sharpness "
+            f"{f1.get('stop')} after their training (stopping rule, or the epoch cap where it did not fire), "
+            f"published {kf['ratios']['published']}")
+
+
+SHARPNESS = Experiment(
+    "1-3e", "sharpness", "1-3e_sharpness.ipynb", SharpnessConfig, SHARPNESS_PROFILES,
+    key="", compute=None, plan=sharpness_units, assemble=assemble_sharpness, reads=(("sweep", BATCH_SWEEP),),
+    headline=h_sharpness, block=block_sharpness, checks=c_sharpness, summary=summary_sharpness,
+    published=("Keskar et al. 2017", "MNIST fully connected: sharpness at eps 1e-3 about 1.2 (small batch) vs "
+                                     "205 (large batch); test accuracy 98.0% vs 97.8%"))
