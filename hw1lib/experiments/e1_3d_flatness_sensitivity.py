@@ -33,7 +33,7 @@ class BatchSweepConfig:
     train_subset: int | None = None
     sensitivity_subset: int | None = None   # first n test images; None = all 10,000
     label_subset: int = 2_000               # true vs random labels (Novak et al.), both on the first n images ...
-    label_batches: tuple[int, ...] = (16, 64, 256)   # ... at these batch sizes (learning rate lr) ...
+    label_batch_sizes: tuple[int, ...] = (16, 64, 256)   # ... at these batch sizes (learning rate lr) ...
     label_max_epochs: int = 600             # ... for at most this many epochs
     device: str = "auto"
 
@@ -52,17 +52,17 @@ LR_RULES = ("fixed", "linear")
 LABELS = ("true", "random")
 
 
-def rule_lr(cfg: BatchSweepConfig, rule: str, batch: int) -> float:
-    """The learning rate of `rule` at `batch`: fixed, or scaled linearly with the batch from ref_batch."""
-    return cfg.lr if rule == "fixed" else cfg.lr * batch / cfg.ref_batch
+def rule_lr(cfg: BatchSweepConfig, rule: str, batch_size: int) -> float:
+    """The learning rate of `rule` at `batch_size`: fixed, or scaled linearly with it from ref_batch."""
+    return cfg.lr if rule == "fixed" else cfg.lr * batch_size / cfg.ref_batch
 
 
 BATCH_SWEEP_PROFILES = {
     "smoke": dict(hidden=(8,), batch_sizes=(16, 256), seeds=(0,), targets=(1.8, 1.5), max_epochs=2,
-                  train_subset=512, sensitivity_subset=64, label_subset=128, label_batches=(16,),
+                  train_subset=512, sensitivity_subset=64, label_subset=128, label_batch_sizes=(16,),
                   label_max_epochs=2),
     "quick": dict(batch_sizes=(64, 256, 1024), seeds=(0, 1), targets=(0.2, 0.15), max_epochs=60, train_subset=5_000,
-                  sensitivity_subset=500, label_subset=500, label_batches=(16, 64), label_max_epochs=200),
+                  sensitivity_subset=500, label_subset=500, label_batch_sizes=(16, 64), label_max_epochs=200),
     "full": dict(),
 }
 
@@ -72,23 +72,23 @@ def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     that give the same rate here train once). Arrays [T, R, S]; weights
     [T * R * S, ...] in that order."""
     dev = torch.device(cfg.device)
-    (bs,) = cfg.batch_sizes
+    (batch_size,) = cfg.batch_sizes
     data = load_mnist(dev)
     train = data.train.subset(cfg.train_subset)
-    lrs = sorted({rule_lr(cfg, r, bs) for r in cfg.lr_rules})
+    lrs = sorted({rule_lr(cfg, r, batch_size) for r in cfg.lr_rules})
     members = [(lr, s) for lr in lrs for s in cfg.seeds]
     ens = Ensemble(mnist_mlp(cfg.hidden), [s for _, s in members], dev)
-    h, states = fit_to_targets(ens, train, data.test, targets=cfg.targets, max_epochs=cfg.max_epochs, batch_size=bs,
+    h, states = fit_to_targets(ens, train, data.test, targets=cfg.targets, max_epochs=cfg.max_epochs, batch_size=batch_size,
                                lr=tuple(lr for lr, _ in members), progress=progress,
-                               desc=f"1-3d batch {bs}, lr {', '.join(f'{v:g}' for v in lrs)}")
+                               desc=f"1-3d batch {batch_size}, lr {', '.join(f'{v:g}' for v in lrs)}")
     h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
     # member (lr, seed) -> rows (rule, seed)
-    rows = [members.index((rule_lr(cfg, r, bs), s)) for r in cfg.lr_rules for s in cfg.seeds]
+    rows = [members.index((rule_lr(cfg, r, batch_size), s)) for r in cfg.lr_rules for s in cfg.seeds]
     R, S, T = len(cfg.lr_rules), len(cfg.seeds), len(cfg.targets)
     arrays = {k: v[:, rows].reshape(T, R, S, *v.shape[2:]) for k, v in h.items() if not k.endswith("_curve")}
     arrays["loss_curve"] = h["loss_curve"][:, rows].reshape(-1, R, S)
     weights = {k: v[:, rows].reshape(T * R * S, *v.shape[2:]) for k, v in states.items()}
-    return cache.Result(arrays, {"batch_size": bs, "lr": {r: rule_lr(cfg, r, bs) for r in cfg.lr_rules}},
+    return cache.Result(arrays, {"batch_size": batch_size, "lr": {r: rule_lr(cfg, r, batch_size) for r in cfg.lr_rules}},
                         weights=weights)
 
 
@@ -106,27 +106,32 @@ def _train_labels(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     """True and random labels on the same images (the first label_subset), one
     batch size, every seed, in one ensemble. Arrays [T, L, S]."""
     dev = torch.device(cfg.device)
-    (bs,) = cfg.label_batches
+    (batch_size,) = cfg.label_batch_sizes
     data = load_mnist(dev)
     train = data.train.subset(cfg.train_subset).subset(cfg.label_subset)
     y = {"true": train.y, "random": random_labels(train.y, seed=0)}
     ens = Ensemble(mnist_mlp(cfg.hidden), [s for _ in LABELS for s in cfg.seeds], dev)
     labels = torch.stack([y[lab] for lab in LABELS for _ in cfg.seeds])
     h, states = fit_to_targets(ens, Split(train.x, labels), data.test, targets=cfg.targets,
-                               max_epochs=cfg.label_max_epochs, batch_size=bs, lr=cfg.lr, progress=progress,
-                               desc=f"1-3d labels, batch {bs}")
+                               max_epochs=cfg.label_max_epochs, batch_size=batch_size, lr=cfg.lr, progress=progress,
+                               desc=f"1-3d labels, batch {batch_size}")
     h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
     L, S, T = len(LABELS), len(cfg.seeds), len(cfg.targets)
     arrays = {k: v.reshape(T, L, S) for k, v in h.items() if not k.endswith("_curve")}
     arrays["loss_curve"] = h["loss_curve"].reshape(-1, L, S)
-    return cache.Result(arrays, {"batch_size": bs, "agreement": float((y["random"] == y["true"]).float().mean())})
+    return cache.Result(arrays, {"batch_size": batch_size, "agreement": float((y["random"] == y["true"]).float().mean())})
 
 
 def batch_sweep_units(cfg: BatchSweepConfig) -> list[Unit]:
     """One unit per batch size (its rules and seeds train as one ensemble), then
     one per batch size of the label comparison."""
-    return (split_units("batch_sweep_unit", cfg, ("batch_sizes",), _train_batch) +
-            split_units("batch_sweep_labels", cfg, ("label_batches",), _train_labels))
+    return model_units(cfg) + split_units("batch_sweep_labels", cfg, ("label_batch_sizes",), _train_labels)
+
+
+def model_units(cfg: BatchSweepConfig) -> list[Unit]:
+    """One unit per batch size, its rules and seeds trained as one ensemble
+    (1-3e reads their models)."""
+    return split_units("batch_sweep_unit", cfg, ("batch_sizes",), _train_batch)
 
 
 def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
@@ -141,7 +146,7 @@ def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> ca
     arrays = stack_units(parts[:B], metrics)
     arrays |= {f"label_{k}": v for k, v in stack_units(parts[B:], metrics).items()}
     arrays["batch_size"] = np.array(cfg.batch_sizes)
-    arrays["label_batch_size"] = np.array(cfg.label_batches)
+    arrays["label_batch_size"] = np.array(cfg.label_batch_sizes)
     arrays["lr"] = np.array([[rule_lr(cfg, r, b) for r in cfg.lr_rules] for b in cfg.batch_sizes])
     return cache.Result(arrays, {"lr_rules": list(cfg.lr_rules), "targets": list(cfg.targets),
                                  "labels": list(LABELS)})
@@ -158,10 +163,10 @@ def h_batch_sweep(r, cfg) -> dict:
     for t, target in enumerate(targets):
         for ri, rule in enumerate(rules):
             key = f"{rule}/{target:g}"
-            for b, bs in enumerate(a["batch_size"]):
+            for b, batch_size in enumerate(a["batch_size"]):
                 sl = (b, t, ri)
                 out["cells"].append({
-                    "target": target, "rule": rule, "batch": int(bs), "lr": rnd(a["lr"][b, ri]),
+                    "target": target, "rule": rule, "batch_size": int(batch_size), "lr": rnd(a["lr"][b, ri]),
                     "reached": int(ok[sl].sum()), "epochs": nonneg_ci(a["epochs"][sl]),
                     "train_loss": nonneg_ci(a["train_loss"][sl]),
                     "test_acc": ci_reached(a["test_acc"][sl], ok[sl], acc_test_ci),
@@ -187,10 +192,10 @@ def h_batch_sweep(r, cfg) -> dict:
     out["labels"] = {"subset": cfg.label_subset, "max_epochs": cfg.label_max_epochs, "rows": [], "spearman": {}}
     for t, target in enumerate(targets):
         for li, lab in enumerate(labels):
-            for b, bs in enumerate(la["batch_size"]):
+            for b, batch_size in enumerate(la["batch_size"]):
                 sl = (b, t, li)
                 out["labels"]["rows"].append({
-                    "target": target, "labels": lab, "batch": int(bs), "reached": int(lok[sl].sum()),
+                    "target": target, "labels": lab, "batch_size": int(batch_size), "reached": int(lok[sl].sum()),
                     "epochs": nonneg_ci(la["epochs"][sl]), "train_loss": nonneg_ci(la["train_loss"][sl]),
                     "test_acc": ci_reached(la["test_acc"][sl], lok[sl], acc_test_ci),
                     "loss_gap": ci_reached(lgap[sl], lok[sl]),
@@ -205,7 +210,7 @@ def h_batch_sweep(r, cfg) -> dict:
         "loss_gap": [[rnd(v) for v in row] for row in lgap[:, t, li]],
         "reached": [[float(v) for v in row] for row in lok[:, t, li]]}
         for t, target in enumerate(targets) for li, lab in enumerate(labels)}
-    out["labels"]["batches"] = [int(b) for b in la["batch_size"]]
+    out["labels"]["batch_sizes"] = [int(b) for b in la["batch_size"]]
     return out
 
 
@@ -214,16 +219,16 @@ def c_batch_sweep(r, cfg) -> dict[str, Check]:
     out = {}
     for t, target in enumerate(cfg.targets):
         for ri, rule in enumerate(cfg.lr_rules):
-            for b, bs in enumerate(a["batch_size"]):
-                where = f"[{rule},target={target:g},batch={int(bs)}]"
+            for b, batch_size in enumerate(a["batch_size"]):
+                where = f"[{rule},target={target:g},batch_size={int(batch_size)}]"
                 out[f"test_acc{where}"] = Check("1-3d/test_acc", "lin", pct(a["test_acc"][b, t, ri]),
                                                 one_sample(None, TEST))
                 for k in ("train_loss", "sensitivity", "epochs"):
                     v = vals(a[k][b, t, ri])
                     out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
         for li, lab in enumerate(LABELS):
-            for b, bs in enumerate(a["label_batch_size"]):
-                where = f"[{lab} labels,target={target:g},batch={int(bs)}]"
+            for b, batch_size in enumerate(a["label_batch_size"]):
+                where = f"[{lab} labels,target={target:g},batch_size={int(batch_size)}]"
                 for k in ("train_loss", "sensitivity", "epochs"):
                     v = vals(a[f"label_{k}"][b, t, li])
                     out[f"{k}{where}"] = Check(f"1-3d/{k}", "log", v, one_count(v) if k == "epochs" else 0.0)
@@ -242,43 +247,43 @@ def _fmt_slope(d: dict, digits: int = 2) -> str:
     return "n/a" if d["mean"] is None else f"{fmt_m(d, digits)} (n={d['n']})"
 
 
-def block_batch_sweep(bs: dict) -> str:
+def block_batch_sweep(h: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     head = ["target", "lr rule", "batch", "lr", "reached", "epochs", "test acc (%)", "loss gap", "acc gap (points)",
             "sensitivity"]
     t1 = md_table(head, [
-        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['lr']:g}", f"{c['reached']}/{bs['seeds']}",
+        [f"{c['target']:g}", c["rule"], c["batch_size"], f"{c['lr']:g}", f"{c['reached']}/{h['seeds']}",
          fmt_m(c["epochs"], 1), fmt_m(c["test_acc"]), fmt_m(c["loss_gap"], 3), fmt_m(c["acc_gap"]),
-         fmt_m(c["sensitivity"], 3)] for c in bs["cells"]])
+         fmt_m(c["sensitivity"], 3)] for c in h["cells"]])
     t2 = md_table(["target / rule", "slope of log sensitivity on log batch", "loss gap per doubling of batch",
                    "acc gap per doubling (points)"], [
         [k, _fmt_slope(v["sensitivity"]), _fmt_slope(v["loss_gap"], 4), _fmt_slope(v["acc_gap"])]
-        for k, v in bs["slopes"].items()])
-    lab = bs["labels"]
+        for k, v in h["slopes"].items()])
+    lab = h["labels"]
     t3 = md_table(["target", "labels", "batch", "reached", "epochs", "test acc (%)", "loss gap", "sensitivity"], [
-        [f"{row['target']:g}", row["labels"], row["batch"], f"{row['reached']}/{bs['seeds']}", fmt_m(row["epochs"], 1),
+        [f"{row['target']:g}", row["labels"], row["batch_size"], f"{row['reached']}/{h['seeds']}", fmt_m(row["epochs"], 1),
          fmt_m(row["test_acc"]), fmt_m(row["loss_gap"], 3), fmt_m(row["sensitivity"], 3)] for row in lab["rows"]])
     t4 = md_table(["target", "Spearman(sensitivity, loss gap): true labels", "random labels", "across both"], [
         [t, fmt_sp(s["true"]), fmt_sp(s["random"]), fmt_sp(s["across"])] for t, s in lab["spearman"].items()])
     return (t1 + "\n\n" + t2 +
             f"\n\nEvery model kept the first time its training loss (whole training set) reached each target (at most "
-            f"{bs['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
-            f"Learning rate {bs['lr']:g}, fixed or scaled linearly with the batch from batch {bs['ref_batch']}. "
-            f"Over the seeds (of {bs['seeds']}) that reached the target (epochs and training loss: over all), "
+            f"{h['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
+            f"Learning rate {h['lr']:g}, fixed or scaled linearly with the batch from batch {h['ref_batch']}. "
+            f"Over the seeds (of {h['seeds']}) that reached the target (epochs and training loss: over all), "
             f"{BOUNDED_INTERVALS}. Slopes: least squares per seed over the batch "
             "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) among all models "
             "that reached each target: " +
-            "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in bs["spearman_sensitivity_gap"].items()) +
+            "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in h["spearman_sensitivity_gap"].items()) +
             f".\n\nTrue vs random labels on the same {lab['subset']:,} training images (test labels true), "
-            f"learning rate {bs['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4 +
-            _novak_tests(bs))
+            f"learning rate {h['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4 +
+            _novak_tests(h))
 
 
-def _novak_tests(bs: dict) -> str:
+def _novak_tests(h: dict) -> str:
     """What the numbers say about Novak et al.'s claim, per target (generated)."""
     lines = ["\n\n**What each comparison tests** (interval, and where it lies):\n"]
-    for t, sp in bs["labels"]["spearman"].items():
-        slopes = bs["slopes"]
+    for t, sp in h["labels"]["spearman"].items():
+        slopes = h["slopes"]
         fixed, linear = slopes.get(f"fixed/{t}"), slopes.get(f"linear/{t}")
         parts = [f"- training loss {t}: Spearman(sensitivity, loss gap) within true labels {where(fmt_sp(sp['true']), sign_of_rho(sp['true']))}"
                  f", within random labels {where(fmt_sp(sp['random']), sign_of_rho(sp['random']))}"

@@ -19,15 +19,15 @@ from ..models import count_params, mnist_mlp
 from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, fmt_m, md_table, nonneg_ci, one_sample, pct, pct_ci,
                         plural, rnd, vals)
 from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1
-from .common import Experiment, Unit, split_units, stack_units
-from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, _fmt_slope, _train_batch
+from .common import Experiment, Unit, stack_units
+from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, _fmt_slope, model_units
 from ..headline import acc_test_ci, ci_finite, ci_reached, seed_slopes, sign_of, where
 
 
-def batch_sweep_models(cfg: BatchSweepConfig, batch: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
+def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
     """The trained models of one batch size of the sweep, from the cache: members
     in the order (target, rule, seed); and that batch size's unit result."""
-    unit = split_units("batch_sweep_unit", dataclasses.replace(cfg, batch_sizes=(batch,)), (), _train_batch)[0]
+    (unit,) = model_units(dataclasses.replace(cfg, batch_sizes=(batch_size,)))
     part = unit(progress)
     dev = torch.device(cfg.device)
     ens = Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
@@ -126,15 +126,15 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     [T, R, S] (largest Hessian eigenvalue of the training loss on the subset,
     from Hessian-vector products), reached [T, R, S] (the model met its target)."""
     dev = torch.device(cfg.device)
-    (bs,) = cfg.sweep.batch_sizes
+    (batch_size,) = cfg.sweep.batch_sizes
     data = load_mnist(dev)
-    ens, part = batch_sweep_models(cfg.sweep, bs, progress)
+    ens, part = batch_sweep_models(cfg.sweep, batch_size, progress)
     shape = (len(cfg.sweep.targets), len(cfg.sweep.lr_rules), len(cfg.sweep.seeds))
     out = _sharpness_of(cfg, mnist_mlp(cfg.sweep.hidden), ens, data.train.subset(cfg.loss_subset),
-                        data.train.subset(cfg.hessian_subset), progress, f"1-3e batch {bs}")
+                        data.train.subset(cfg.hessian_subset), progress, f"1-3e batch {batch_size}")
     arrays = {k: v.reshape(*v.shape[:-1], *shape) for k, v in out.items()}
     arrays["reached"] = part.arrays["reached"]          # whether each model met its target (1-3d's flag)
-    return cache.Result(arrays, {"batch_size": bs})
+    return cache.Result(arrays, {"batch_size": batch_size})
 
 
 def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
@@ -147,21 +147,21 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     (net,), (regime,) = k.networks, k.regimes
     data = load_mnist(dev)
     train = data.train.subset(k.train_subset)
-    bs = keskar_batch(k, regime, len(train))
+    batch_size = keskar_batch(k, regime, len(train))
     if net == "f1":
         build, seeds, chunk = keskar_f1(k.f1_width), k.f1_seeds, F1_CHUNK
     else:
         build, seeds, chunk = mnist_mlp(k.mlp_hidden), k.mlp_seeds, None
     ens = Ensemble(build, seeds, dev)
     h, states = fit_to_targets(ens, train, data.test, targets=(k.target_loss,), patience=k.patience,
-                               max_epochs=k.max_epochs, batch_size=bs, lr=k.lr, chunk=chunk, progress=progress,
-                               desc=f"1-3e Keskar {net}, batch {bs}")
+                               max_epochs=k.max_epochs, batch_size=batch_size, lr=k.lr, chunk=chunk, progress=progress,
+                               desc=f"1-3e Keskar {net}, batch {batch_size}")
     loss_split = train.subset(cfg.loss_subset)
     lbfgsb = [lbfgsb_per_member(build, Ensemble.from_stacked(build, {n: v[c] for n, v in states.items()}, dev),
                                 loss_split, cfg.epsilons[0], cfg.lbfgsb_iters) for c in range(2)]
     arrays = {k2: v for k2, v in h.items() if k2 not in ("steps", "acc_curve")}
     arrays["sharpness_lbfgsb"] = np.stack(lbfgsb)
-    return cache.Result(arrays, {"network": net, "regime": regime, "batch_size": bs, "params": count_params(ens)})
+    return cache.Result(arrays, {"network": net, "regime": regime, "batch_size": batch_size, "params": count_params(ens)})
 
 
 def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
@@ -205,14 +205,17 @@ def h_sharpness(r, cfg) -> dict:
     sw = cfg.sweep
     out = {"epsilons": eps, "lbfgsb_iters": cfg.lbfgsb_iters, "targets": list(sw.targets),
            "lr_rules": list(sw.lr_rules), "cells": [], "slopes": {},
-           "per_seed": {}, "contrast_256_4096": {}}
+           "per_seed": {}}
     ok = a["reached"].astype(bool)                        # [B, T, R, S]: whether each model met its target
     bsz = a["batch_size"]
+    # Keskar's small batch against the sweep's largest, where the sweep has both
+    small, large = cfg.keskar.small_batch, int(bsz.max())
+    out["contrast"] = {"batch_sizes": [small, large], "ratios": {}}
     for t, target in enumerate(sw.targets):
         for ri, rule in enumerate(sw.lr_rules):
             key = f"{rule}/{target:g}"
-            for b, bs in enumerate(bsz):
-                out["cells"].append({"target": target, "rule": rule, "batch": int(bs), "reached": int(ok[b, t, ri].sum()),
+            for b, batch_size in enumerate(bsz):
+                out["cells"].append({"target": target, "rule": rule, "batch_size": int(batch_size), "reached": int(ok[b, t, ri].sum()),
                                      "n": int(ok.shape[-1]),
                                      "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri], nonneg_ci)
                                                    for e in range(len(eps))],
@@ -227,9 +230,9 @@ def h_sharpness(r, cfg) -> dict:
             out["per_seed"][key] = {"sharpness": [[rnd(v) for v in row] for row in a["sharpness"][:, 0, t, ri]],
                                     "sharpness_lbfgsb": [[rnd(v) for v in row] for row in a["sharpness_lbfgsb"][:, t, ri]],
                                     "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
-            if 256 in bsz and 4096 in bsz:
-                i, j = list(bsz).index(256), list(bsz).index(4096)
-                out["contrast_256_4096"][key] = rnd(a["sharpness_lbfgsb"][j, t, ri].mean() /
+            if small in bsz and small < large:
+                i, j = list(bsz).index(small), list(bsz).index(large)
+                out["contrast"]["ratios"][key] = rnd(a["sharpness_lbfgsb"][j, t, ri].mean() /
                                                     a["sharpness_lbfgsb"][i, t, ri].mean())
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
     return out
@@ -269,8 +272,8 @@ def c_sharpness(r, cfg) -> dict[str, Check]:
     out = {}
     for t, target in enumerate(cfg.sweep.targets):
         for ri, rule in enumerate(cfg.sweep.lr_rules):
-            for b, bs in enumerate(a["batch_size"]):
-                where = f"{rule},target={target:g},batch={int(bs)}"
+            for b, batch_size in enumerate(a["batch_size"]):
+                where = f"{rule},target={target:g},batch_size={int(batch_size)}"
                 for e, eps in enumerate(a["epsilons"]):
                     out[f"sharpness[eps={eps:g},{where}]"] = Check("1-3e/sharpness", "log", vals(a["sharpness"][b, e, t, ri]))
                 out[f"sharpness_lbfgsb[{where}]"] = Check("1-3e/sharpness", "log", vals(a["sharpness_lbfgsb"][b, t, ri]))
@@ -290,11 +293,12 @@ def block_sharpness(sh: dict) -> str:
     eps = sh["epsilons"]
     t1 = md_table(["target", "lr rule", "batch", "reached", *[f"sharpness, eps {e:g}" for e in eps],
                    f"eps {eps[0]:g}, L-BFGS-B", "top Hessian eigenvalue"], [
-        [f"{c['target']:g}", c["rule"], c["batch"], f"{c['reached']}/{c['n']}", *[fmt_m(v) for v in c["sharpness"]],
+        [f"{c['target']:g}", c["rule"], c["batch_size"], f"{c['reached']}/{c['n']}", *[fmt_m(v) for v in c["sharpness"]],
          fmt_m(c["sharpness_lbfgsb"]), fmt_m(c["top_eig"])] for c in sh["cells"]])
     keys = next(iter(sh["slopes"].values())).keys()
-    t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys], "L-BFGS-B sharpness, 4096 / 256"], [
-        [k, *[_fmt_slope(v[m]) for m in keys], sh["contrast_256_4096"].get(k, "n/a")] for k, v in sh["slopes"].items()])
+    small, large = sh["contrast"]["batch_sizes"]
+    t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys], f"L-BFGS-B sharpness, {large} / {small}"], [
+        [k, *[_fmt_slope(v[m]) for m in keys], sh["contrast"]["ratios"].get(k, "n/a")] for k, v in sh["slopes"].items()])
     kf = sh["keskar_f1"]
     net_names = {"f1": "F1 (Keskar)", "mlp": "784-64-64-10 (1-3d)"}
     rows = []
