@@ -254,3 +254,17 @@ class Ensemble:
         """[N] L2 norm of each member's gradient over all its parameters."""
         sq = sum(v.grad.pow(2).flatten(1).sum(1) for v in self.params.values() if v.grad is not None)
         return torch.as_tensor(sq).sqrt()
+
+
+def seeded_ensemble(build: Callable[[], nn.Module], init_seeds: Sequence[int], order_seeds: Sequence[int],
+                    device: torch.device) -> Ensemble:
+    """An ensemble whose member i starts from the weights drawn from
+    init_seeds[i] and shuffles its batches with the generator of order_seeds[i]:
+    two members with one initialisation and different orders differ only by
+    the noise of SGD."""
+    ens = Ensemble(build, order_seeds, device)
+    init = Ensemble(build, init_seeds, device)
+    with torch.no_grad():
+        for k, v in ens.params.items():
+            v.copy_(init.params[k])
+    return ens

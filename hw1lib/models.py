@@ -167,3 +167,25 @@ def describe(model: nn.Module) -> str:
     if linears:
         parts.append("Dense " + "-".join(str(x) for x in [linears[0].in_features] + [l.out_features for l in linears]))
     return " | ".join(parts)
+
+
+def keskar_f1(width: int = 512) -> Callable[[], nn.Sequential]:
+    """Builder of Keskar et al.'s (2017, appendix B.1) network F1 for MNIST: 784
+    inputs, five hidden layers of 512 units (`width`; smaller only in the smoke
+    and quick profiles), each Linear -> batch normalisation -> ReLU, and 10
+    outputs (softmax in the loss). Batch normalisation keeps no running
+    statistics: it normalises with the statistics of the batch it is given, in
+    training and in evaluation alike, as the Keras `BatchNormalization(mode=2)`
+    of the authors' code does; evaluate it on large chunks (`F1_CHUNK`)."""
+    def build() -> nn.Sequential:
+        layers: list[nn.Module] = [nn.Flatten()]
+        d = 784
+        for _ in range(5):
+            layers += [nn.Linear(d, width), nn.BatchNorm1d(width, track_running_stats=False), nn.ReLU()]
+            d = width
+        layers.append(nn.Linear(d, 10))
+        return nn.Sequential(*layers)
+    return build
+
+
+F1_CHUNK = 10_000   # samples per evaluation chunk of F1 (its batch statistics come from each chunk)

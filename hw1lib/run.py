@@ -41,9 +41,8 @@ from typing import Any, Callable
 
 import torch
 
-from . import cache, exact
+from . import cache, exact, experiments
 from .device import resolve_device
-from . import experiments
 from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit

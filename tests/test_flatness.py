@@ -11,7 +11,7 @@ from hw1lib.ensemble import Ensemble
 from hw1lib.errors import ConfigError, TrainingDiverged
 from hw1lib.experiments import experiment
 from hw1lib.experiments.e1_3c_flatness_interpolation import barrier, rising_steps, slice_rise; from hw1lib.headline import seed_slopes
-from hw1lib.flatness import STOP, fit_to_targets, keskar_f1, seeded_ensemble
+from hw1lib.train import STOP, fit_to_targets; from hw1lib.models import keskar_f1; from hw1lib.ensemble import seeded_ensemble
 from hw1lib.models import count_params, mlp
 from hw1lib.ensemble import seeded_init
 from hw1lib.train import evaluate, shuffle_generator

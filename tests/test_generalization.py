@@ -6,7 +6,7 @@ from torch import nn
 
 from hw1lib import cache
 from hw1lib.ensemble import Ensemble
-from hw1lib.analysis import interpolate_flat
+from hw1lib.landscape import interpolate_flat
 from hw1lib.data import random_labels
 from hw1lib.errors import ConfigError
 from hw1lib.experiments import experiment
@@ -93,7 +93,7 @@ def test_epsilon_sharpness_against_lbfgsb():
 
 
 def test_interpolation_evaluated_at_the_ends_equals_the_trained_models(mnist):
-    from hw1lib.analysis import evaluate_points
+    from hw1lib.landscape import evaluate_points
     from hw1lib.train import evaluate
 
     build = lambda: mlp(784, (8,), 10)

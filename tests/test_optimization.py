@@ -7,7 +7,7 @@ import torch
 from torch.func import grad
 from torch import nn
 
-from hw1lib.analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
+from hw1lib.landscape import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
 from hw1lib.critical import (CRITICAL, GRADIENT_FLAT, NOT_CONVERGED, classify, endpoint_spectrum, find_critical,
                              linear_autoencoder, linear_autoencoder_critical_points, linear_autoencoder_point,
                              linear_autoencoder_starts, minimize_grad_norm, refine_critical, resolved_spectrum)

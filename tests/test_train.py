@@ -8,7 +8,7 @@ from hw1lib.ensemble import Ensemble, SliceMaxPool2d
 from hw1lib.errors import TrainingDiverged
 from hw1lib.functions import target
 from hw1lib.models import cnn_for_params, mlp
-from hw1lib.flatness import fit_to_targets
+from hw1lib.train import fit_to_targets
 from hw1lib.train import _raise_diverged, evaluate, fit_classifier, fit_full_batch, make_adam
 from oracles import plain_adam_epoch
 

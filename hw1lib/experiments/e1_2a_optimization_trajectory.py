@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..analysis import pca_2d
+from ..landscape import pca_2d
 from ..data import load_mnist
 from ..errors import ConfigError
 from ..ensemble import Ensemble

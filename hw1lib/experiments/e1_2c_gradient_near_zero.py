@@ -10,11 +10,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import cache
-from ..critical import CRITICAL as AT_CRITICAL, GRADIENT_FLAT as AT_GRADIENT_FLAT
-from ..critical import (classify, endpoint_spectrum, find_critical, linear_autoencoder,
-                        linear_autoencoder_critical_points, linear_autoencoder_starts, minimize_grad_norm,
-                        refine_critical, resolved_spectrum)
-from ..critical import index_at_critical, levels_of, loss_levels, oracle_summary, status_counts
+from ..critical import (CRITICAL as AT_CRITICAL, GRADIENT_FLAT as AT_GRADIENT_FLAT, classify, endpoint_spectrum,
+                        find_critical, index_at_critical, levels_of, linear_autoencoder,
+                        linear_autoencoder_critical_points, linear_autoencoder_starts, loss_levels,
+                        minimize_grad_norm, oracle_summary, refine_critical, resolved_spectrum, status_counts)
 from ..curvature import FlatLoss, loss_and_grad, minimal_ratio
 from ..ensemble import Ensemble
 from ..functions import target

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..analysis import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
+from ..landscape import evaluate_points, filter_normalized_direction, pca_2d, plane_grid
 from ..data import load_mnist
 from ..ensemble import Ensemble
 from ..models import mnist_mlp

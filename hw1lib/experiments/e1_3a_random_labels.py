@@ -15,7 +15,7 @@ from ..models import count_params, mnist_mlp
 from ..headline import (TEST, TRAIN, Check, fmt_m, md_table, one_count, one_sample, pct, pct_ci, plural, rnd,
                         rounded, vals)
 from ..stats import crossing, geometric_ci
-from ..flatness import fit_to_targets
+from ..train import fit_to_targets
 from .common import Experiment, Unit
 
 

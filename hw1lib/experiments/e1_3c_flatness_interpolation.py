@@ -7,14 +7,14 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..analysis import evaluate_points, filter_normalized_direction, interpolate_flat
+from ..landscape import evaluate_points, filter_normalized_direction, interpolate_flat
 from ..data import Split, load_mnist
-from ..ensemble import Ensemble
+from ..ensemble import Ensemble, seeded_ensemble
 from ..models import mnist_mlp
-from ..headline import BOUNDED_INTERVALS, TEST, Check, ci, fmt_m, md_table, nonneg_ci, one_sample, pct, rnd, vals
-from ..flatness import fit_to_targets, seeded_ensemble
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci, fmt_m, md_table, nonneg_ci, one_sample, pct,
+                        rnd, sign_of, vals, where)
+from ..train import fit_to_targets
 from .common import Experiment
-from ..headline import acc_test_ci, sign_of, where
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from ..data import Split, load_mnist, random_labels
 from ..ensemble import Ensemble
 from ..measures import sensitivity
 from ..models import mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, TEST, Check, correlation, fmt_m, fmt_sp, md_table, nonneg_ci, one_count,
-                        one_sample, pct, rnd, vals)
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci_finite, ci_reached, correlation, fmt_m,
+                        fmt_sp, md_table, nonneg_ci, one_count, one_sample, pct, rnd, seed_slopes, sign_of, vals,
+                        where)
 from ..stats import spearman_ci
-from ..flatness import fit_to_targets
+from ..train import fit_to_targets
 from .common import Experiment, Unit, split_units, stack_units
-from ..headline import acc_test_ci, ci_finite, ci_reached, seed_slopes, sign_of, where
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def model_units(cfg: BatchSweepConfig) -> list[Unit]:
 def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
     """Arrays: batch_size [B]; lr [B, R]; train_loss, train_acc, test_loss,
     test_acc, sensitivity, epochs, steps, reached [B, T, R, S] (targets T, rules
-    R, seeds S; at each matched training loss, see `flatness.fit_to_targets`;
+    R, seeds S; at each matched training loss, see `train.fit_to_targets`;
     sensitivity = mean over the test images of the per-image Frobenius norm of
     d softmax / d input); loss_curve [B] objects; label_batch_size [Bl] and
     label_{metric} [Bl, T, L, S] for the label comparison (true, random)."""

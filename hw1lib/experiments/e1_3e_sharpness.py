@@ -15,13 +15,12 @@ from ..errors import ConfigError
 from ..data import Split, load_mnist
 from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb
-from ..models import count_params, mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, TEST, TRAIN, Check, fmt_m, md_table, nonneg_ci, one_sample, pct, pct_ci,
-                        plural, rnd, vals)
-from ..flatness import F1_CHUNK, fit_to_targets, keskar_f1
+from ..models import F1_CHUNK, count_params, keskar_f1, mnist_mlp
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_m, md_table,
+                        nonneg_ci, one_sample, pct, pct_ci, plural, rnd, seed_slopes, sign_of, vals, where)
+from ..train import fit_to_targets
 from .common import Experiment, Unit, stack_units
 from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, _fmt_slope, model_units
-from ..headline import acc_test_ci, ci_finite, ci_reached, seed_slopes, sign_of, where
 
 
 def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
