@@ -19,13 +19,37 @@ import math
 
 import numpy as np
 
-from .stats import fmt_ci, fmt_interval, mean_ci, positive_ci, proportion_ci
+from .stats import mean_ci, positive_ci, proportion_ci
 
 TRAIN, TEST = 60_000, 10_000    # MNIST's splits
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 
 
 # ------------------------------------------------------------------ numbers
+def fmt_interval(d: dict | None, digits: int = 2, scale: float = 1.0, key: str = "mean", spec: str = "f",
+                 n: bool = True) -> str:
+    """'99.42 [98.10, 99.80] (n = 5)' from an interval dict ({mean or gmean,
+    lo, hi, n}: proportion_ci, positive_ci, geometric_ci, rounded or not),
+    times `scale` (e.g. 100 for percent), in format `spec` ('f' or 'e'),
+    without '(n = ...)' when `n` is False; just the value where there is no
+    interval (a bound None or NaN); 'n/a' for no result."""
+    if d is None:
+        return "n/a"
+    def f(v):
+        return f"{v * scale:.{digits}{spec}}"
+    tail = f" (n = {d['n']})" if n else ""
+    if d["lo"] is None or d["hi"] is None or not (np.isfinite(d["lo"]) and np.isfinite(d["hi"])):
+        return f(d[key]) + tail
+    return f"{f(d[key])} [{f(d['lo'])}, {f(d['hi'])}]" + tail
+
+
+def fmt_ci(mean: float, half: float, digits: int = 2) -> str:
+    """'98.14 ± 0.05' (or just the mean where there is no interval)."""
+    if half is None or not np.isfinite(half):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 def rnd(x: float, sig: int = 4) -> float | None:
     """A float rounded to `sig` significant digits (a stable JSON file); NaN -> None."""
     x = float(x)

@@ -187,23 +187,6 @@ def compare_log(a, b, level: float = 0.95, power: float = 0.8) -> dict:
             "detectable": float(detect), "n": [na, nb]}
 
 
-def fmt_interval(d: dict | None, digits: int = 2, scale: float = 1.0, key: str = "mean", spec: str = "f",
-                 n: bool = True) -> str:
-    """'99.42 [98.10, 99.80] (n = 5)' from an interval dict ({mean or gmean,
-    lo, hi, n}: proportion_ci, positive_ci, geometric_ci, rounded or not),
-    times `scale` (e.g. 100 for percent), in format `spec` ('f' or 'e'),
-    without '(n = ...)' when `n` is False; just the value where there is no
-    interval (a bound None or NaN); 'n/a' for no result."""
-    if d is None:
-        return "n/a"
-    def f(v):
-        return f"{v * scale:.{digits}{spec}}"
-    tail = f" (n = {d['n']})" if n else ""
-    if d["lo"] is None or d["hi"] is None or not (np.isfinite(d["lo"]) and np.isfinite(d["hi"])):
-        return f(d[key]) + tail
-    return f"{f(d[key])} [{f(d['lo'])}, {f(d['hi'])}]" + tail
-
-
 def spearman(x, y) -> float:
     """Spearman's rho; NaN (silently) where either input is constant, as a
     bootstrap resample of a few points can be."""
@@ -276,10 +259,3 @@ def plateaued(curve, window: float = 0.1, rtol: float = 0.01) -> bool:
     `window` fraction of epochs lowered the best loss so far by less than `rtol`
     (relative); see last_window_drop."""
     return bool(last_window_drop(curve, window) <= rtol)
-
-
-def fmt_ci(mean: float, half: float, digits: int = 2) -> str:
-    """'98.14 ± 0.05' (or just the mean where there is no interval)."""
-    if half is None or not np.isfinite(half):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"

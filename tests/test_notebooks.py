@@ -93,7 +93,7 @@ def test_make_lab_starts_and_serves_a_notebook_over_rest():
 def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_path):
     import re
 
-    from hw1lib.report import export_html
+    from hw1lib.site import export_html
 
     nbs = [repo_root() / "notebooks" / n for n in notebooks()]
     index = export_html(nbs, tmp_path / "html", {"profile": "quick", "device": "cpu", "git_commit": "abc",
@@ -130,7 +130,7 @@ def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_pat
 
 
 def test_math_becomes_mathml_and_dollars_that_are_not_math_stay():
-    from hw1lib.report import math_to_mathml
+    from hw1lib.site import math_to_mathml
 
     out = math_to_mathml(r"a $\|\nabla L\|^2$ b $$\theta_k$$ c")
     assert out.count("<math") == 2 and "$" not in out and 'display="block"' in out

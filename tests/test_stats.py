@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from hw1lib import stats, tables
+from hw1lib import headline, stats, tables
 from hw1lib.paths import repo_root
 
 
@@ -76,8 +76,8 @@ def test_positive_interval_is_above_zero_and_skewed_upwards():
     assert m - h < d["lo"]                                   # the plain interval reaches further down
     with pytest.raises(ValueError):
         stats.positive_ci([1.0, 0.0])
-    assert stats.fmt_interval(stats.proportion_ci([0.99, 0.98, 0.995], 10_000), scale=100).startswith("98.83 [")
-    assert stats.fmt_interval({"mean": 0.5, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "0.50 (n = 1)"
+    assert headline.fmt_interval(stats.proportion_ci([0.99, 0.98, 0.995], 10_000), scale=100).startswith("98.83 [")
+    assert headline.fmt_interval({"mean": 0.5, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "0.50 (n = 1)"
 
 
 def test_a_skewed_handful_of_seeds_keeps_the_mean_inside_its_interval():
@@ -164,7 +164,7 @@ def test_bootstrap_interval_of_spearman_covers_and_is_seeded():
     assert stats.spearman_ci(x, y) == out                     # same seed, same interval
     assert stats.first_at_least([0.1, 0.5, 0.99, 1.0], 0.99) == 2
     assert stats.first_at_least([0.1], 0.99) is None
-    assert stats.fmt_ci(98.141, 0.052) == "98.14 ± 0.05" and stats.fmt_ci(1.0, float("nan")) == "1.00"
+    assert headline.fmt_ci(98.141, 0.052) == "98.14 ± 0.05" and headline.fmt_ci(1.0, float("nan")) == "1.00"
 
 
 def test_partial_spearman_removes_a_shared_driver():

@@ -15,10 +15,10 @@ from .. import cache
 from ..ensemble import Ensemble
 from ..errors import ConfigError
 from ..functions import target
-from ..stats import compare_log, fmt_interval, geometric_ci, plateaued
+from ..stats import compare_log, geometric_ci, plateaued
+from ..headline import Check, fmt_interval, md_table, plural, rnd, rounded, vals
 from ..models import count_params, mlp, mlp_widths_for_params
 from ..train import fit_full_batch, polish_lbfgs
-from ..headline import Check, md_table, plural, rnd, rounded, vals
 from .common import Experiment, stack_units
 
 

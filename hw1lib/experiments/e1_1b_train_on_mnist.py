@@ -16,9 +16,8 @@ from ..ensemble import Ensemble
 from ..errors import ConfigError
 from ..models import cnn_for_params, count_params, describe
 from ..train import fit_classifier
-from ..headline import (DATASET_NAMES, TEST, TRAIN, Check, ci, md_table, one_sample, pct, pct_ci, plural, pos_ci,
-                        rnd, vals)
-from ..stats import fmt_interval
+from ..headline import (Check, DATASET_NAMES, TEST, TRAIN, ci, fmt_interval, md_table, one_sample, pct, pct_ci,
+                        plural, pos_ci, rnd, vals)
 from .common import Experiment, stack_units
 
 

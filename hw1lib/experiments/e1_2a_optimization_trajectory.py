@@ -13,8 +13,7 @@ from ..errors import ConfigError
 from ..ensemble import Ensemble
 from ..models import count_params, mnist_mlp
 from ..train import fit_classifier
-from ..headline import TEST, Check, one_sample, pct, pct_ci, rnd
-from ..stats import fmt_interval
+from ..headline import Check, TEST, fmt_interval, one_sample, pct, pct_ci, rnd
 from .common import Experiment
 
 

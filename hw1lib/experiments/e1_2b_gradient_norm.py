@@ -12,8 +12,7 @@ from ..ensemble import Ensemble
 from ..functions import target
 from ..models import mlp, mlp_widths_for_params, mnist_mlp
 from ..train import eval_chunk, fit_classifier, fit_full_batch, member_cross_entropy
-from ..headline import Check, md_table, plural, pos_ci, vals
-from ..stats import fmt_interval
+from ..headline import Check, fmt_interval, md_table, plural, pos_ci, vals
 from .common import Experiment
 
 
