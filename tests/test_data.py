@@ -1,3 +1,4 @@
+import dataclasses
 import shutil
 
 import pytest
@@ -96,10 +97,10 @@ def _fake_deb(tmp_path, contents: dict[str, bytes]):
 def test_fashion_from_a_deb_is_decompressed_and_checked(tmp_path, monkeypatch):
     from hw1lib import data, fashion
 
-    names = list(fashion.FASHION_SHA256)
+    names = list(fashion.FASHION.sha256)
     deb, digests = _fake_deb(tmp_path, {n: f"idx {n}".encode() for n in names})
     monkeypatch.setattr(fashion, "DEB_SHA256", data.sha256(deb))
-    monkeypatch.setattr(fashion, "FASHION_SHA256", digests)
+    monkeypatch.setattr(fashion, "FASHION", dataclasses.replace(fashion.FASHION, sha256=digests))
     raw = fashion.fetch_fashion(tmp_path / "d", deb=deb, verbose=False)
     assert sorted(p.name for p in raw.iterdir()) == sorted(names)
     assert (raw / names[0]).read_bytes() == f"idx {names[0]}".encode()
@@ -110,13 +111,13 @@ def test_fashion_from_a_deb_is_decompressed_and_checked(tmp_path, monkeypatch):
 def test_fashion_wrong_deb_or_wrong_file_is_never_used(tmp_path, monkeypatch):
     from hw1lib import data, fashion
 
-    names = list(fashion.FASHION_SHA256)
+    names = list(fashion.FASHION.sha256)
     deb, digests = _fake_deb(tmp_path, {n: f"idx {n}".encode() for n in names})
-    monkeypatch.setattr(fashion, "FASHION_SHA256", digests)
+    monkeypatch.setattr(fashion, "FASHION", dataclasses.replace(fashion.FASHION, sha256=digests))
     with pytest.raises(ChecksumError, match=deb.name):          # the real package's checksum: not this one
         fashion.fetch_fashion(tmp_path / "a", deb=deb, verbose=False)
     monkeypatch.setattr(fashion, "DEB_SHA256", data.sha256(deb))
-    monkeypatch.setattr(fashion, "FASHION_SHA256", {**digests, names[1]: "0" * 64})
+    monkeypatch.setattr(fashion, "FASHION", dataclasses.replace(fashion.FASHION, sha256={**digests, names[1]: "0" * 64}))
     with pytest.raises(ChecksumError, match=names[1]):
         fashion.fetch_fashion(tmp_path / "b", deb=deb, verbose=False)
     left = [p.name for p in fashion.fashion_raw_dir(tmp_path / "b").iterdir()]
