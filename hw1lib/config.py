@@ -198,3 +198,28 @@ def config_hash(config: Any) -> str:
     """Stable 16-hex-digit hash of a config's type and every field."""
     blob = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def add_args(ap, *names: str, **changed: dict) -> None:
+    """The arguments the commands share (run, report, verify, tables, the
+    benchmarks), declared once: `names` among profile, device, only, set,
+    jobs, no_progress; `changed[name]`: what differs for one command (a
+    default, the choices, the help)."""
+    specs = {
+        "profile": ("--profile", dict(default="full", choices=PROFILES,
+                                      help="smoke (seconds) | quick (minutes) | full (the report)")),
+        "device": ("--device", dict(default="auto", help="auto | cpu | cuda")),
+        "only": ("--only", dict(default=None, help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
+                                                  "(default: all)")),
+        "set": ("--set", dict(action="append", default=[], metavar="NAME.FIELD=VALUE",
+                              help="override one config field of one experiment, checked like the configs "
+                                   "(repeatable), e.g. --set 1-3d.seeds=0,1 --set 1-3e.keskar.f1_seeds=0")),
+        "jobs": ("--jobs", dict(type=int, default=1, help="units computed at once (default 1)")),
+        "no_progress": ("--no-progress", dict(action="store_true", help="no tqdm bars")),
+    }
+    for name in names:
+        flag, kw = specs[name]
+        ap.add_argument(flag, **{**kw, **changed.get(name, {})})

@@ -1,6 +1,8 @@
 """Device selection with a clear error instead of a CUDA traceback."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import DeviceError
@@ -26,6 +28,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    """The device in words, as run records and timings name it."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return f"cpu ({os.cpu_count()} cores, torch {torch.get_num_threads()} threads)"

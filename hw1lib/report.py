@@ -236,19 +236,17 @@ def _stop(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from . import experiments
+    from .config import add_args
     from .device import describe, resolve_device
     from .errors import Hw1libError
     from .provenance import git_commit
     from .run import InlineExecutor, stop_workers
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
-    ap.add_argument("--device", default="auto")
+    add_args(ap, "profile", "device", "jobs", "set", jobs={"help": "notebooks rendered at once"},
+             set={"help": "config overrides, as `python -m hw1lib.run --set` takes them (passed to the notebooks)"})
     ap.add_argument("--in-place", action="store_true",
                     help="execute notebooks/ itself with the parameters cell as written (quick profile)")
-    ap.add_argument("--jobs", type=int, default=1, help="notebooks rendered at once")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE",
-                    help="config overrides, as `python -m hw1lib.run --set` takes them (passed to the notebooks)")
     ap.add_argument("--html", action="store_true",
                     help="only export the last report's notebooks to build/html/ (make html)")
     ap.add_argument("notebooks", nargs="*",

@@ -42,7 +42,8 @@ from typing import Any, Callable
 import torch
 
 from . import cache, exact, experiments
-from .device import resolve_device
+from .config import add_args
+from .device import describe, resolve_device
 from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit
@@ -141,144 +142,164 @@ def _wait_any(futures: list) -> list:
         time.sleep(1.0)
 
 
+class Scheduler:
+    """Units of the selected experiments through an executor: an experiment
+    starts as soon as what it reads (`after`) is done, a unit two experiments
+    share is computed once, cached units are not submitted, and an experiment
+    is assembled (and its line logged) when its last unit finishes. `record`
+    is the timings record at any moment."""
+
+    def __init__(self, selected: list, configs: dict, executor: Any, host_pool: Any = None,
+                 unit_progress: bool = False, own_stream: bool = False, log: Callable[[str], None] = print):
+        self.selected, self.configs, self.executor, self.host_pool = selected, configs, executor, host_pool
+        self.unit_progress, self.own_stream, self.log = unit_progress, own_stream, log
+        self.seconds: dict[str, float] = {}          # per experiment: its units' time and its assembly
+        self.unit_seconds: dict[str, float] = {}
+        self.cached_units: list[str] = []
+        self.failures: dict[str, str] = {}
+        self.started: set[str] = set()
+        self.finished: set[str] = set()
+        self.pending: dict[str, list[Unit]] = {}     # per experiment: its units computed in this run
+        self.waiting: dict[str, list[str]] = {}      # unit -> the experiments waiting for it
+        self.left: dict[str, int] = {}
+        self.futures: dict[Any, Unit] = {}
+
+    def failed(self, name: str) -> bool:
+        return any(k.startswith(name + ":") for k in self.failures)
+
+    def finish(self, name: str) -> None:
+        e = experiment(name)
+        t0 = time.perf_counter()
+        if not self.failed(name):
+            try:
+                e.run(self.configs[name], progress=False)  # assembles the cached units
+            except Exception as exc:
+                self.failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
+        self.seconds[name] = round(sum(self.unit_seconds.get(str(u), 0.0) for u in self.pending[name])
+                                   + time.perf_counter() - t0, 2)
+        n = len(self.pending[name])
+        self.log(f"[run] {name:<10} {e.title:<18} {'FAILED' if self.failed(name) else 'done'} in "
+                 f"{self.seconds[name]:7.1f} s ({n} unit{'s' * (n != 1)} computed)")
+        self.finished.add(name)
+        self.start_ready()
+
+    def start_ready(self) -> None:
+        """Submit every experiment whose inputs (`after`) are done."""
+        for e in self.selected:
+            if e.name in self.started or not all(a in self.finished for a in e.after):
+                continue
+            self.started.add(e.name)
+            self.pending[e.name], self.left[e.name] = [], 0
+            for u in e.units(self.configs[e.name]):
+                key = str(u)
+                if key in self.unit_seconds:
+                    continue
+                if key in self.waiting:              # the same unit, already submitted for another
+                    self.waiting[key].append(e.name)
+                    self.left[e.name] += 1
+                    continue
+                if u.is_cached():
+                    self.cached_units.append(key)
+                    continue
+                self.pending[e.name].append(u)
+                self.waiting[key] = [e.name]
+                self.left[e.name] += 1
+                if self.host_pool is not None and e.host:
+                    fut = self.host_pool.submit(run_unit, u, False, False)
+                else:
+                    fut = self.executor.submit(run_unit, u, self.unit_progress, self.own_stream)
+                self.futures[fut] = u
+            if self.left[e.name] == 0:
+                self.finish(e.name)
+
+    def done(self, fut) -> None:
+        """A submitted unit finished (or failed): count it for every experiment waiting for it."""
+        u = self.futures.pop(fut)
+        key = str(u)
+        try:
+            self.unit_seconds[key] = round(fut.result(), 2)
+        except Exception as exc:
+            for name in self.waiting[key]:
+                self.failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
+            self.unit_seconds[key] = 0.0
+        for name in self.waiting.pop(key):
+            self.left[name] -= 1
+            if self.left[name] == 0:
+                self.finish(name)
+
+    def keep_finished(self) -> None:
+        """On an interruption: the units that finished but were not looked at yet count as done."""
+        for fut, u in self.futures.items():
+            if isinstance(fut, cf.Future) and fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.unit_seconds[str(u)] = round(fut.result(), 2)
+
+
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
             executor: Any = None, progress: bool = True,
             log: Callable[[str], None] = print, threads: int | None = None,
             overrides: dict[str, dict[str, Any]] | None = None,
             checkpoint: Callable[[dict], None] | None = None) -> dict:
-    """Fill the cache for the selected experiments of `profile`; returns the
-    timings record (also what `main` writes to the timings file). overrides:
-    {experiment: {field: value}} on top of the profile (`--set`). checkpoint:
-    called with the record so far (`complete` False) after every unit that
-    finishes, so that an interrupted run keeps the timings of what it did."""
+    """Fill the cache for the selected experiments of `profile` (and what they
+    read); returns the timings record (also what `main` writes to the timings
+    file). overrides: {experiment: {field: value}} on top of the profile
+    (`--set`). checkpoint: called with the record so far (`complete` False)
+    after every unit that finishes, so that an interrupted run keeps the
+    timings of what it did."""
     dev = resolve_device(device)                 # the one place a run resolves its device
     exact.check_device(dev)
     threads = exact.check_threads(threads)
-    REGISTRY = experiments.REGISTRY
-    log(f"[run] profile={profile} device={describe_device(dev)} jobs={jobs}"
+    log(f"[run] profile={profile} device={describe(dev)} jobs={jobs}"
         + (" mode=exact (hw1lib.exact)" if exact.enabled() else ""))
     cache.check_writable()  # before anything is computed, not after the first unit
     log(f"[run] results: {cache.describe_root()}")
     cache.clean_stale_temps()  # left by killed writers of any entry
-    selected = select(only) if only else list(REGISTRY)
-    wanted = {e.name for e in selected}
-    while more := {a for e in REGISTRY if e.name in wanted for a in e.after} - wanted:
+    wanted = {e.name for e in (select(only) if only else experiments.REGISTRY)}
+    while more := {a for e in experiments.REGISTRY if e.name in wanted for a in e.after} - wanted:
         wanted |= more                   # what they read is computed too, and what that reads
-    selected = [e for e in REGISTRY if e.name in wanted]
-    overrides = overrides or {}
+    selected = [e for e in experiments.REGISTRY if e.name in wanted]
     configs = {e.name: e.make_config(profile, str(dev), overrides) for e in selected}
     own = executor is None
     executor = executor or local_executor(dev, jobs, threads)
     in_process = isinstance(executor, (InlineExecutor, cf.ThreadPoolExecutor))
     own_stream = dev.type == "cuda" and isinstance(executor, cf.ThreadPoolExecutor)
-    process_pool = host_pool(jobs) if own_stream and any(e.host for e in selected) else None
-    # tqdm bars inside the units: in this process, or from worker processes when
-    # they share a terminal (never in a log file, which each update would add a line to)
-    unit_progress = progress and (in_process or sys.stderr.isatty())
-    seconds: dict[str, float] = {}
-    unit_seconds: dict[str, float] = {}
-    cached_units: list[str] = []
-    failures: dict[str, str] = {}
-    t_start = time.perf_counter()
+    pool = host_pool(jobs) if own_stream and any(e.host for e in selected) else None
     if own_stream:
         # Load MNIST onto the GPU before any thread starts capturing a graph, so
         # that no load (and its synchronisation) overlaps a capture.
         from .data import load_mnist
 
         load_mnist(dev)
-    started: set[str] = set()
-    finished: set[str] = set()
-    pending: dict[str, list[Unit]] = {}      # per experiment: its units computed in this run
-    waiting: dict[str, list[str]] = {}       # unit -> the experiments waiting for it
-    left: dict[str, int] = {}
-    futures: dict[Any, Unit] = {}
+    # tqdm bars inside the units: in this process, or from worker processes when
+    # they share a terminal (never in a log file, which each update would add a line to)
+    run = Scheduler(selected, configs, executor, pool, progress and (in_process or sys.stderr.isatty()),
+                    own_stream, log)
+    commit, t_start = git_commit(), time.perf_counter()
 
-    def finish(name: str) -> None:
-        e = experiment(name)
-        t0 = time.perf_counter()
-        if not any(k.startswith(name + ":") for k in failures):
-            try:
-                e.run(configs[name], progress=False)  # assembles the cached units
-            except Exception as exc:
-                failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
-        seconds[name] = round(sum(unit_seconds.get(str(u), 0.0) for u in pending[name])
-                              + time.perf_counter() - t0, 2)
-        status = "FAILED" if any(k.startswith(name + ":") for k in failures) else "done"
-        n_units = len(pending[name])
-        log(f"[run] {name:<10} {e.title:<18} {status} in {seconds[name]:7.1f} s "
-            f"({n_units} unit{'s' * (n_units != 1)} computed)")
-        finished.add(name)
-        start_ready()
+    def record(complete: bool) -> dict:
+        return {"device": describe(dev), "device_type": dev.type, "torch": torch.__version__,
+                "mode": exact.mode(), "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
+                "experiments": dict(run.seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
+                "units": dict(run.unit_seconds), "cached_units": len(run.cached_units),
+                "failures": dict(run.failures)}
 
-    def start_ready() -> None:
-        """Submit every experiment whose inputs (`after`) are done: each starts as
-        soon as what it reads is there, not when everything before it is."""
-        for e in selected:
-            if e.name in started or not all(a in finished for a in e.after):
-                continue
-            started.add(e.name)
-            pending[e.name], left[e.name] = [], 0
-            for u in e.units(configs[e.name]):
-                key = str(u)
-                if key in unit_seconds:
-                    continue
-                if key in waiting:              # the same unit, already submitted for another
-                    waiting[key].append(e.name)
-                    left[e.name] += 1
-                    continue
-                if u.is_cached():
-                    cached_units.append(key)
-                    continue
-                pending[e.name].append(u)
-                waiting[key] = [e.name]
-                left[e.name] += 1
-                if process_pool is not None and e.host:
-                    fut = process_pool.submit(run_unit, u, False, False)
-                else:
-                    fut = executor.submit(run_unit, u, unit_progress, own_stream)
-                futures[fut] = u
-            if left[e.name] == 0:
-                finish(e.name)
-
-    commit = git_commit()
-
-    def record_now(complete: bool) -> dict:
-        return {"device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
-                "mode": exact.mode(),
-                "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
-                "experiments": dict(seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
-                "units": dict(unit_seconds), "cached_units": len(cached_units), "failures": dict(failures)}
-
+    stop = ([executor] if own else []) + ([pool] if pool else [])
     try:
-        start_ready()
-        while futures:
-            for fut in _wait_any(list(futures)):
-                u = futures.pop(fut)
-                key = str(u)
-                try:
-                    unit_seconds[key] = round(fut.result(), 2)
-                except Exception as exc:
-                    for name in waiting[key]:
-                        failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
-                    unit_seconds[key] = 0.0
-                for name in waiting.pop(key):
-                    left[name] -= 1
-                    if left[name] == 0:
-                        finish(name)
+        run.start_ready()
+        while run.futures:
+            for fut in _wait_any(list(run.futures)):
+                run.done(fut)
                 if checkpoint is not None:
-                    checkpoint(record_now(False))
+                    checkpoint(record(False))
     except BaseException:   # Ctrl-C included: stop now, keep what finished (its cache entries and timings)
-        for fut, u in futures.items():       # finished, but not yet looked at (inline units, all of them)
-            if isinstance(fut, cf.Future) and fut.done() and not fut.cancelled() and fut.exception() is None:
-                unit_seconds[str(u)] = round(fut.result(), 2)
-        if checkpoint is not None and unit_seconds:
-            checkpoint(record_now(False))
-        for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
+        run.keep_finished()
+        if checkpoint is not None and run.unit_seconds:
+            checkpoint(record(False))
+        for ex in stop:
             stop_workers(ex)
         raise
-    for ex in ([executor] if own else []) + ([process_pool] if process_pool else []):
+    for ex in stop:
         ex.shutdown(wait=True)
-    return record_now(True)
+    return record(True)
 
 
 def current_versions() -> dict[str, set[str]]:
@@ -320,12 +341,6 @@ def prune_main(dry_run: bool = False) -> int:
     return 0
 
 
-def describe_device(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"cpu ({os.cpu_count()} cores, torch {torch.get_num_threads()} threads)"
-
-
 def timings_path(profile: str, device_type: str) -> Path:
     return build_dir() / f"timings-{profile}-{device_type}.json"
 
@@ -341,17 +356,9 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ap.add_argument("--only", default=None, help="comma-separated experiment or notebook names, e.g. 1-1a,1-3d "
-                    f"(all: {','.join(e.name for e in experiments.REGISTRY)})")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE",
-                    help="override one config field of one experiment, checked like the configs "
-                         "(repeatable), e.g. --set 1-3d.seeds=0,1 --set 1-1a.max_epochs=8000")
-    ap.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
+    add_args(ap, "profile", "device", "only", "set", "jobs", "no_progress")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process on a CPU (default: "
                     "the cores split between the jobs; hw1lib.verify sets it to act as another machine)")
-    ap.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     ap.add_argument("--out", default=None, help="timings file (default build/timings-<profile>-<device>.json)")
     ap.add_argument("--prune", action="store_true",
                     help="compute nothing: remove the cached entries that no experiment of this code would read "

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .paths import repo_root, write_atomic
+from .config import add_args
 
 RESULTS_JSON = Path("figures") / "results.json"
 RESULTS_MD = Path("RESULTS.md")
@@ -194,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                                                             "committed figures/results.json (after a change of text)")
     mode.add_argument("--check", action="store_true", help="fail if README.md or RESULTS.md differ from "
                                                            "what figures/results.json generates")
-    ap.add_argument("--profile", default="full", choices=["smoke", "quick", "full"])
-    ap.add_argument("--device", default="auto")
+    add_args(ap, "profile", "device")
     args = ap.parse_args(argv)
     root = repo_root()
     readme = (root / README).read_text()

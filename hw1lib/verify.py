@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from .paths import build_dir, repo_root, shown, write_atomic
+from .config import add_args
 
 Z_SEEDS = 4.0
 K_MACHINE = 4.0
@@ -407,17 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ConfigError, Hw1libError
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="full", choices=["quick", "full"])
-    ap.add_argument("--only", default=None, help="comma-separated experiment or notebook names (default: all)")
+    add_args(ap, "profile", "only", "jobs", "device", "no_progress", profile={"choices": ["quick", "full"]},
+             jobs={"default": 2}, device={"default": "cpu", "help": "cpu | cuda (the machine settings apply to cpu)"})
     ap.add_argument("--machine", action="append", choices=list(MACHINES),
                     help="compute as this machine would (repeatable; default: native)")
     ap.add_argument("--cached", action="store_true",
                     help="check what the results cache holds (HW1LIB_RESULTS; computing what is missing) "
                          "instead of recomputing into a scratch directory")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--device", default="cpu", help="cpu | cuda (the machine settings apply to cpu)")
     ap.add_argument("--reference", default=None, help="committed values (default figures/results[-quick].json)")
-    ap.add_argument("--no-progress", action="store_true")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="write the cached values of every experiment as the "
                                                             "committed ones of --profile")
