@@ -26,6 +26,9 @@ def pytest_configure(config):
                                        "threads, which the test runs at")
     config.addinivalue_line("markers", "threads(n): the test runs at n torch threads (a tolerance that holds at "
                                        "equal thread counts on both sides of a comparison)")
+    config.addinivalue_line("markers", "subprocess: starts other processes (a command line, make, Jupyter, "
+                                       "worker pools, Dask): kept and run once by make test; -m 'not subprocess' "
+                                       "for a quick loop")
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +67,35 @@ def mnist():
 @pytest.fixture
 def cpu():
     return torch.device("cpu")
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory):
+    """The smoke profile of every experiment, computed once per session by the
+    runner's command line into a directory of its own (its timings record
+    beside it: timings.json): the tests that only read smoke results share
+    it (`smoke_results`), instead of each computing them again."""
+    from hw1lib.run import main
+
+    root = tmp_path_factory.mktemp("smoke-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HW1LIB_RESULTS", str(root / "results"))
+        assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(root / "timings.json")]) == 0
+    return root
+
+
+@pytest.fixture
+def smoke_results(smoke_cache, monkeypatch):
+    """This test reads the session's smoke results (HW1LIB_RESULTS points there)."""
+    monkeypatch.setenv("HW1LIB_RESULTS", str(smoke_cache / "results"))
+    return smoke_cache / "results"
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """The registry with the toy experiment (tests/toy.py) added: the one line a new experiment adds."""
+    import hw1lib.experiments as ex
+    from toy import TOY
+
+    monkeypatch.setattr(ex, "REGISTRY", (*ex.REGISTRY, TOY))
+    return TOY

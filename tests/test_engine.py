@@ -156,14 +156,18 @@ def test_threaded_units_on_cuda_equal_inline(tmp_path, monkeypatch):
     _assert_same(ref, got, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.subprocess
 @pytest.mark.threads(1)
-def test_host_units_in_one_thread_equal_inline(tmp_path, monkeypatch):
+def test_host_units_in_one_thread_equal_inline(smoke_cache, tmp_path, monkeypatch):
     """What a GPU run does with 1-2c (worker processes, one thread each) gives
-    the numbers of an inline run, up to the rounding of LAPACK's thread count."""
+    the numbers of an inline run (the session's smoke cache, computed in this
+    process), up to the rounding of LAPACK's thread count."""
     from hw1lib.run import host_pool, run_unit
 
     e = experiment("1-2c")
-    ref = _run_into(tmp_path / "inline", monkeypatch, ["1-2c"], InlineExecutor())["1-2c"]
+    monkeypatch.setenv("HW1LIB_RESULTS", str(smoke_cache / "results"))
+    ref = e.run(e.make_config("smoke", "cpu"), progress=False)
+    assert ref.from_cache
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "pool"))
     units = e.units(e.make_config("smoke", "cuda"))
     with host_pool(1, cores=3) as pool:
@@ -207,6 +211,7 @@ def test_host_experiments_compute_on_the_cpu_whatever_the_device():
             e.make_config("smoke", "cuda")
 
 
+@pytest.mark.subprocess
 def test_host_pool_takes_the_cores_the_gpu_threads_leave_one_thread_each():
     from hw1lib.run import host_pool
 
@@ -224,13 +229,13 @@ def test_unknown_experiment_lists_valid_ones():
 
 
 # ------------------------------------------------------------ runner
-def _run_into(results: Path, monkeypatch, only, executor, device="cpu"):
+def _run_into(results: Path, monkeypatch, only, executor, device="cpu", profile="smoke"):
     monkeypatch.setenv("HW1LIB_RESULTS", str(results))
-    run_all("smoke", device, only, executor=executor, progress=False, log=lambda s: None)
+    run_all(profile, device, only, executor=executor, progress=False, log=lambda s: None)
     out = {}
     for name in only:
         e = experiment(name)
-        out[name] = e.run(e.make_config("smoke", device), progress=False)
+        out[name] = e.run(e.make_config(profile, device), progress=False)
         assert out[name].from_cache
     return out
 
@@ -279,16 +284,18 @@ def _assert_ratio_moves_by_rounding_only(a, b, rel=1e-12):
         np.testing.assert_array_equal(arrays["minimal_ratio"], (ev > 0).mean(1))
 
 
-def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
-    out = tmp_path / "timings.json"
-    assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
-    rec = json.loads(out.read_text())
-    assert set(rec) >= {"device", "torch", "commit", "experiments", "total_seconds"}
+def test_runner_fills_cache_and_second_run_computes_nothing(smoke_cache, smoke_results, tmp_path, capsys):
+    """The session's smoke cache was filled by the runner's command line from
+    nothing (conftest.smoke_cache): its record names every experiment and no
+    cached unit; every notebook's call is then a cache hit, and a rerun
+    computes nothing and keeps the timings of the run that computed."""
+    rec = json.loads((smoke_cache / "timings.json").read_text())
+    assert set(rec) >= {"device", "torch", "commit", "experiments", "total_seconds"} and rec["complete"]
     assert list(rec["experiments"]) and set(rec["experiments"]) == {e.name for e in REGISTRY}
-    assert rec["cached_units"] == 0
+    assert rec["cached_units"] == 0 and rec["units"]
     for e in REGISTRY:  # every notebook's call is now a cache hit
         assert e.run(e.make_config("smoke", "cpu"), progress=False).from_cache
+    out = tmp_path / "timings.json"
     out.write_text(json.dumps({**rec, "marker": "the run that computed"}))
     assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
     assert "nothing was computed" in capsys.readouterr().out
@@ -297,34 +304,37 @@ def test_runner_fills_cache_and_second_run_computes_nothing(tmp_path, monkeypatc
     again = tmp_path / "again.json"
     assert main(["--profile", "smoke", "--device", "cpu", "--no-progress", "--out", str(again)]) == 0
     again = json.loads(again.read_text())
-    assert again["units"] == {} and again["cached_units"] > 0
+    assert again["units"] == {} and again["cached_units"] == len(rec["units"])
 
 
+@pytest.mark.subprocess
 @pytest.mark.threads(1)
 @pytest.mark.parametrize("kind", ["threads", "processes"])
-def test_local_executors_give_the_inline_results(tmp_path, monkeypatch, kind):
-    only = ["1-3b", "1-3d", "1-3e"]  # several units per experiment, and one that waits for another
-    ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor())
-    # the runner's own pool of 2 spawned workers at one thread each (the inline side's count)
+def test_local_executors_give_the_inline_results(toy, tmp_path, monkeypatch, kind):
+    """Units computed by a thread pool, or by the runner's own pool of 2
+    spawned workers at one thread each (the inline side's count), give the
+    inline numbers, read back from the same kind of cache (on the toy
+    experiment: the plumbing, in seconds)."""
+    ref = _run_into(tmp_path / "inline", monkeypatch, ["toy"], InlineExecutor(), profile="quick")
     pool = cf.ThreadPoolExecutor(2) if kind == "threads" else local_executor(torch.device("cpu"), 2, threads=1)
     with pool:
-        got = _run_into(tmp_path / kind, monkeypatch, only, pool)
+        got = _run_into(tmp_path / kind, monkeypatch, ["toy"], pool, profile="quick")
     _assert_same(ref, got)
 
 
+@pytest.mark.subprocess
 @pytest.mark.threads(1)
-def test_dask_executor_gives_the_local_results(tmp_path, monkeypatch):
+def test_dask_executor_gives_the_local_results(toy, tmp_path, monkeypatch):
     """The README's cluster recipe, tested: units run on Dask workers (other
     processes, one results directory shared through HW1LIB_RESULTS) and give
     the numbers the local executor gives."""
     distributed = pytest.importorskip("distributed")
 
-    only = ["1-3b", "1-2d"]     # several units; and one that reads another's results (1-2d after 1-2a)
-    ref = _run_into(tmp_path / "inline", monkeypatch, only, InlineExecutor())
+    ref = _run_into(tmp_path / "inline", monkeypatch, ["toy"], InlineExecutor(), profile="quick")
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "dask"))     # before the workers start: they inherit it
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
-        got = _run_into(tmp_path / "dask", monkeypatch, only, client.get_executor())
+        got = _run_into(tmp_path / "dask", monkeypatch, ["toy"], client.get_executor(), profile="quick")
         assert client.run(lambda: __import__("os").environ["HW1LIB_RESULTS"]) == {
             w: str(tmp_path / "dask") for w in client.scheduler_info()["workers"]}
     assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == sorted(p.name for p in (tmp_path / "inline").iterdir())

@@ -42,6 +42,7 @@ def test_the_switch_pins_threads_paths_and_the_cache_key():
     assert default[1] == "True" and default[3] == "None"
 
 
+@pytest.mark.subprocess
 def test_torch_loaded_first_with_other_settings_is_refused():
     base = {k: v for k, v in os.environ.items() if k not in exact.ENV}
     p = subprocess.run([sys.executable, "-c", "import torch, hw1lib"], env={**base, exact.SWITCH: "1"},

@@ -54,6 +54,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_make_lab_starts_and_serves_a_notebook_over_rest():
     """`make lab` as this user (root in most containers) starts JupyterLab, which
     serves a committed notebook through its contents API."""
@@ -90,6 +91,7 @@ def test_make_lab_starts_and_serves_a_notebook_over_rest():
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.subprocess
 def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_path):
     import re
 
@@ -181,6 +183,7 @@ def test_committed_notebooks_are_canonical_and_a_jupyterlab_save_changes_nothing
         assert (repo_root() / ".gitattributes").read_text().count("filter=hw1lib-notebook")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("argv,message", [
     (["--device", "tpu"], "error: Unknown device 'tpu'"),
     (["9-9"], "error: Unknown experiment or notebook '9-9'"),
@@ -197,6 +200,7 @@ def test_report_cli_user_errors_are_one_sentence(argv, message):
     assert p.stderr.strip().startswith(message) and len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.subprocess
 def test_verify_fails_when_a_headline_moves_beyond_its_tolerance(tmp_path):
     """The quick profile's numbers are checked as numbers, within tolerances
     (hw1lib.verify), not as printed digits: the committed values pass; the same

@@ -5,64 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 import hw1lib.experiments as ex
-from hw1lib import cache, tables, verify
+from hw1lib import tables, verify
 from hw1lib.config import command_line_values, parse_sets
 from hw1lib.errors import ConfigError
-from hw1lib.experiments.common import Experiment, stack_units
-from hw1lib.headline import Check, ci, fmt_m, md_table, vals
 from hw1lib.run import main, run_all
-
-
-# ------------------------------------------------------------------ a toy experiment, declared in one place
-@dataclass(frozen=True)
-class ToyConfig:
-    sizes: tuple[int, ...] = (2, 3)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    device: str = "auto"
-
-
-def _toy_compute(cfg: ToyConfig, progress: bool) -> cache.Result:
-    (n,) = cfg.sizes
-    rng = np.random.default_rng([n, *cfg.seeds])
-    return cache.Result({"value": n + rng.standard_normal(len(cfg.seeds)) * 1e-3}, {"size": n})
-
-
-def _toy_assemble(cfg: ToyConfig, parts: list[cache.Result]) -> cache.Result:
-    return cache.Result(stack_units(parts), {"sizes": list(cfg.sizes)})
-
-
-def _toy_headline(r, cfg) -> dict:
-    return {"rows": [{"size": n, "value": ci(r.arrays["value"][i])} for i, n in enumerate(cfg.sizes)]}
-
-
-def _toy_block(h: dict) -> str:
-    return md_table(["size", "value | mean"], [[row["size"], fmt_m(row["value"])] for row in h["rows"]])
-
-
-def _toy_checks(r, cfg) -> dict:
-    return {f"value[size={n}]": Check("toy/value", "lin", vals(r.arrays["value"][i]))
-            for i, n in enumerate(cfg.sizes)}
-
-
-TOY = Experiment("toy", "toy experiment", "toy.ipynb", ToyConfig,
-                 {"smoke": {}, "quick": {"sizes": (2, 3, 4)}, "full": {}},
-                 key="toy_size", compute=_toy_compute, split=("sizes",), assemble=_toy_assemble,
-                 headline=_toy_headline, block=_toy_block, checks=_toy_checks,
-                 published=("Nobody 2026", "sizes are what they are"))
+from toy import ToyConfig
 
 
 @pytest.fixture
-def with_toy(monkeypatch, tmp_path):
-    """The registry with TOY added (the one line a new experiment adds), and a fresh results directory."""
-    monkeypatch.setattr(ex, "REGISTRY", (*ex.REGISTRY, TOY))
+def with_toy(toy, monkeypatch, tmp_path):
+    """The registry with TOY added, and a fresh results directory."""
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
-    return TOY
+    return toy
 
 
 def test_a_toy_experiment_declared_in_one_place_runs_through_runner_headline_and_tables(with_toy):

@@ -163,6 +163,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_two_processes_on_one_config_leave_one_intact_entry(tmp_path):
     marker = tmp_path / "computed.txt"
     env = {**os.environ, "HW1LIB_RESULTS": str(tmp_path / "results")}
@@ -202,6 +203,7 @@ def test_read_only_results_dir_fails_before_compute(tmp_path, monkeypatch):
         cache.cached("t", CFG, _result, version="v1")
 
 
+@pytest.mark.subprocess
 def test_runner_with_unwritable_results_is_one_sentence(tmp_path):
     env = {**os.environ, "HW1LIB_RESULTS": str(_unwritable(tmp_path))}
     t0 = time.perf_counter()
@@ -266,6 +268,7 @@ _KILLED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 @pytest.mark.exact
 @pytest.mark.parametrize("when", ["compute", "save", "sigint"])
 def test_killed_or_interrupted_mid_unit_then_resume_gives_identical_arrays(tmp_path, monkeypatch, when):
@@ -528,6 +531,7 @@ def test_prune_removes_what_no_current_code_reads_and_keeps_the_rest(tmp_path, m
     assert units[0].is_cached() and units[0]().from_cache                              # the current entry stays
 
 
+@pytest.mark.subprocess
 def test_make_clean_says_what_it_removed_and_clean_build_keeps_results(tmp_path):
     (tmp_path / "build" / "notebooks").mkdir(parents=True)
     (tmp_path / "build" / "notebooks" / "x.ipynb").write_text("{}")
@@ -563,6 +567,7 @@ def test_ctrl_c_in_the_runner_reaches_its_caller_and_restores_signal_handling(mo
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("module,args", [
     ("hw1lib.run", ["--profile", "smoke", "--only", " "]),
     ("hw1lib.verify", ["--profile", "quick", "--only", ""]),
@@ -574,6 +579,7 @@ def test_an_empty_selection_is_an_error_not_everything(module, args):
     assert p.returncode == 2 and "names nothing" in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
+@pytest.mark.subprocess
 def test_nb_comma_list_is_accepted_by_every_step():
     from hw1lib.experiments import names
     from hw1lib.report import resolve_notebooks
@@ -585,6 +591,7 @@ def test_nb_comma_list_is_accepted_by_every_step():
     assert "--only 1-2b,1-3e" in dry and dry.rstrip().endswith("1-2b,1-3e")
 
 
+@pytest.mark.subprocess
 def test_setup_with_an_unsupported_python_is_one_line_and_leaves_nothing(tmp_path):
     fake = tmp_path / "python3.10"
     fake.write_text('#!/bin/sh\ncase "$2" in *print*) echo 3.10;; *) exit 1;; esac\n')
@@ -598,6 +605,7 @@ def test_setup_with_an_unsupported_python_is_one_line_and_leaves_nothing(tmp_pat
                      "make PYTHON=/path/to/python3.x"], p.stderr
 
 
+@pytest.mark.subprocess
 def test_failed_setup_leaves_no_half_made_venv(tmp_path):
     bad = tmp_path / "bad.lock"
     bad.write_text(f"{tmp_path}/missing-1.0-py3-none-any.whl --hash=sha256:{'0' * 64}\n")
@@ -608,6 +616,7 @@ def test_failed_setup_leaves_no_half_made_venv(tmp_path):
     assert not venv.exists()
 
 
+@pytest.mark.subprocess
 def test_make_test_simulates_another_machine():
     """The last step of `make test` checks the quick profile as a simulated machine, not only natively."""
     dry = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True,

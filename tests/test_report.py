@@ -49,6 +49,7 @@ def _html(smoke):
     return _cmd(["-m", "hw1lib.report", "--html"], smoke["env"], smoke["home"])
 
 
+@pytest.mark.subprocess
 def test_every_notebook_renders_in_the_smoke_profile(smoke):
     """No run of 1-2c reaches its tolerance in the smoke profile (all-NaN ratios on a log axis): the
     figure says so instead of failing. Every notebook of the report renders."""
@@ -64,6 +65,7 @@ def test_every_notebook_renders_in_the_smoke_profile(smoke):
     assert list((home / "figs").glob("*.png"))
 
 
+@pytest.mark.subprocess
 def test_relative_and_home_paths_are_resolved_once_for_every_process(smoke):
     """HW1LIB_RESULTS=res from another directory: the runner fills ./res and the notebooks (whose kernels run
     in notebooks/) read that same cache instead of recomputing into notebooks/res; `~/figs` is $HOME/figs,
@@ -81,6 +83,7 @@ def test_relative_and_home_paths_are_resolved_once_for_every_process(smoke):
     assert child.stdout.split() == [str(home / "res")] * 2, child.stdout + child.stderr
 
 
+@pytest.mark.subprocess
 def test_html_exports_the_complete_report(smoke):
     out = _html(smoke)
     assert out.returncode == 0, out.stderr
@@ -95,6 +98,7 @@ def _render(smoke, *names, extra=()):
                 smoke["env"], smoke["home"])
 
 
+@pytest.mark.subprocess
 def test_killed_render_publishes_nothing_half_written(smoke):
     """SIGKILL while a notebook renders: its executed file is the earlier complete one (the new one was
     being written under a temporary name), the record still describes what is on disk, and `make html`
@@ -117,6 +121,7 @@ def test_killed_render_publishes_nothing_half_written(smoke):
     assert _html(smoke).returncode == 0
 
 
+@pytest.mark.subprocess
 def test_failed_section_is_missing_until_rendered_again_and_a_section_updates_the_report(smoke, tmp_path):
     home = smoke["home"]
     name = notebooks()[-1]
@@ -138,6 +143,7 @@ def test_failed_section_is_missing_until_rendered_again_and_a_section_updates_th
     assert _html(smoke).returncode == 0
 
 
+@pytest.mark.subprocess
 def test_damaged_record_is_one_sentence(smoke):
     path = smoke["home"] / "out" / "run_record.json"
     saved = path.read_text()
@@ -149,6 +155,7 @@ def test_damaged_record_is_one_sentence(smoke):
         path.write_text(saved)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_stops_a_render_promptly_and_quietly(smoke):
     """Ctrl-C at a terminal (SIGINT to the whole process group) during a 2-job render: exit 130 within
     seconds, no traceback, no notebook started after it, no process (kernels included) left behind."""
