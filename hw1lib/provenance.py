@@ -259,8 +259,22 @@ def _without_docstrings(node: ast.AST) -> ast.AST:
 def code_text(node: ast.AST) -> str:
     """What of `node`'s source a result can depend on: its syntax tree without
     docstrings, comments, line numbers or layout. A docstring or comment edit
-    leaves it unchanged; any change of code changes it."""
-    return ast.dump(_without_docstrings(node), annotate_fields=False)
+    leaves it unchanged; any change of code changes it. Written field by
+    field, leaving out the empty ones, so that a field a newer Python adds
+    empty (3.12's `type_params`, 3.13's defaults of `ast.dump`) changes nothing:
+    the same code has the same version on Python 3.11 to 3.13."""
+    return _canonical(_without_docstrings(node))
+
+
+def _canonical(node) -> str:
+    if isinstance(node, ast.JoinedStr):     # 3.12.1 ends a nested format spec with an empty string
+        node = ast.JoinedStr(values=[v for v in node.values if not (isinstance(v, ast.Constant) and v.value == "")])
+    if isinstance(node, ast.AST):
+        fields = [f"{k}={_canonical(v)}" for k, v in ast.iter_fields(node) if v is not None and v != []]
+        return f"{type(node).__name__}({','.join(fields)})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(x) for x in node) + "]"
+    return repr(node)
 
 
 @functools.lru_cache(maxsize=None)

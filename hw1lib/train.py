@@ -365,19 +365,19 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
     return result
 
 
-def subset_adam(opt: "torch.optim.Adam | MemberLrAdam", sub: Ensemble, keep: torch.Tensor
+def subset_adam(opt: "torch.optim.Adam | MemberLrAdam", training: Ensemble, keep: torch.Tensor
                 ) -> "torch.optim.Adam | MemberLrAdam":
-    """A fresh Adam over `sub` (members `keep` of the ensemble `opt` steps) that
+    """A fresh Adam over `training` (members `keep` of the ensemble `opt` steps) that
     carries on where `opt` was: its moments sliced to those members, its step
     count copied, each member's learning rate kept. Adam is elementwise, so
     the kept members step on exactly as before."""
     if isinstance(opt, MemberLrAdam):
-        new = MemberLrAdam(sub, [opt.lrs[i] for i in keep.tolist()])
+        new = MemberLrAdam(training, [opt.lrs[i] for i in keep.tolist()])
         old_adam, new_adam = opt.adam, new.adam
     else:
-        new = make_adam(sub, opt.param_groups[0]["lr"])
+        new = make_adam(training, opt.param_groups[0]["lr"])
         old_adam, new_adam = opt, new
-    for old_p, new_p in zip(old_adam.param_groups[0]["params"], sub.parameters()):
+    for old_p, new_p in zip(old_adam.param_groups[0]["params"], training.parameters()):
         state = old_adam.state[old_p]
         new_adam.state[new_p] = {k: (v[keep].clone() if k != "step" else v.clone()) for k, v in state.items()}
     return new
@@ -387,11 +387,11 @@ def train_on_without(ens: Ensemble, active, keep, opt: "torch.optim.Adam | Membe
     """Members leave a training ensemble: of the members `active` (indices into
     `ens`, whose weights `ens` holds now), those at positions `keep` train on.
     Returns (the smaller ensemble, its Adam carried over by `subset_adam`, their
-    indices into `ens`). The one way fit_full_batch and train.fit_to_targets
+    indices into `ens`). The one way fit_full_batch and fit_to_targets
     drop members that are done."""
     keep = np.asarray(keep)
-    sub = ens.subset([int(active[i]) for i in keep])
-    return sub, subset_adam(opt, sub, torch.as_tensor(keep, device=ens.device)), active[keep]
+    training = ens.subset([int(active[i]) for i in keep])
+    return training, subset_adam(opt, training, torch.as_tensor(keep, device=ens.device)), active[keep]
 
 
 def cosine_factor(epoch: int, epochs: int, decay_to: float) -> float:
@@ -434,7 +434,7 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     gnorms = torch.full((epochs, N), float("nan"), dtype=x.dtype, device=dev) if record_grad_norm else None
     stopped_at = np.full(N, epochs)
     active = torch.arange(N, device=dev)        # members (indices into ens) still training
-    cur, cx, cy = ens, x, y
+    training, cx, cy = ens, x, y
     opt = make_adam(ens, lr, scheduled=decay_to is not None)
     captured = graphs_wanted(dev, graphs)
     static = captured or static
@@ -442,20 +442,20 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     e, seg_start = 0, 0
     with on_stream(thread_stream(dev) if captured else None):
         while e < epochs:
-            n = len(cur)
+            n = len(training)
             seg = torch.empty(epochs + 1, n, dtype=x.dtype, device=dev)
             seg_g = torch.empty(epochs, n, dtype=x.dtype, device=dev) if record_grad_norm else None
             pos = torch.full((), e, dtype=torch.long, device=dev)
 
-            chunk = cur.members_per_chunk(cx.shape[1])
+            chunk = training.members_per_chunk(cx.shape[1])
 
-            def member_mse(cur=cur, cx=cx, cy=cy, chunk=chunk):
-                for s in range(0, len(cur), chunk):
-                    p = {k: v[s:s + chunk] for k, v in cur.params.items()} if chunk < len(cur) else None
-                    yield (cur(cx[s:s + chunk], params=p) - cy[s:s + chunk]).pow(2).mean(dim=(1, 2))
+            def member_mse(training=training, cx=cx, cy=cy, chunk=chunk):
+                for s in range(0, len(training), chunk):
+                    p = {k: v[s:s + chunk] for k, v in training.params.items()} if chunk < len(training) else None
+                    yield (training(cx[s:s + chunk], params=p) - cy[s:s + chunk]).pow(2).mean(dim=(1, 2))
 
-            def step(at, cur=cur, opt=opt, seg=seg, seg_g=seg_g, member_mse=member_mse) -> None:
-                loss, gn = _backward_step(cur, opt, member_mse(), record_grad_norm)
+            def step(at, training=training, opt=opt, seg=seg, seg_g=seg_g, member_mse=member_mse) -> None:
+                loss, gn = _backward_step(training, opt, member_mse(), record_grad_norm)
                 record(seg, at, loss)
                 record(seg_g, at, gn)
 
@@ -485,16 +485,16 @@ def fit_full_batch(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: i
                             done = conv
             run.close()
             with torch.no_grad():       # row e: the loss of the weights after e steps
-                losses[e, active] = (cur(cx) - cy).pow(2).mean(dim=(1, 2))
-            if cur is not ens:
-                ens.assign(active.tolist(), cur)
+                losses[e, active] = (training(cx) - cy).pow(2).mean(dim=(1, 2))
+            if training is not ens:
+                ens.assign(active.tolist(), training)
             if done is None:
                 break
             stopped_at[active.cpu().numpy()[done]] = e
             keep = np.nonzero(~done)[0]
             if len(keep) == 0:
                 break
-            cur, opt, active = train_on_without(ens, active, keep, opt)
+            training, opt, active = train_on_without(ens, active, keep, opt)
             cx, cy = cx[torch.as_tensor(keep, device=dev)], cy[torch.as_tensor(keep, device=dev)]
             seg_start = e
         bar.close()
@@ -616,8 +616,8 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
         raise ValueError("fit_to_targets needs a target or a patience.")
     gens = [shuffle_generator(s) for s in ens.seeds]
     active = np.arange(N)                     # members still training (indices into ens)
-    cur, cur_train, opt = ens, train, make_adam(ens, lr)
-    trainer = MinibatchTrainer(cur, opt, cur_train, batch_size, gens)
+    training, training_data, opt = ens, train, make_adam(ens, lr)
+    trainer = MinibatchTrainer(training, opt, training_data, batch_size, gens)
     kept = {k: v.detach().clone().unsqueeze(0).repeat(C, *[1] * v.dim()) for k, v in ens.params.items()}
     epochs = np.full((C, N), max_epochs)
     reached = np.zeros((C, N), bool)
@@ -631,7 +631,7 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
             steps, _ = trainer.epoch()
             start = _check_epoch(steps, epoch, start, members=active)
             loss, acc = np.full(N, np.nan), np.full(N, np.nan)
-            loss[active], acc[active] = evaluate(cur, cur_train, chunk)
+            loss[active], acc[active] = evaluate(training, training_data, chunk)
             _raise_diverged(torch.as_tensor(loss[active])[None], epoch, members=active)   # kept weights: finite too
             curve.append(loss), acc_curve.append(acc)
             now = np.zeros(N, bool)
@@ -640,11 +640,11 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
                 met = [(loss <= t) if on == "loss" else (acc >= t) for t in targets]
             for c, t in enumerate(targets):
                 new = now & met[c] & ~reached[c]
-                _keep(kept, cur, active, c, new)
+                _keep(kept, training, active, c, new)
                 epochs[c, new], reached[c] = epoch, reached[c] | new
             if patience:
                 better = now & (loss < best) & ~reached[-1]
-                _keep(kept, cur, active, C - 1, better)
+                _keep(kept, training, active, C - 1, better)
                 best[better], best_epoch[better] = loss[better], epoch
                 epochs[-1, better] = epoch
                 reached[-1] |= now & (epoch - best_epoch >= patience)
@@ -655,18 +655,18 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
             if done[active].any():
                 # members that met every condition leave: the rest train on as a smaller ensemble, each
                 # with its own Adam state and batch order carried over (so exactly as before)
-                if cur is not ens:
-                    ens.assign(active.tolist(), cur)
+                if training is not ens:
+                    ens.assign(active.tolist(), training)
                 keep = np.nonzero(~done[active])[0]
                 trainer.close()
                 start = start[torch.as_tensor(keep, device=start.device)]
-                cur, opt, active = train_on_without(ens, active, keep, opt)
-                cur_train = Split(train.x, train.y[active]) if train.y.dim() == 2 else train
-                trainer = MinibatchTrainer(cur, opt, cur_train, batch_size, [gens[i] for i in active])
+                training, opt, active = train_on_without(ens, active, keep, opt)
+                training_data = Split(train.x, train.y[active]) if train.y.dim() == 2 else train
+                trainer = MinibatchTrainer(training, opt, training_data, batch_size, [gens[i] for i in active])
     finally:
         trainer.close()
-        if cur is not ens:
-            ens.assign(active.tolist(), cur)
+        if training is not ens:
+            ens.assign(active.tolist(), training)
     for c in range(len(targets)):       # a target not met: the last weights
         _keep(kept, ens, np.arange(N), c, ~reached[c])
     out: dict[str, list] = {f"{s}_{m}": [] for s in ("train", "test") for m in ("loss", "acc")}
@@ -683,12 +683,12 @@ def fit_to_targets(ens: Ensemble, train: Split, test: Split, *, targets: Sequenc
     return arrays, kept
 
 
-def _keep(kept: dict[str, torch.Tensor], cur: Ensemble, active: np.ndarray, row: int, members: np.ndarray) -> None:
+def _keep(kept: dict[str, torch.Tensor], training: Ensemble, active: np.ndarray, row: int, members: np.ndarray) -> None:
     """kept[name][row, i] = member i's current weights, for the members flagged
-    (a mask over all N members); `cur` holds the members `active`, in order."""
+    (a mask over all N members); `training` holds the members `active`, in order."""
     if members.any():
         dev = next(iter(kept.values())).device
         to = torch.as_tensor(np.nonzero(members)[0], device=dev)
         frm = torch.as_tensor(np.nonzero(members[active])[0], device=dev)
-        for k, v in cur.params.items():
+        for k, v in training.params.items():
             kept[k][row][to] = v.detach()[frm]
