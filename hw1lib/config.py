@@ -120,6 +120,11 @@ def parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Tuple fields that are layer widths (a value may repeat: 784-64-64-10); every other tuple is a set of runs or
+# sweep points, where a repeated value is refused.
+LAYERS = frozenset({"hidden", "mnist_hidden", "mlp_hidden", "small_widths", "CriticalConfig.widths"})
+
+
 def _bounds(name: str, kind: type) -> tuple[float, float, bool, str]:
     """(low, high, low_inclusive, words) of a numeric field, from its name."""
     if kind is float:
@@ -148,6 +153,10 @@ def _check_value(owner: str, name: str, value: Any, tp: Any) -> None:
     if origin is tuple:
         if not isinstance(value, tuple) or not value:
             raise ConfigError(f"{where}: must be a non-empty tuple, e.g. {name}=(1, 2).")
+        twice = sorted({v for v in value if value.count(v) > 1}, key=str)
+        if twice and name not in LAYERS and f"{owner}.{name}" not in LAYERS:
+            raise ConfigError(f"{where}: {twice[0]!r} is given twice; each value of {name} is one run or one "
+                              "point of a sweep, and a repeated one would be counted twice.")
         for v in value:
             _check_value(owner, name, v, args[0])
         return

@@ -93,6 +93,14 @@ def shown(path: Path) -> str:
         return str(path)
 
 
+def file_mode() -> int:
+    """The mode every output file is written with: 0644 under the usual umask
+    (022), the umask respected (mkstemp's 0600 would hide a file from other users)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def replacing(path: Path):
     """A temporary file beside `path` to write; renamed onto `path` when the
@@ -105,7 +113,7 @@ def replacing(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)    # mkstemp's 0600 would hide the file from other users
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .paths import build_dir, repo_root, shown, write_atomic
+from .paths import build_dir, file_mode, repo_root, shown, write_atomic
 
 
 def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) -> float:
@@ -60,6 +60,7 @@ def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".ipynb", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, file_mode())          # the executed notebook (or .failed.ipynb): like every other output
     t0 = time.perf_counter()
     try:
         with _output_to(log):
@@ -206,9 +207,9 @@ def report_state(rec: dict) -> tuple[list[Path], dict[str, str]]:
             continue
         path = build_dir() / e["path"]
         if not path.is_file():
-            missing[name] = f"{path} is gone"
+            missing[name] = f"{shown(path)} is gone"
         elif _sha256(path) != e.get("sha256"):
-            missing[name] = f"{path} changed since it was rendered"
+            missing[name] = f"{shown(path)} changed since it was rendered"
         else:
             found.append(path)
     return found, missing

@@ -81,6 +81,9 @@ def test_an_experiment_that_reads_another_takes_its_config_and_its_sets():
         ex.overrides(["1-3e.keskar.nope=1"], "smoke", "cpu")
     with pytest.raises(ConfigError, match="epsilons is not a nested config"):
         ex.overrides(["1-3e.epsilons.x=1"], "smoke", "cpu")
+    # a notebook's overrides with a misspelled experiment: an error naming the valid ones, not ignored
+    with pytest.raises(ConfigError, match=r"unknown experiment\(s\) '1-2B'; choose from: 1-1a"):
+        ex.experiment("1-2b").make_config("smoke", "cpu", {"1-2B": {"seeds": [0]}})
 
 
 def test_figures_and_readings_are_named_once_in_the_notebooks():
@@ -111,6 +114,15 @@ def test_every_registered_experiment_declares_everything():
         assert all(a in {x.name for x in ex.REGISTRY} for a in e.after), e.name
     committed = json.loads((tables.repo_root() / tables.RESULTS_JSON).read_text())
     assert set(committed["experiments"]) == {e.name for e in ex.REGISTRY}
+
+
+def test_a_repeated_seed_or_sweep_point_is_refused_and_layer_widths_may_repeat():
+    """--set 1-3d.seeds=0,0 gave n = 2 and zero-width intervals: one run counted twice."""
+    for items in (["1-3d.seeds=0,0"], ["1-3b.widths=8,8"], ["1-3e.keskar.f1_seeds=1,1"], ["1-1a.lrs=0.01,0.01"]):
+        with pytest.raises(ConfigError, match="is given twice"):
+            ex.overrides(items, "smoke", "cpu")
+    assert ex.experiment("1-3d").make_config("smoke", "cpu", hidden=(8, 8)).hidden == (8, 8)
+    assert ex.experiment("1-2c").make_config("smoke", "cpu").widths == (10, 10)
 
 
 def test_a_config_check_runs_when_the_config_is_built():

@@ -636,7 +636,11 @@ def test_failed_setup_leaves_no_half_made_venv(tmp_path):
 
 @pytest.mark.subprocess
 def test_make_test_simulates_another_machine():
-    """The last step of `make test` checks the quick profile as a simulated machine, not only natively."""
+    """`make test` checks the quick profile as a simulated machine (by default a CPU without AVX-512), not only
+    natively, and CHECK_MACHINES chooses which."""
     dry = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT, capture_output=True,
                          text=True).stdout
-    assert "--machine scalar" in dry and "--machine native" in dry, dry
+    assert "--machine avx2" in dry and "--machine native" in dry, dry
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "test", "CHECK_MACHINES=scalar"], cwd=ROOT,
+                         capture_output=True, text=True).stdout
+    assert "--machine scalar" in dry, dry

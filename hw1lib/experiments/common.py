@@ -150,6 +150,13 @@ class Experiment:
         host experiment); nested configs go on the same device. A field it
         `reads` is the other experiment's config, built the same way."""
         sets = sets or {}
+        if sets:
+            from . import REGISTRY        # (the registry imports this module)
+
+            unknown = sorted(set(sets) - {e.name for e in REGISTRY})
+            if unknown:
+                raise ConfigError(f"overrides for unknown experiment(s) {', '.join(map(repr, unknown))}; choose from: "
+                                  f"{', '.join(e.name for e in REGISTRY)}.")
         dev = "cpu" if self.host else str(resolve_device(device))
         fields = {**sets.get(self.name, {}), **overrides}
         for field, other in self.reads:
