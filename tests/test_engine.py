@@ -307,6 +307,17 @@ def test_runner_fills_cache_and_second_run_computes_nothing(smoke_cache, smoke_r
     assert again["units"] == {} and again["cached_units"] == len(rec["units"])
 
 
+def test_keys_lists_every_units_cache_entry_and_computes_nothing(tmp_path, monkeypatch, capsys):
+    """`run --keys`: one line per unit, <key>/<config hash>-<code version>, what a refactor compares before and
+    after to show that it re-keys nothing; nothing is computed or written."""
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path / "results"))
+    assert main(["--keys", "--profile", "smoke"]) == 0
+    lines = capsys.readouterr().out.split()
+    want = sorted({str(u) for e in REGISTRY for u in e.units(e.make_config("smoke", "cpu"))})
+    assert lines == want and all(len(line.split("/")[1].split("-")) == 2 for line in lines)
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.subprocess
 @pytest.mark.threads(1)
 @pytest.mark.parametrize("kind", ["threads", "processes"])
