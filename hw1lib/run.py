@@ -65,19 +65,20 @@ class InlineExecutor(cf.Executor):
         return fut
 
 
-def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> float:
-    """Compute (or load) one unit; returns the seconds it took. With
-    own_stream, its CUDA work goes to a new stream of its own, so units in
-    different threads overlap on the GPU."""
+def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> tuple[float, bool]:
+    """Compute (or load) one unit; returns (the seconds it took, whether it
+    was computed here: not when another process computed it while this one
+    waited for its lock). With own_stream, its CUDA work goes to a new stream
+    of its own, so units in different threads overlap on the GPU."""
     t0 = time.perf_counter()
     if own_stream and torch.cuda.is_available():
         stream = thread_stream(torch.device("cuda", torch.cuda.current_device()))
         with on_stream(stream):
-            unit(progress)
+            result = unit(progress)
         stream.synchronize()
     else:
-        unit(progress)
-    return time.perf_counter() - t0
+        result = unit(progress)
+    return time.perf_counter() - t0, not result.from_cache
 
 
 def _init_worker(threads: int) -> None:
@@ -154,8 +155,9 @@ class Scheduler:
         self.selected, self.configs, self.executor, self.host_pool = selected, configs, executor, host_pool
         self.unit_progress, self.own_stream, self.log = unit_progress, own_stream, log
         self.seconds: dict[str, float] = {}          # per experiment: its units' time and its assembly
-        self.unit_seconds: dict[str, float] = {}
+        self.unit_seconds: dict[str, float] = {}     # units computed (or failed) in this run
         self.cached_units: list[str] = []
+        self.waited_units: list[str] = []            # another process computed them while this one waited
         self.failures: dict[str, str] = {}
         self.started: set[str] = set()
         self.finished: set[str] = set()
@@ -177,9 +179,11 @@ class Scheduler:
                 self.failures[f"{name}:assemble"] = f"{type(exc).__name__}: {exc}"
         self.seconds[name] = round(sum(self.unit_seconds.get(str(u), 0.0) for u in self.pending[name])
                                    + time.perf_counter() - t0, 2)
-        n = len(self.pending[name])
+        n = sum(str(u) in self.unit_seconds for u in self.pending[name])
+        waited = len(self.pending[name]) - n
         self.log(f"[run] {name:<10} {e.title:<18} {'FAILED' if self.failed(name) else 'done'} in "
-                 f"{self.seconds[name]:7.1f} s ({n} unit{'s' * (n != 1)} computed)")
+                 f"{self.seconds[name]:7.1f} s ({n} unit{'s' * (n != 1)} computed"
+                 + (f", {waited} computed by another process while this one waited)" if waited else ")"))
         self.finished.add(name)
         self.start_ready()
 
@@ -192,7 +196,7 @@ class Scheduler:
             self.pending[e.name], self.left[e.name] = [], 0
             for u in e.units(self.configs[e.name]):
                 key = str(u)
-                if key in self.unit_seconds:
+                if key in self.unit_seconds or key in self.waited_units:
                     continue
                 if key in self.waiting:              # the same unit, already submitted for another
                     self.waiting[key].append(e.name)
@@ -217,7 +221,11 @@ class Scheduler:
         u = self.futures.pop(fut)
         key = str(u)
         try:
-            self.unit_seconds[key] = round(fut.result(), 2)
+            seconds, computed = fut.result()
+            if computed:
+                self.unit_seconds[key] = round(seconds, 2)
+            else:
+                self.waited_units.append(key)
         except Exception as exc:
             for name in self.waiting[key]:
                 self.failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
@@ -231,7 +239,9 @@ class Scheduler:
         """On an interruption: the units that finished but were not looked at yet count as done."""
         for fut, u in self.futures.items():
             if isinstance(fut, cf.Future) and fut.done() and not fut.cancelled() and fut.exception() is None:
-                self.unit_seconds[str(u)] = round(fut.result(), 2)
+                seconds, computed = fut.result()
+                if computed:
+                    self.unit_seconds[str(u)] = round(seconds, 2)
 
 
 def run_all(profile: str, device: str = "auto", only: list[str] | None = None, jobs: int = 1,
@@ -280,6 +290,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                 "mode": exact.mode(), "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
                 "experiments": dict(run.seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "units": dict(run.unit_seconds), "cached_units": len(run.cached_units),
+                "waited_units": list(run.waited_units),
                 "failures": dict(run.failures)}
 
     stop = ([executor] if own else []) + ([pool] if pool else [])

@@ -307,6 +307,64 @@ def test_runner_fills_cache_and_second_run_computes_nothing(smoke_cache, smoke_r
     assert again["units"] == {} and again["cached_units"] == len(rec["units"])
 
 
+def test_a_damaged_entry_is_recomputed_in_the_pool_and_counted_as_computed(toy, tmp_path, monkeypatch):
+    """A damaged entry is named, set aside and recomputed by the executor like any missing unit, and the
+    record counts it as computed (it said "0 units computed" and recomputed it in the main process)."""
+    from hw1lib.cache import CacheWarning
+
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
+    run_all("quick", "cpu", ["toy"], progress=False, log=lambda s: None)
+    units = toy.units(toy.make_config("quick", "cpu"))
+    (tmp_path / str(units[1]) / "arrays.npz").write_bytes(b"damaged")
+    submitted, lines = [], []
+
+    class Recording(InlineExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(str(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    with pytest.warns(CacheWarning, match="arrays.npz"):
+        rec = run_all("quick", "cpu", ["toy"], executor=Recording(), progress=False, log=lines.append)
+    assert submitted == [str(units[1])] and list(rec["units"]) == [str(units[1])]
+    assert rec["cached_units"] == len(units) - 1 and "(1 unit computed)" in lines[-1]
+
+
+def test_a_unit_another_process_computed_while_this_one_waited_is_counted_as_waited(toy, tmp_path, monkeypatch):
+    """Two runs on one results directory: the one that waited for a unit's lock and then read what the other
+    wrote did not compute it (it said "2 units computed")."""
+    import threading
+
+    from hw1lib import cache
+    from hw1lib.run import run_unit
+
+    monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
+    u = toy.units(toy.make_config("quick", "cpu"))[0]
+    inside, release = threading.Event(), threading.Event()
+
+    def slow():
+        inside.set()
+        assert release.wait(30)
+        return u.compute(u.config, False)
+
+    other = threading.Thread(target=cache.cached, args=(u.key, u.config, slow, u.version))
+    other.start()
+    assert inside.wait(30)                           # the other run holds the unit's lock, computing
+    threading.Timer(0.5, release.set).start()
+    seconds, computed = run_unit(u)                  # waits for the lock, then reads the other's entry
+    other.join()
+    assert not computed and seconds > 0.3
+    assert run_unit(u)[1] is False                   # a cached unit is not computed either
+    lines = []
+
+    class Waited(InlineExecutor):                    # as if every unit had been computed elsewhere meanwhile
+        def submit(self, fn, unit, *args):
+            return super().submit(lambda: (0.1, False))
+
+    rec = run_all("quick", "cpu", ["toy"], executor=Waited(), progress=False, log=lines.append)
+    assert rec["units"] == {} and len(rec["waited_units"]) == len(toy.units(toy.make_config("quick", "cpu"))) - 1
+    assert "(0 units computed, 2 computed by another process while this one waited)" in lines[-1]
+
+
 def test_keys_lists_every_units_cache_entry_and_computes_nothing(tmp_path, monkeypatch, capsys):
     """`run --keys`: one line per unit, <key>/<config hash>-<code version>, what a refactor compares before and
     after to show that it re-keys nothing; nothing is computed or written."""

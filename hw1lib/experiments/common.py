@@ -48,7 +48,9 @@ class Unit:
                             version=self.version)
 
     def is_cached(self) -> bool:
-        return cache.exists(self.key, self.config, self.version)
+        """Its entry is in place and sound (checked as a load checks it: a damaged
+        one is set aside here, so that it is recomputed like any missing unit)."""
+        return cache.load(self.key, self.config, self.version) is not None
 
     def __str__(self) -> str:
         return f"{self.key}/{cache.entry_dir(self.key, self.config, self.version).name}"
