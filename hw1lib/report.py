@@ -34,9 +34,11 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import errno
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import tempfile
 import time
@@ -53,30 +55,94 @@ def render(nb: Path, target: Path, parameters: dict, log: Path | None = None) ->
     output is in the executed notebook. The notebook is written to a temporary
     name beside `target` and renamed only once it ran to the end, so a stopped
     or failed run never leaves a half-written notebook under its real name
-    (a failed one is kept as `<name>.failed.ipynb`, which shows the error)."""
+    (a failed one is kept as `<name>.failed.ipynb`, which shows the error,
+    unless it was cut short: then there is none)."""
+    import fcntl
+
     import papermill as pm
 
     print(f"[report] {nb.name} started", flush=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".ipynb", dir=target.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=TEMP_SUFFIX, dir=target.parent)
+    fcntl.flock(fd, fcntl.LOCK_EX)      # held while it is written: a later render removes it only once free
     os.chmod(tmp, file_mode())          # the executed notebook (or .failed.ipynb): like every other output
     t0 = time.perf_counter()
+    global _RENDERING
+    _RENDERING = True
     try:
         with _output_to(log):
             pm.execute_notebook(str(nb), tmp, cwd=str(nb.parent), progress_bar=False, parameters=parameters,
                                 log_output=False)
     except BaseException as exc:
         stopped = _STOPPING or isinstance(exc, KeyboardInterrupt)   # not a failure: nothing to show
-        if Path(tmp).is_file() and Path(tmp).stat().st_size and not stopped:
+        if not stopped and _whole_notebook(Path(tmp)):     # a file cut short (a full disk) is never shown
             os.replace(tmp, target.with_suffix(".failed.ipynb"))
         Path(tmp).unlink(missing_ok=True)
         if _STOPPING:
             os._exit(130)       # a worker told to stop (its kernel is shut down): take no further notebook
         raise
+    finally:
+        _RENDERING = False
+        os.close(fd)
     os.replace(tmp, target)
     target.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     return time.perf_counter() - t0
+
+
+TEMP_SUFFIX = ".rendering.ipynb"
+# What a render cannot write past: no space, a quota, a file-size limit, a read-only or forbidden directory.
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _whole_notebook(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove what killed renders left in `directory`: their temporaries, which
+    no live render holds (each render holds a lock on its own while writing)."""
+    import fcntl
+
+    gone = []
+    for path in directory.glob(f".*{TEMP_SUFFIX}"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            gone.append(path)
+        except OSError:
+            pass                        # a live render's
+        finally:
+            os.close(fd)
+    return gone
+
+
+def _write_error(exc: BaseException) -> OSError | None:
+    """The OSError a render could not write past (`_CANNOT_WRITE`): raised in
+    this process or a worker, or inside the notebook's kernel (a cell that
+    saves a figure), which papermill reports as the cell's error text."""
+    if isinstance(exc, OSError):
+        return exc if exc.errno in _CANNOT_WRITE else None
+    m = re.match(r"\[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", str(getattr(exc, "evalue", "")))
+    if m and int(m.group(1)) in _CANNOT_WRITE:
+        return OSError(int(m.group(1)), m.group(2), m.group(3))
+    return None
+
+
+class CannotWrite(Exception):
+    """A render could not write its output: stop everything, say where and why once."""
+
+    def __init__(self, exc: OSError, where: Path):
+        place = Path(exc.filename).parent if getattr(exc, "filename", None) else where
+        super().__init__(f"cannot write {shown(place)}: [Errno {exc.errno}] {exc.strerror}. Nothing partial was "
+                         "published; the notebooks that finished are in the run record. Free space (or allow "
+                         "writing there) and render again.")
 
 
 @contextlib.contextmanager
@@ -225,13 +291,16 @@ def _ignore_sigint() -> None:
 
 
 _STOPPING = False
+_RENDERING = False
 
 
 def _stop(signum, frame) -> None:
     """SIGTERM in a render worker: papermill shuts its kernel down on the way
-    out, then `render` ends the worker."""
+    out, then `render` ends the worker; an idle worker just ends, quietly."""
     global _STOPPING
     _STOPPING = True
+    if not _RENDERING:
+        os._exit(130)
     raise KeyboardInterrupt
 
 
@@ -275,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = build_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    for d in (out_dir, out_dir / "in-place"):
+        for path in remove_stale_temporaries(d):
+            print(f"[report] removed {shown(path)}, left by a render that was killed", flush=True)
     started = dt.datetime.now().isoformat(timespec="seconds")
     jsonable = {k: {f: list(v) if isinstance(v, tuple) else v for f, v in d.items()} for k, d in overrides.items()}
     settings = {"profile": args.profile, "device": device, "overrides": jsonable}
@@ -289,8 +361,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def finished(nb: Path, fut) -> None:
         try:
+            _finished(nb, fut)
+        except OSError as exc:          # writing the record or the notebook in this process
+            if exc.errno in _CANNOT_WRITE:
+                raise CannotWrite(exc, out_dir) from None
+            raise
+
+    def _finished(nb: Path, fut) -> None:
+        try:
             took = fut.result()
         except Exception as exc:
+            cause = _write_error(exc)
+            if cause is not None:
+                raise CannotWrite(cause, out_dir) from None
             failed.append(nb.name)
             print(f"[report] {nb.name} FAILED ({type(exc).__name__}); see "
                   f"{shown(targets[nb].with_suffix('.failed.ipynb'))} and "
@@ -324,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
             futures = {pool.submit(render, nb, targets[nb], parameters, out_dir / f"{nb.stem}.log"): nb for nb in nbs}
             for fut in cf.as_completed(futures):
                 finished(futures[fut], fut)
+    except CannotWrite as exc:
+        stop_workers(pool)              # nothing queued starts after it
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     except KeyboardInterrupt:
         stop_workers(pool)
         print(f"\n[report] interrupted; {len(seconds)} of {len(nbs)} notebooks finished and are in "

@@ -124,6 +124,41 @@ def test_killed_render_publishes_nothing_half_written(smoke):
         assert sha256(path) == e["sha256"], name
     assert sorted(rec["notebooks"]) == sorted(before)
     assert _html(smoke).returncode == 0
+    left = list((home / "out" / "notebooks").glob(".*.rendering.ipynb"))
+    assert left                                     # the killed render's temporary ...
+    again = _render(smoke, "1-2b")
+    assert again.returncode == 0 and "left by a render that was killed" in again.stdout, again.stdout
+    assert not list((home / "out" / "notebooks").glob(".*.rendering.ipynb"))   # ... removed by the next render
+
+
+@pytest.mark.subprocess
+def test_a_render_that_cannot_write_stops_with_one_sentence_and_publishes_nothing_partial(smoke):
+    """A write limit (here `ulimit -f`; a full disk is the same error path) while notebooks render: one
+    message naming the directory and the errno, no traceback, the other queued notebooks not started,
+    no truncated notebook under any name, and the record still describes what is on disk."""
+    import resource
+
+    home, env = smoke["home"], smoke["env"]
+    before = _record(home)["notebooks"]
+    limit = 40_000                       # bytes: below every executed notebook with a figure
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = subprocess.run([sys.executable, "-m", "hw1lib.report", "--profile", "smoke", "--device", "cpu",
+                          "1-2b,1-3b"], env=env, cwd=home, capture_output=True, text=True, timeout=300,
+                         preexec_fn=limited)
+    assert out.returncode == 2, out.stdout + out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot write" in errors[0] and "[Errno 27]" in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout.count("started") == 1, out.stdout         # the queue stopped at the first
+    for p in (home / "out" / "notebooks").glob("*.ipynb"):
+        json.loads(p.read_text())                               # whole notebooks only, failed ones included
+    rec = _record(home)
+    assert sorted(rec["notebooks"]) == sorted(before)
+    for name, e in rec["notebooks"].items():
+        assert sha256(home / "out" / e["path"]) == e["sha256"], name
 
 
 @pytest.mark.subprocess
