@@ -21,8 +21,13 @@ _MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
 # What nbconvert's template loads from a CDN (MathJax, require.js, mermaid): nothing of it is needed once math
 # is MathML, and a report must read offline.
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>|"
-                            r"<script[^>]*>(?:(?!</script>).)*?\bfrom\s+[\"']https?://(?:(?!</script>).)*</script>|"
+                            r"<script[^>]*>(?:(?!</script>).)*?(?:\bfrom\s+|\bimport\s*\(\s*)[\"']https?://"
+                            r"(?:(?!</script>).)*</script>|"
                             r"<script type=\"text/x-mathjax-config\">(?:(?!</script>).)*</script>", re.S)
+# Figures scale to the column, whatever width they were saved at (1650 px ones were cut off at 1400).
+_FIT = "<style>img{max-width:100%;height:auto}</style>"
+_CONFIG = re.compile(r"^\w+Config\(")
+_SAVED = re.compile(r"^saved \S+.*\n?", re.M)
 
 
 def math_to_mathml(markdown: str) -> str:
@@ -37,16 +42,61 @@ def math_to_mathml(markdown: str) -> str:
     return _MATH.sub(one, markdown)
 
 
+def config_table(text: str) -> str:
+    """A config's repr as a collapsed block, one field per line (a nested
+    config's fields indented under it), instead of one wrapped line."""
+    import html
+
+    name = text.partition("(")[0]
+    return (f"<details><summary>{html.escape(name)} (the config this page ran with)</summary><pre>"
+            + html.escape("\n".join(_config_lines(text))) + "</pre></details>")
+
+
+def _config_lines(text: str, indent: str = "") -> list[str]:
+    fields, depth, cur = [], 0, ""
+    for ch in text.partition("(")[2][:-1]:          # between the config's own parentheses
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "," and depth == 0:
+            fields.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    out = []
+    for f in fields + [cur.strip()]:
+        key, _, value = f.partition("=")
+        out += ([f"{indent}{key}:"] + _config_lines(value, indent + "  ") if _CONFIG.match(value)
+                else [f"{indent}{key} = {value}"])
+    return out
+
+
+def readable(doc) -> None:
+    """What a reader of the site sees in place of a notebook's working output:
+    a config shown as a collapsed block, not one wrapped line; no "saved
+    <path>" lines (the figure is on the page)."""
+    for c in doc.cells:
+        for o in c.get("outputs", []):
+            text = o.get("data", {}).get("text/plain", "") if o.get("output_type") == "execute_result" else ""
+            if _CONFIG.match(text):
+                o["data"] = {"text/html": config_table(text)}
+            elif o.get("output_type") == "stream":
+                o["text"] = _SAVED.sub("", o["text"])
+        c["outputs"] = [o for o in c.get("outputs", []) if o.get("output_type") != "stream" or o["text"].strip()]
+
+
 def offline_html(body: str) -> str:
     """An nbconvert page without the scripts it would fetch from the network."""
     return _REMOTE_SCRIPT.sub("", body)
 
 
-def _nav(pages: list[tuple[str, str]], i: int | None) -> str:
-    """The navigation bar of page i of `pages` [(file, title)] (None: the results page)."""
+def _nav(pages: list[tuple[str, str]], i: int | None, profile: str | None = None) -> str:
+    """The navigation bar of page i of `pages` [(file, title)] (None: the results page), saying which
+    profile the pages show and that the results page holds the committed full-profile numbers."""
     import html
 
-    links = ['<a href="index.html">Contents</a>', '<a href="results.html">Results</a>']
+    links = ['<a href="index.html">Contents</a>',
+             '<a href="results.html">Results' + ("" if profile in (None, "full") else " (full profile)") + "</a>"]
+    if profile:
+        links.insert(0, f"<b>{html.escape(profile)} profile</b>")
     if i is not None:
         if i > 0:
             links.insert(1, f'<a href="{pages[i - 1][0]}" rel="prev">&larr; {html.escape(pages[i - 1][1])}</a>')
@@ -61,6 +111,7 @@ def _page(title: str, nav: str, body: str) -> str:
 
     return ("<!doctype html>\n<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:0 auto}table{border-collapse:collapse}"
+            "img{max-width:100%;height:auto}"
             "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>\n" + nav + "\n" + body +
             "\n</body></html>\n")
 
@@ -79,6 +130,7 @@ def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
     out.mkdir(parents=True, exist_ok=True)
+    profile = (record or {}).get("profile")
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     docs, pages = [], []
     for nb in nbs:
@@ -88,12 +140,14 @@ def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_
         for c in doc.cells:
             if c.cell_type == "markdown":
                 c.source = math_to_mathml(c.source)
+        readable(doc)
         docs.append(doc)
         pages.append((f"{nb.stem}.html", title))
     for i, (doc, (name, title)) in enumerate(zip(docs, pages)):
         body, _ = exporter.from_notebook_node(doc, resources={"metadata": {"name": title}})
-        body = offline_html(body).replace('href="../RESULTS.md"', 'href="results.html"')
-        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(pages, i), body, count=1)
+        body = offline_html(body).replace('href="../RESULTS.md"', 'href="results.html"').replace(
+            "</head>", _FIT + "</head>", 1)
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + _nav(pages, i, profile), body, count=1)
         write_atomic(out / name, body)
     md = results_md if results_md is not None else repo_root() / "RESULTS.md"
     if md.is_file():
@@ -102,7 +156,9 @@ def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_
             if (md.parent / "figures" / name).is_file():
                 (out / "figures").mkdir(exist_ok=True)
                 shutil.copyfile(md.parent / "figures" / name, out / "figures" / name)
-        write_atomic(out / "results.html", _page("hw1lib results", _nav(pages, None), page))
+        note = ("" if profile in (None, "full") else f"<p><b>These are the committed full-profile numbers</b>, not "
+                f"this site's: its pages show the {html.escape(profile)} profile.</p>\n")
+        write_atomic(out / "results.html", _page("hw1lib results", _nav(pages, None, profile), note + page))
     rows = [f'<li><a href="{html.escape(name)}">{html.escape(title)}</a></li>' for name, title in pages]
     about = ""
     if record:
@@ -110,7 +166,7 @@ def export_html(nbs: list[Path], out: Path, record: dict | None = None, results_
                  "rendered {started}.</p>").format(**{k: html.escape(str(record.get(k, "?")))
                                                       for k in ("profile", "device", "git_commit", "started")})
     index = out / "index.html"
-    write_atomic(index, _page("hw1lib report", _nav(pages, None),
+    write_atomic(index, _page("hw1lib report", _nav(pages, None, profile),
                               "<h1>Deep vs Shallow, Optimization, Generalization</h1>\n" + about +
                               '\n<p><a href="results.html">Every headline number</a> beside the published one.</p>'
                               "\n<ol>\n" + "\n".join(rows) + "\n</ol>"))

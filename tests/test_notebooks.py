@@ -101,6 +101,8 @@ def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_pat
                                                  "started": "now"})
     text = index.read_text()
     assert "Profile <b>quick</b>" in text and 'href="results.html"' in text
+    assert "These are the committed full-profile numbers" in (tmp_path / "html" / "results.html").read_text()
+    assert "(the config this page ran with)</summary>" in (tmp_path / "html" / f"{nbs[-1].stem}.html").read_text()
     pages = sorted((tmp_path / "html").glob("*.html"))
     assert {p.name for p in pages} == {f"{nb.stem}.html" for nb in nbs} | {"index.html", "results.html"}
     for p in pages:
@@ -108,6 +110,15 @@ def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_pat
         # nothing is fetched from the network: no remote script, stylesheet or module import
         assert not re.search(r"""<(?:script|link)[^>]*(?:src|href)=["']https?://""", page), p.name
         assert not re.search(r"""\bfrom\s+["']https?://""", page), p.name
+        assert not re.search(r"""\bimport\s*\(\s*["']https?://""", page), p.name     # mermaid's, never fired
+        assert "img{max-width:100%" in page, p.name                 # figures scale to the column
+        assert "<b>quick profile</b>" in page and "Results (full profile)" in page, p.name
+        # a reader sees no working output: no config dumped as one line, no "saved <path>" lines, and no
+        # output line wider than a 1280 px column holds in monospace (about 120 characters)
+        import html as _html
+        for pre in re.findall(r"<pre>(.*?)</pre>", page, re.S):
+            lines = _html.unescape(re.sub("<[^>]+>", "", pre)).splitlines()
+            assert not [x for x in lines if len(x) > 120 or x.startswith("saved ")], (p.name, lines[:3])
         assert 'href="index.html"' in page and 'href="results.html"' in page, p.name
         assert "../RESULTS.md" not in page, p.name
         assert not re.search(r"<p>\s*\|", page), f"{p.name}: a table rendered as a paragraph of pipes"
