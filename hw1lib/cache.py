@@ -152,8 +152,9 @@ class _Invalid(Exception):
     pass
 
 
-def _read(path: Path, config: Any, version: str) -> Result:
-    """Load and verify an entry; _Invalid (with the reason) if anything is off."""
+def _read(path: Path, config: Any, version: str, decode: bool = True) -> Result | None:
+    """Load and verify an entry; _Invalid (with the reason) if anything is off.
+    decode=False: verify only (meta, every checksum, the config), load nothing."""
     try:
         meta = json.loads((path / "meta.json").read_text())
     except FileNotFoundError:
@@ -182,6 +183,8 @@ def _read(path: Path, config: Any, version: str) -> Result:
         stored = json.loads((path / "config.json").read_text())
         if stored != json.loads(json.dumps(config_dict(config))):
             raise _Invalid("config.json is another config's")
+        if not decode:
+            return None
         with np.load(path / "arrays.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         weights = {}
@@ -266,30 +269,35 @@ def experiment_dir(experiment: str) -> Path:
     return path
 
 
-def exists(experiment: str, config: Any, version: str = "") -> bool:
-    """Whether an entry is in place (not verified: `load` does that); an entry
-    reached through a link is not."""
-    path = entry_dir(experiment, config, version)
-    return _unlinked(path) and _regular(path / "meta.json")
-
-
 def load(experiment: str, config: Any, version: str = "") -> Result | None:
     """The verified entry, or None (a bad entry, or a link where an entry or
     its experiment directory belongs, is quarantined first)."""
+    return _checked(experiment, config, version, decode=True)[1]
+
+
+def sound(experiment: str, config: Any, version: str = "") -> bool:
+    """Whether the entry is in place and verifies as `load` verifies it (a bad
+    one is quarantined the same way), without decoding its arrays or weights:
+    what the runner asks before deciding a unit need not be computed."""
+    return _checked(experiment, config, version, decode=False)[0]
+
+
+def _checked(experiment: str, config: Any, version: str, decode: bool) -> tuple[bool, Result | None]:
+    """(whether the entry is sound, the entry if decoded)."""
     path = entry_dir(experiment, config, version)
     if path.parent.is_symlink():
         experiment_dir(experiment)
-        return None
+        return False, None
     if path.is_symlink():
         quarantine(path, _LINK)
-        return None
+        return False, None
     if not path.is_dir():
-        return None
+        return False, None
     try:
-        return _read(path, config, version)
+        return True, _read(path, config, version, decode)
     except _Invalid as exc:
         quarantine(path, str(exc))
-        return None
+        return False, None
 
 
 @contextmanager

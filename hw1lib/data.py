@@ -93,11 +93,6 @@ def missing_files(source: Source = MNIST, root: Path | None = None) -> list[str]
     return missing
 
 
-def verify_mnist(root: Path | None = None) -> list[str]:
-    """Names of the MNIST files that are missing. Raises ChecksumError on a bad file."""
-    return missing_files(MNIST, root)
-
-
 def fetch(source: Source, fetchers: list[tuple[str, Callable[[Path], None]]], root: Path | None = None,
           verbose: bool = True) -> Path:
     """Make sure the source's files are in its raw directory and verified: the

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .data import Dataset, Source, fetch, load, missing_files as _missing, raw_dir, verify_file
+from .data import Dataset, Source, fetch, load, verify_file
 from .errors import ChecksumError, DataError
 
 FASHION = Source("FashionMNIST", "Fashion-MNIST", {
@@ -34,15 +34,6 @@ DEB_PACKAGE = "dataset-fashion-mnist"
 DEB_VERSION = "0.0~git20200523.55506a9-1"
 DEB_SHA256 = "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
 DEB_DATA = "usr/share/datasets/fashion-mnist"
-
-
-def fashion_raw_dir(root: Path | None = None) -> Path:
-    return raw_dir(root, FASHION)
-
-
-def missing_files(root: Path | None = None) -> list[str]:
-    """Names of the Fashion-MNIST files that are missing. Raises ChecksumError on a bad file."""
-    return _missing(FASHION, root)
 
 
 def _from_deb(deb: Path, raw: Path) -> None:

@@ -145,12 +145,14 @@ def _resolve(module: str, name: str, seen=()) -> tuple[str, str | None] | None:
     if name not in bound:
         sub = f"{module}.{name}"
         return (sub, None) if module_file(sub) else None
-    src, attr = bound[name]
+    return _bound(*bound[name], seen + ((module, name),))
+
+
+def _bound(src: str, attr: str | None, seen=()) -> tuple[str, str | None] | None:
+    """Where an import binding (module, attribute or None) leads (`_resolve`'s answers)."""
     if not module_file(src):
         return "", f"ext:{src}" + (f".{attr}" if attr else "")
-    if attr is None:
-        return src, None
-    return _resolve(src, attr, seen + ((module, name),))
+    return (src, None) if attr is None else _resolve(src, attr, seen)
 
 
 def _reached(module: str, node: ast.AST) -> set[tuple[str, str | None]]:
@@ -161,12 +163,7 @@ def _reached(module: str, node: ast.AST) -> set[tuple[str, str | None]]:
     out = set()
 
     def lookup(name):
-        if name in local:
-            src, attr = local[name]
-            if not module_file(src):
-                return "", f"ext:{src}" + (f".{attr}" if attr else "")
-            return (src, None) if attr is None else _resolve(src, attr)
-        return _resolve(module, name)
+        return _bound(*local[name]) if name in local else _resolve(module, name)
 
     def chain(n):          # a.b.c -> (base Name, [b, c])
         attrs = []

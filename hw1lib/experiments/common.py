@@ -48,9 +48,10 @@ class Unit:
                             version=self.version)
 
     def is_cached(self) -> bool:
-        """Its entry is in place and sound (checked as a load checks it: a damaged
-        one is set aside here, so that it is recomputed like any missing unit)."""
-        return cache.load(self.key, self.config, self.version) is not None
+        """Its entry is in place and sound (checked as a load checks it, nothing
+        decoded: a damaged one is set aside here, so that it is recomputed like
+        any missing unit)."""
+        return cache.sound(self.key, self.config, self.version)
 
     def __str__(self) -> str:
         return f"{self.key}/{cache.entry_dir(self.key, self.config, self.version).name}"
