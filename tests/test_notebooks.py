@@ -90,15 +90,21 @@ def test_make_lab_starts_and_serves_a_notebook_over_rest():
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.subprocess
-def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_path):
-    import re
-
+@pytest.fixture(scope="module")
+def quick_site(tmp_path_factory):
+    """The site of the committed (quick-profile) notebooks."""
     from hw1lib.site import export_html
 
     nbs = [repo_root() / "notebooks" / n for n in notebooks()]
-    index = export_html(nbs, tmp_path / "html", {"profile": "quick", "device": "cpu", "git_commit": "abc",
-                                                 "started": "now"})
+    return export_html(nbs, tmp_path_factory.mktemp("site") / "html", {"profile": "quick", "device": "cpu",
+                                                                       "git_commit": "abc", "started": "now"})
+
+
+@pytest.mark.subprocess
+def test_html_report_reads_offline_navigates_and_renders_math_and_tables(quick_site):
+    nbs = [repo_root() / "notebooks" / n for n in notebooks()]
+    tmp_path = quick_site.parent.parent
+    index = quick_site
     text = index.read_text()
     assert "Profile <b>quick</b>" in text and 'href="results.html"' in text
     assert "These are the committed full-profile numbers" in (tmp_path / "html" / "results.html").read_text()
@@ -139,6 +145,39 @@ def test_html_report_reads_offline_navigates_and_renders_math_and_tables(tmp_pat
     assert results_page.count("<table>") >= 10
     for src in re.findall(r'src="([^"]+)"', results_page):             # every figure is in the site
         assert (tmp_path / "html" / src).is_file(), src
+
+
+@pytest.mark.subprocess
+def test_the_site_fits_a_1280_to_1920_px_window_in_a_headless_browser(quick_site, tmp_path):
+    """Every page of the quick-profile site, opened in headless Chromium at 1280 and 1920 px: no figure wider
+    than its column, no output line wider than its column, nothing loaded from the network, no horizontal
+    scroll. The same probe fails a results page without the site's fit rule, with a 300-character output
+    line and a remote script (so it can fail)."""
+    import os
+
+    from browser import chromium, layout
+
+    if chromium() is None:
+        if os.environ.get("HW1LIB_REQUIRE_BROWSER"):
+            pytest.fail("HW1LIB_REQUIRE_BROWSER is set and no chromium is installed (Debian: apt-get install chromium)")
+        pytest.skip("no headless browser here (Debian: apt-get install chromium); CI installs one")
+    site = quick_site.parent
+    pages = sorted(site.glob("*.html"))
+    for width in (1280, 1920):
+        for page in pages:
+            seen = layout(page, width)
+            assert seen["width"] == width, (page.name, seen)
+            assert not (seen["overflow"] or seen["wide_images"] or seen["wide_lines"] or seen["remote"]), (
+                page.name, width, seen)
+            if page.stem not in ("index",):
+                assert seen["images"] > 0 and seen["outputs"] + seen["images"] > 0, (page.name, seen)
+    broken = tmp_path / "results.html"
+    (tmp_path / "figures").symlink_to(site / "figures")
+    broken.write_text((site / "results.html").read_text().replace("img{max-width:100%;height:auto}", "").replace(
+        "</body>", "<pre>" + "x" * 300 + '</pre><script src="https://cdn.example.org/x.js"></script></body>'))
+    seen = layout(broken, 1280)
+    assert seen["overflow"] and seen["wide_lines"] and seen["remote"] == ["https://cdn.example.org/x.js"] * 2
+    assert len(seen["wide_images"]) > 10, seen           # the figures saved wider than the column
 
 
 def test_math_becomes_mathml_and_dollars_that_are_not_math_stay():

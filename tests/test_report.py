@@ -66,7 +66,8 @@ def test_every_notebook_renders_in_the_smoke_profile(smoke):
     # every output file has one mode, the umask respected (executed notebooks were mkstemp's 0600)
     mask = os.umask(0)
     os.umask(mask)
-    outputs = [p for p in (home / "out").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    outputs = [p for d in ("out", "figs", "res") for p in (home / d).rglob("*")
+               if p.is_file() and not p.name.startswith(".")]
     assert outputs and {oct(p.stat().st_mode & 0o777) for p in outputs} == {oct(0o666 & ~mask)}
 
 
