@@ -244,17 +244,6 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def _unlinked(path: Path) -> bool:
-    """Whether `path` and every directory between the results directory and it
-    are free of links (the results directory itself may be one)."""
-    root = results_dir()
-    try:
-        rel = path.relative_to(root)
-    except ValueError:
-        return not path.is_symlink()
-    return not any((root / Path(*rel.parts[:i + 1])).is_symlink() for i in range(len(rel.parts)))
-
-
 def experiment_dir(experiment: str) -> Path:
     """`results/<experiment>/`, created if needed, as a real directory: a link
     or a file in its place is quarantined first (with a warning naming it)."""
