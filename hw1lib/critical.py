@@ -10,17 +10,20 @@ landscape whose critical points are known:
 - `refine_critical`, a descent method on L itself (exact trust-region Newton
   steps in H's eigenbasis): it accepts only steps that lower L, so it is drawn
   to minima and finds no saddle (the oracle shows it).
-- `find_critical`, the finder every critical point attracts: minimum-residual
-  Newton on grad L = 0 (the Newton-MR step -H^+ g and Levenberg-Marquardt
-  damped steps tried in one batched evaluation) with ||grad L|| as its merit.
+- `newton_mr`, Newton-MR as Frye et al. (2021) ran it: MINRES-QLP's inexact
+  solve of H p = -g (`mr_direction`) and a backtracking line search on
+  ||grad L||^2; every critical point attracts it, and it records how far each
+  run moved from its start.
 
 Any method whose merit is ||grad L|| can stop where H g = 0 with g != 0 (g in
 H's near-null space): the gradient-flat regions of Frye et al. (2021), not
-critical points. `endpoint_spectrum` measures ||H g|| / (||H|| ||g||) and
-`classify` sorts end points into critical, gradient-flat and not converged;
-`resolved_spectrum` counts only the eigenvalues the residual gradient cannot
-flip. `linear_autoencoder` and `linear_autoencoder_critical_points` are the
-analytic oracle (Baldi and Hornik 1989) the methods are tested on.
+critical points. `endpoint_spectrum` measures ||H g|| / (||H|| ||g||), beside
+the same ratio for random directions (its null), and `classify` sorts end
+points into critical, gradient-flat and not converged; `trivial` marks the
+critical points where a net predicts a constant; `resolved_spectrum` counts
+only the eigenvalues the residual gradient cannot flip. `linear_autoencoder`
+and `linear_autoencoder_critical_points` are the analytic oracle (Baldi and
+Hornik 1989) the methods are tested on.
 """
 from __future__ import annotations
 
@@ -205,45 +208,72 @@ def resolved_spectrum(eigenvalues, grad_norm, factor: float = 1e3) -> dict:
             "raw_ratio": (ev > 0).mean(-1)}
 
 
-# ------------------------------------------------------------------ a finder every critical point attracts
-# Damping levels tried at every iteration, relative to ||H||^2 (0: the pseudo-inverse step itself).
-DAMPING = tuple(10.0 ** -k for k in range(0, 17, 2)) + (0.0,)
-RCOND = 1e-12    # eigenvalues below this times ||H|| are left out of the undamped (pseudo-inverse) step
+# ------------------------------------------------------------------ Newton-MR (Roosta et al.; Frye et al. 2021)
+LEVELS = 4       # line-search step lengths tried at once per run
+ACONDLIM = 1e7   # the MR step leaves out Krylov directions whose curvature is below 1/ACONDLIM of the largest
+                 # (Frye et al.'s MINRES-QLP stops at that condition estimate)
 
 
-def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, tol: float = 1e-8,
-                  max_iters: int = 200, damping: tuple[float, ...] = DAMPING, checkpoints: tuple[float, ...] = (),
-                  progress: bool = False, desc: str = "find_critical") -> dict[str, torch.Tensor]:
-    """Minimum-residual Newton on grad L = 0 for every row of theta [N, P], until the
-    true ||grad L|| <= tol (those runs stop moving), no step lowers ||grad L|| (the
-    run stalls there) or max_iters.
+def mr_direction(H: torch.Tensor, g: torch.Tensor, k: int = 25, acondlim: float = ACONDLIM) -> torch.Tensor:
+    """The Newton-MR direction of every row: the minimum-length least-squares solution of H p = -g within
+    the Krylov subspace K_k(H, g), which is what MINRES-QLP returns after k iterations (Frye et al. ran
+    k <= 25). H [n, P, P] symmetric, g [n, P] -> p [n, P]. Lanczos with full reorthogonalisation builds an
+    orthonormal basis Q of K_k and T = Q^T H Q (with the next basis vector's row); the small problem
+    min ||beta e_1 - T y|| is solved by the pseudo-inverse, leaving out singular values below 1/acondlim of
+    the largest. With k = P (or once the space stops growing) and acondlim large, p = -H^+ g."""
+    n, P = g.shape
+    k = min(k, P)
+    beta = g.norm(dim=1).clamp_min(torch.finfo(g.dtype).tiny)
+    Q = torch.zeros(n, k + 1, P, dtype=g.dtype, device=g.device)
+    T = torch.zeros(n, k + 1, k, dtype=g.dtype, device=g.device)
+    Q[:, 0] = -g / beta[:, None]
+    scale = H.abs().amax((1, 2)).clamp_min(torch.finfo(g.dtype).tiny)
+    for j in range(k):
+        w = (H @ Q[:, j, :, None]).squeeze(-1)
+        for _ in range(2):                        # Gram-Schmidt twice: the basis stays orthonormal to rounding
+            c = (Q[:, :j + 1] @ w[..., None]).squeeze(-1)
+            w = w - (c[:, None, :] @ Q[:, :j + 1]).squeeze(1)
+            T[:, :j + 1, j] += c
+        b = w.norm(dim=1)
+        grows = b > 1e-12 * scale                 # else K_k has stopped growing: no further direction
+        T[:, j + 1, j] = torch.where(grows, b, 0.0)
+        Q[:, j + 1] = torch.where(grows[:, None], w / b.clamp_min(torch.finfo(g.dtype).tiny)[:, None], 0.0)
+    rhs = torch.zeros(n, k + 1, 1, dtype=g.dtype, device=g.device)
+    rhs[:, 0, 0] = beta
+    y = torch.linalg.pinv(T, rtol=1.0 / acondlim) @ rhs
+    return (y.transpose(1, 2) @ Q[:, :k]).squeeze(1)
 
-    Every iteration forms the exact Hessian H and its eigendecomposition once, then
-    tries the steps p(mu) = argmin ||g + H p||^2 + mu ||p||^2 = -(H^2 + mu)^-1 H g for
-    every mu in `damping` (times ||H||^2; mu = 0 is the minimum-norm least-squares
-    step H^+ g of Newton-MR, Roosta et al.) in one batched evaluation, and takes the
-    one with the smallest ||grad L|| if it is below the current one. The merit is
-    ||grad L||, not L: the iteration is not pushed away from saddles, and near a
-    non-degenerate critical point the undamped step wins and converges
-    quadratically. Far from one, a damped step is a shorter, safer step (the
-    pseudo-inverse step through a tiny eigenvalue is huge). Like every minimiser of
-    ||grad L||^2 it can also stop where H g = 0 with g != 0: see `classify`.
 
-    Returns theta [N, P], loss [N], grad [N, P], grad_norm [N], reached [N] bool,
-    stalled [N] bool (stopped: no damping level lowered ||grad L||), trace
-    [iters + 1, N] (||grad L|| after each iteration), and for every tolerance t in
-    `checkpoints` the Hessian spectrum at the first iterate with tol < ||grad L|| <= t
-    (computed there anyway, for the next step): spectrum_at [T, N, P], grad_norm_at
-    [T, N] (NaN where a run had none, e.g. it jumped from above t to below tol).
+def newton_mr(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, *, tol: float = 1e-8,
+              max_iters: int = 200, krylov: int = 25, rho: float = 1e-4, beta: float = 0.5, halvings: int = 32,
+              radius: float | None = None, checkpoints: tuple[float, ...] = (), progress: bool = False,
+              desc: str = "Newton-MR") -> dict[str, torch.Tensor]:
+    """Newton-MR on grad L = 0 (Roosta et al. 2018), as Frye et al. (2021) ran it, for every row of theta
+    [N, P], until the true ||grad L|| <= tol (those runs stop moving), the line search finds no acceptable
+    step (the run stalls there) or max_iters.
+
+    Each iteration forms the exact Hessian H, takes the MR direction p (`mr_direction`: MINRES-QLP's
+    inexact solve of H p = -g in `krylov` Krylov steps) and a backtracking line search on ||grad L||^2:
+    the largest alpha = alpha_0 beta^j (j < halvings) with ||g(theta + alpha p)||^2 <= ||g||^2 + 2 rho alpha
+    <H p, g> (sufficient decrease). alpha_0 starts at 1 and is the last accepted alpha / beta after each
+    step (at most 1). radius: a trust region on the distance from the start (candidates farther are
+    rejected; None: none, as Frye et al.).
+
+    Returns theta [N, P], loss [N], grad [N, P], grad_norm [N], reached [N] bool, stalled [N] bool, trace
+    [iters + 1, N] (||grad L|| after each iteration), distance [N] (||theta_end - theta_start||),
+    start_loss [N], and for every tolerance t in `checkpoints` the Hessian spectrum at the first iterate
+    with tol < ||grad L|| <= t: spectrum_at [T, N, P], grad_norm_at [T, N] (NaN where a run had none).
     """
-    theta = theta.detach().clone()
+    start = theta.detach().clone()
+    theta = start.clone()
     N, P = theta.shape
     dev, dt = theta.device, theta.dtype
     L, g = loss_and_grad(f, theta)
+    L0 = L.clone()
     gn = g.norm(dim=1)
+    alpha0 = torch.ones(N, dtype=dt, device=dev)
     stalled = torch.zeros(N, dtype=torch.bool, device=dev)
-    mus = torch.tensor(damping, dtype=dt, device=dev)
-    K = len(mus)
+    levels = beta ** torch.arange(halvings, dtype=dt, device=dev)                  # [J]
     spectrum_at = torch.full((len(checkpoints), N, P), float("nan"), dtype=dt, device=dev)
     grad_norm_at = torch.full((len(checkpoints), N), float("nan"), dtype=dt, device=dev)
     trace = [gn.clone()]
@@ -254,52 +284,71 @@ def find_critical(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
             break
         H = hessian(f, theta[idx])
         finite = torch.isfinite(H).all(2).all(1)
-        if not finite.all():            # a run whose Hessian overflowed stops where it is (eigh would fail)
+        if not finite.all():            # a run whose Hessian overflowed stops where it is
             stalled[idx[~finite]] = True
             idx, H = idx[finite], H[finite]
             if len(idx) == 0:
                 break
-        lam, V = torch.linalg.eigh((H + H.transpose(1, 2)) / 2)
+        H = (H + H.transpose(1, 2)) / 2
         for k, t in enumerate(checkpoints):
-            new = (gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])
-            spectrum_at[k, idx[new]], grad_norm_at[k, idx[new]] = lam[new], gn[idx[new]]
-        n = len(idx)
-        c = (V.transpose(1, 2) @ g[idx].unsqueeze(-1)).squeeze(-1)               # g in H's eigenbasis [n, P]
-        big = lam.abs().amax(1, keepdim=True).clamp_min(torch.finfo(dt).tiny)    # ||H||
-        mu = mus[None, :, None] * big[:, None, :] ** 2                            # [n, K, 1]
-        keep = (lam.abs() > RCOND * big)[:, None, :]
-        coef = torch.where(keep, -c[:, None, :] * lam[:, None, :]
-                           / torch.where(keep, lam[:, None, :] ** 2 + mu, 1.0), 0.0)  # [n, K, P]
-        cand = theta[idx, None, :] + coef @ V.transpose(1, 2)                      # [n, K, P]
-        Lc, gc = loss_and_grad(f, cand.reshape(n * K, P))
-        gnc = gc.norm(dim=1).view(n, K)
-        gnc = torch.where(torch.isfinite(gnc), gnc, torch.inf)
-        best, j = gnc.min(1)
-        ok = best < gn[idx]
-        stalled[idx[~ok]] = True
-        rows, sel = ok.nonzero().squeeze(1), idx[ok]
-        theta[sel] = cand[rows, j[ok]]
-        g[sel] = gc.view(n, K, P)[rows, j[ok]]
-        L[sel] = Lc.view(n, K)[rows, j[ok]]
-        gn[sel] = best[ok]
+            new = ((gn[idx] <= t) & torch.isnan(grad_norm_at[k, idx])).nonzero().squeeze(1)
+            if len(new):
+                spectrum_at[k, idx[new]], grad_norm_at[k, idx[new]] = torch.linalg.eigvalsh(H[new]), gn[idx[new]]
+        p = mr_direction(H, g[idx], krylov)
+        slope = 2 * rho * ((H @ p.unsqueeze(-1)).squeeze(-1) * g[idx]).sum(1)     # 2 rho <H p, g>
+        # Backtracking, a few levels at a time: most runs accept one of the first (alpha_0 or alpha_0 beta), so
+        # a batch of LEVELS gradients per run, then the next levels only for the runs that accepted none.
+        pending = torch.arange(len(idx), device=dev)
+        for first in range(0, halvings, LEVELS):
+            rows = idx[pending]
+            alphas = alpha0[rows, None] * levels[None, first:first + LEVELS]            # [n, J], falling
+            n, J = alphas.shape
+            cand = theta[rows, None, :] + alphas[..., None] * p[pending, None, :]
+            Lc, gc = loss_and_grad(f, cand.reshape(n * J, P))
+            gnc = gc.norm(dim=1).view(n, J)
+            ok = torch.isfinite(gnc) & (gnc ** 2 <= gn[rows, None] ** 2 + alphas * slope[pending, None])
+            if radius is not None:
+                ok &= (cand - start[rows, None, :]).norm(dim=2) <= radius
+            hit = ok.any(1)
+            j = ok.int().argmax(1)[hit]                                                 # the largest acceptable alpha
+            at, sel = hit.nonzero().squeeze(1), rows[hit]
+            theta[sel], g[sel] = cand[at, j], gc.view(n, J, P)[at, j]
+            L[sel], gn[sel] = Lc.view(n, J)[at, j], gnc[at, j]
+            alpha0[sel] = (alphas[at, j] / beta).clamp_max(1.0)
+            pending = pending[~hit]
+            if len(pending) == 0:
+                break
+        stalled[idx[pending]] = True
         trace.append(gn.clone())
         bar.set_postfix(reached=int((gn <= tol).sum()), median_gn=f"{gn.median().item():.1e}")
     return {"theta": theta, "loss": L, "grad": g, "grad_norm": gn, "reached": gn <= tol, "stalled": stalled,
-            "trace": torch.stack(trace), "spectrum_at": spectrum_at, "grad_norm_at": grad_norm_at}
+            "trace": torch.stack(trace), "distance": (theta - start).norm(dim=1), "start_loss": L0,
+            "spectrum_at": spectrum_at, "grad_norm_at": grad_norm_at}
 
 
-def endpoint_spectrum(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
-                      grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def endpoint_spectrum(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, grad: torch.Tensor,
+                      null_draws: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """At every row of theta [N, P] with gradient grad [N, P]: the Hessian's eigenvalues
-    [N, P] (ascending) and the gradient-flatness ratio ||H g|| / (||H|| ||g||) [N]
-    (0: g entirely in H's null space; NaN where g = 0)."""
+    [N, P] (ascending), the gradient-flatness ratio ||H g|| / (||H|| ||g||) [N] (0: g
+    entirely in H's null space; NaN where g = 0) and its null: the same ratio for
+    `null_draws` random unit directions u at each point [N, null_draws] (seeded: how small
+    the ratio is for a direction that has nothing to do with the gradient)."""
     H = hessian(f, theta)
     H = (H + H.transpose(1, 2)) / 2
     ev = torch.linalg.eigvalsh(H)
-    Hg = (H @ grad.unsqueeze(-1)).squeeze(-1)
+    top = ev.abs().amax(1)
+    u = torch.randn(null_draws, *theta.shape, generator=torch.Generator().manual_seed(seed), dtype=theta.dtype)
+    u = u.to(theta.device).permute(1, 2, 0)                                           # [N, P, draws]
     with torch.no_grad():
-        ratio = Hg.norm(dim=1) / (ev.abs().amax(1) * grad.norm(dim=1))
-    return ev, ratio
+        ratio = (H @ grad.unsqueeze(-1)).squeeze(-1).norm(dim=1) / (top * grad.norm(dim=1))
+        null = (H @ u).norm(dim=1) / (top[:, None] * u.norm(dim=1))
+    return ev, ratio, null
+
+
+def trivial(loss, target_variance: float, rel: float = 1e-6) -> np.ndarray:
+    """Which critical points are the trivial ones where the net predicts a constant: their
+    loss equals the target's variance (the loss of its mean) to a relative `rel`."""
+    return np.abs(np.asarray(loss, float) - target_variance) <= rel * target_variance
 
 
 CRITICAL, GRADIENT_FLAT, NOT_CONVERGED = 0, 1, 2
@@ -458,6 +507,15 @@ def levels_of(loss, index, top: int = 8) -> list[dict]:
     return sorted(sorted(out, key=lambda d: -d["n"])[:top], key=lambda d: -d["loss"])
 
 
+def flatness(ratio, null) -> dict:
+    """The flatness ratio ||H g|| / (||H|| ||g||) of end points against its null (random directions at the
+    same points): medians, and how many end points have a ratio below every one of their null draws."""
+    if not len(ratio):
+        return {"n": 0, "median": None, "null_median": None, "below_null": 0}
+    return {"n": int(len(ratio)), "median": rnd(np.median(ratio)), "null_median": rnd(np.median(null)),
+            "below_null": int((ratio < null.min(1)).sum())}
+
+
 def oracle_summary(a, resolve_factor: float) -> dict:
     """Per method on the linear autoencoder: end points at ||g|| <= find_tol, how many sit on an
     analytic critical value (to 1e-6) with the analytic index, how many of those are saddles, and
@@ -465,7 +523,7 @@ def oracle_summary(a, resolve_factor: float) -> dict:
     values, index = a["oracle_values"], a["oracle_index"]
     out = {"starts": int(len(a["oracle_start_near"])), "critical_values": len(values),
            "saddle_values": int((index > 0).sum())}
-    for m in ("min_grad_norm_sq", "descent_on_L", "find_critical"):
+    for m in ("min_grad_norm_sq", "descent_on_L", "newton_mr"):
         loss, gn = a[f"oracle_{m}_loss"], a[f"oracle_{m}_grad_norm"]
         crit = a[f"oracle_{m}_status"] == CRITICAL
         k = np.abs(loss[:, None] - values[None]).argmin(1)
