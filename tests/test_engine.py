@@ -175,8 +175,8 @@ def test_host_units_in_one_thread_equal_inline(smoke_cache, tmp_path, monkeypatc
             fut.result()
     assert all(u.is_cached() for u in units)        # computed by the workers; assembled below
     got = e.run(e.make_config("smoke", "cuda"), progress=False)
-    # 1-2c computes in float64, but its Newton steps divide by Hessian eigenvalues down to
-    # critical.RCOND * ||H|| and its gradient norms are small results of O(1) terms: no bound from the
+    # 1-2c computes in float64, but its Newton steps divide by curvatures down to 1/critical.ACONDLIM
+    # of the largest and its gradient norms are small results of O(1) terms: no bound from the
     # operation count applies. 1e-5 is an empirical tolerance (seen: 1.2e-11 between 1 and 2 threads).
     _assert_same({"1-2c": ref}, {"1-2c": got}, rtol=1e-5, atol=1e-12)
 
