@@ -187,6 +187,18 @@ def compare_log(a, b, level: float = 0.95, power: float = 0.8) -> dict:
             "detectable": float(detect), "n": [na, nb]}
 
 
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values of a family of tests p [m] (in the input's order): the k-th
+    smallest is multiplied by m - k + 1, made non-decreasing in that order, and capped at 1. A test
+    whose adjusted p is below alpha is rejected with the family-wise error held at alpha."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(p)
+    out[order] = adj
+    return out
+
+
 def spearman(x, y) -> float:
     """Spearman's rho; NaN (silently) where either input is constant, as a
     bootstrap resample of a few points can be."""
@@ -220,6 +232,23 @@ def partial_spearman_ci(x, y, z, **kwargs) -> dict:
     """partial_spearman with its bootstrap 95% interval and the number of points."""
     return {"rho": partial_spearman(x, y, z), "ci": list(bootstrap_ci(partial_spearman, x, y, z, **kwargs)),
             "n": int(len(x))}
+
+
+def centred_spearman(x, y) -> float:
+    """Spearman's rho of x and y [S, C] (seeds x design cells, every cell of every seed present) after
+    two-way centring: each value less its seed's mean and its cell's mean, plus the grand mean. What is
+    left is the association within seeds and cells, not the one the design's factors (a batch size, an
+    initialisation) put into both."""
+    res = [v - v.mean(0) - v.mean(1, keepdims=True) + v.mean() for v in (np.asarray(x, float), np.asarray(y, float))]
+    return spearman(res[0].ravel(), res[1].ravel())
+
+
+def centred_spearman_ci(x, y, **kwargs) -> dict:
+    """centred_spearman with a bootstrap 95% interval that resamples seeds (the rows), never single points:
+    the points of one seed share its initialisation. n: the seeds; points: the values correlated."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return {"rho": centred_spearman(x, y), "ci": list(bootstrap_ci(centred_spearman, x, y, **kwargs)),
+            "n": int(x.shape[0]), "points": int(x.size)}
 
 
 def first_at_least(values, level: float) -> int | None:

@@ -273,3 +273,33 @@ def test_a_correlation_that_is_undefined_is_said_not_raised():
         assert d == {"rho": None, "ci": [None, None], "n": len(x)} and fmt_sp(d) == f"undefined (n = {len(x)})"
     d = correlation(partial_spearman_ci, [1, 2, 3, 4, 5], [2, 1, 4, 3, 5], [1, 1, 2, 2, 3])
     assert d["rho"] is not None and d["ci"][0] <= d["rho"] <= d["ci"][1] and d["n"] == 5
+
+
+def test_centred_spearman_removes_what_the_design_puts_into_both_and_resamples_seeds():
+    """x and y both driven by the batch size and the seed (as 1-3d's sensitivity and loss gap are), with
+    independent noise: the raw rank correlation is large, the centred one near 0 and its interval, over
+    resampled seeds, contains 0. With noise shared between x and y, the centred correlation finds it."""
+    from hw1lib.stats import centred_spearman, centred_spearman_ci, spearman
+
+    rng = np.random.default_rng(0)
+    S, C = 8, 3
+    design = 3.0 * np.arange(C)[None, :] + 2.0 * rng.normal(size=(S, 1))      # cell effect + seed effect
+    x, y = design + 0.3 * rng.normal(size=(S, C)), design + 0.3 * rng.normal(size=(S, C))
+    assert spearman(x.ravel(), y.ravel()) > 0.8
+    out = centred_spearman_ci(x, y)
+    assert abs(out["rho"]) < 0.5 and out["ci"][0] < 0 < out["ci"][1] and (out["n"], out["points"]) == (S, S * C)
+    shared = rng.normal(size=(S, C))
+    assert centred_spearman(design + shared, design + shared + 0.1 * rng.normal(size=(S, C))) > 0.9
+
+
+def test_holm_adjusts_a_family_of_p_values_step_down():
+    """Holm (1979) by hand: sorted p 0.01, 0.02, 0.03, 0.04 of m = 4 -> 0.04, 0.06, 0.06 (monotone), 0.06;
+    in the input's order; capped at 1. 1-1a's nine depth comparisons: only sinc 1- vs 3-hidden (p = 0.0015)
+    stays below 0.05 (0.0135); sinc 3- vs 6-hidden (p = 0.017) does not (0.14)."""
+    from hw1lib.stats import holm
+
+    assert np.allclose(holm([0.03, 0.01, 0.04, 0.02]), [0.06, 0.04, 0.06, 0.06])
+    assert np.allclose(holm([0.01, 0.9]), [0.02, 0.9]) and holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+    p = [0.1537, 0.2377, 0.7894, 0.287, 0.5434, 0.2925, 0.0015, 0.3663, 0.01743]
+    adj = holm(p)
+    assert adj[6] == pytest.approx(0.0135) and adj[8] == pytest.approx(0.01743 * 8) and (adj[np.arange(9) != 6] > 0.05).all()

@@ -226,10 +226,11 @@ def summary_random_labels(h: dict) -> str:
     rows = {row["fraction"]: row for row in h["rows"]}
     out = ""
     if h.get("slowdown") is not None:
-        out += f"random labels take {fmt_m(h['slowdown'], 1)} times the epochs of true labels to fit; "
+        out += (f"random labels take {fmt_m(h['slowdown'], 1)} times the epochs of true labels to fit (to "
+                f"{h['fit_acc']:g}% training accuracy); ")
     if 1.0 in rows and 0.0 in rows:
         r, t = rows[1.0], rows[0.0]
-        out += (f"fitted {r['fitted']}/{r['runs']}, test acc at fit {fmt_m(r['test_acc'])}% (chance 10%); "
+        out += (f"fitted to {h['fit_acc']:g}% {r['fitted']}/{r['runs']}, test acc at fit {fmt_m(r['test_acc'])}% (chance 10%); "
                 f"true labels {fmt_m(t['test_acc'])}%")
     return out
 
@@ -238,5 +239,6 @@ RANDOM_LABELS = Experiment(
     "1-3a", "random labels", "1-3a_random_labels.ipynb", RandomLabelsConfig, RANDOM_LABELS_PROFILES,
     key="", compute=None, plan=random_labels_units, assemble=assemble_random_labels,
     headline=h_random_labels, block=block_random_labels, checks=c_random_labels, summary=summary_random_labels,
-    published=("Zhang et al. 2017", "random labels are fitted (100% train accuracy), by a small constant factor more "
+    published=("Zhang et al. 2017", "random labels are fitted (to 100% train accuracy; the "
+               "column to the left says to what accuracy these runs were), by a small constant factor more "
                "slowly than true labels; test accuracy falls with the fraction of labels randomised, to chance (~10%)"))
