@@ -142,6 +142,11 @@ def fmt_m(d: dict | None, digits: int = 2) -> str:
     return fmt_ci(d["mean"], d["ci95"] if d["ci95"] is not None else float("nan"), digits)
 
 
+def sig2(x: float) -> str:
+    """x to two significant figures, without a trailing exponent where none is needed ('1100', '0.0042')."""
+    return f"{float(f'{x:.2g}'):g}"
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
@@ -205,6 +210,23 @@ def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
         if m.sum() >= 3:
             out[s] = np.polyfit(x[m], y[m, s], 1)[0]
     return out
+
+
+def rate_batch_law(batch, lr, y, ok) -> dict:
+    """log y = c + a log(batch) + b log(lr), fitted by least squares per seed over the cells it reached
+    (batch [B], lr [B, R]: each learning-rate rule's rate at each batch size; y, ok [B, R, S]), then a, b and
+    a + b with t-intervals over seeds. Only the ratio lr / batch matters (the noise scale of SGD, Smith and
+    Le 2018) if a = -b: a + b = 0. Two rules whose rates are not proportional identify both."""
+    X = np.log(np.broadcast_to(np.asarray(batch, float)[:, None], np.shape(lr))).ravel()
+    L = np.log(np.asarray(lr, float)).ravel()
+    y, ok = np.asarray(y, float), np.asarray(ok, bool)
+    coef = np.full((y.shape[-1], 2), np.nan)
+    for s in range(y.shape[-1]):
+        m = ok[..., s].ravel() & np.isfinite(y[..., s].ravel()) & (y[..., s].ravel() > 0)
+        A = np.column_stack([np.ones(m.sum()), X[m], L[m]])
+        if m.sum() >= 4 and np.linalg.matrix_rank(A) == 3:
+            coef[s] = np.linalg.lstsq(A, np.log(y[..., s].ravel()[m]), rcond=None)[0][1:]
+    return {"a": ci_finite(coef[:, 0]), "b": ci_finite(coef[:, 1]), "a_plus_b": ci_finite(coef.sum(1))}
 
 
 def ci_reached(x, ok, fn=ci) -> dict:

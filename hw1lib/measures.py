@@ -100,3 +100,14 @@ def epsilon_sharpness_lbfgsb(loss_fn: Callable[[dict[str, torch.Tensor]], torch.
 def ensemble_loss_fn(ens: Ensemble, x: torch.Tensor, y: torch.Tensor) -> Callable:
     """stacked params -> [N] mean cross-entropy of each member on (x, y), shared data."""
     return lambda params: member_cross_entropy(ens(x, shared=True, params=params), y).mean(1)
+
+
+def lbfgsb_per_member(build, ens: Ensemble, split: Split, eps: float, iters: int) -> np.ndarray:
+    """Keskar's L-BFGS-B sharpness of every member [N], each maximised on an
+    ensemble of that member alone (so that an evaluation computes one model's
+    loss, not the whole ensemble's)."""
+    out = np.zeros(len(ens))
+    for i in range(len(ens)):
+        one = Ensemble.from_stacked(build, {k: v[i:i + 1].detach() for k, v in ens.params.items()}, ens.device)
+        out[i] = epsilon_sharpness_lbfgsb(ensemble_loss_fn(one, split.x, split.y), one, eps, iters=iters)[0]
+    return out

@@ -189,3 +189,21 @@ def keskar_f1(width: int = 512) -> Callable[[], nn.Sequential]:
 
 
 F1_CHUNK = 10_000   # samples per evaluation chunk of F1 (its batch statistics come from each chunk)
+
+
+def linear_layers(build) -> list[int]:
+    """The positions of the Linear layers in the Sequential `build` makes."""
+    return [i for i, m in enumerate(build()) if isinstance(m, torch.nn.Linear)]
+
+
+def bn_fed_layers(build) -> list[int]:
+    """The positions of the Linear layers whose output goes straight into a batch normalisation."""
+    mods = list(build())
+    return [i for i, m in enumerate(mods[:-1]) if isinstance(m, torch.nn.Linear)
+            and isinstance(mods[i + 1], torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def bn_rescaled(states: dict[str, torch.Tensor], layers: list[int], factor: float) -> dict[str, torch.Tensor]:
+    """Kept weights with the weight and bias of each of `layers` times `factor`: a batch normalisation
+    after them (batch statistics) gives the same output, up to its epsilon."""
+    return {n: v * factor if n.split(".")[0] in {str(i) for i in layers} else v for n, v in states.items()}

@@ -303,3 +303,23 @@ def test_holm_adjusts_a_family_of_p_values_step_down():
     p = [0.1537, 0.2377, 0.7894, 0.287, 0.5434, 0.2925, 0.0015, 0.3663, 0.01743]
     adj = holm(p)
     assert adj[6] == pytest.approx(0.0135) and adj[8] == pytest.approx(0.01743 * 8) and (adj[np.arange(9) != 6] > 0.05).all()
+
+
+def test_rate_batch_law_recovers_known_exponents_from_two_rules():
+    """y = B^0.4 lr^-0.7 x noise at a fixed rate and at a rate scaled with the batch (1-3d's two rules):
+    the fit per seed recovers a = 0.4 and b = -0.7, and a + b's interval excludes 0; with y depending on
+    lr / B alone (a = -b) it contains 0. A cell not reached is left out."""
+    from hw1lib.headline import rate_batch_law
+
+    rng = np.random.default_rng(1)
+    B = np.array([16, 64, 256, 1024, 4096])
+    lr = np.stack([np.full(5, 1e-3), 1e-3 * B / 256], 1)                    # [B, R]
+    y = B[:, None, None] ** 0.4 * lr[..., None] ** -0.7 * np.exp(0.02 * rng.normal(size=(5, 2, 6)))
+    ok = np.ones(y.shape, bool)
+    ok[0, 1, 0] = False
+    law = rate_batch_law(B, lr, y, ok)
+    assert law["a"]["mean"] == pytest.approx(0.4, abs=0.02) and law["b"]["mean"] == pytest.approx(-0.7, abs=0.02)
+    assert law["a_plus_b"]["mean"] - law["a_plus_b"]["ci95"] > 0 or law["a_plus_b"]["mean"] + law["a_plus_b"]["ci95"] < 0
+    ratio = (lr[..., None] / B[:, None, None]) ** -0.5 * np.exp(0.02 * rng.normal(size=(5, 2, 6)))
+    lr_only = rate_batch_law(B, lr, ratio, np.ones(ratio.shape, bool))["a_plus_b"]
+    assert abs(lr_only["mean"]) <= lr_only["ci95"]

@@ -1,6 +1,7 @@
 """1-3d: sensitivity (input-Jacobian norm) vs batch size."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,10 +13,10 @@ from ..data import Split, load_mnist, random_labels
 from ..ensemble import Ensemble
 from ..measures import sensitivity
 from ..models import mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci_finite, ci_reached, correlation, fmt_m,
-                        fmt_sp, md_table, nonneg_ci, one_count, one_sample, pct, rnd, seed_slopes, sign_of, vals,
-                        where)
-from ..stats import spearman_ci
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci, ci_finite, ci_reached, fmt_m, fmt_sp,
+                        md_table, nonneg_ci, one_count, one_sample, pct, rate_batch_law, rnd, rounded, seed_slopes, sign_of, sp_round,
+                        vals, where)
+from ..stats import centred_spearman_ci, geometric_ci
 from ..train import fit_to_targets
 from .common import Experiment, Unit, split_units, stack_units
 
@@ -134,6 +135,16 @@ def model_units(cfg: BatchSweepConfig) -> list[Unit]:
     return split_units("batch_sweep_unit", cfg, ("batch_sizes",), _train_batch)
 
 
+def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
+    """The trained models of one batch size of the sweep, from the cache: members
+    in the order (target, rule, seed); and that batch size's unit result."""
+    (unit,) = model_units(dataclasses.replace(cfg, batch_sizes=(batch_size,)))
+    part = unit(progress)
+    dev = torch.device(cfg.device)
+    ens = Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
+    return ens, part
+
+
 def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
     """Arrays: batch_size [B]; lr [B, R]; train_loss, train_acc, test_loss,
     test_acc, sensitivity, epochs, steps, reached [B, T, R, S] (targets T, rules
@@ -181,15 +192,20 @@ def h_batch_sweep(r, cfg) -> dict:
                 # the gaps can be negative: per doubling of the batch, on a linear scale
                 "loss_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], gap[:, t, ri], o, log_y=False)),
                 "acc_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], agap[:, t, ri], o, log_y=False))}
-    out["spearman_sensitivity_gap"] = {
-        f"{target:g}": correlation(spearman_ci, a["sensitivity"][:, t][ok[:, t]], gap[:, t][ok[:, t]])
-        for t, target in enumerate(targets)}
+    out["law"] = {f"{target:g}": {"sensitivity": rate_batch_law(a["batch_size"], a["lr"], a["sensitivity"][:, t],
+                                                                ok[:, t])} for t, target in enumerate(targets)}
+    # within each rule, after centring by batch size and by seed (the design's factors move both)
+    out["spearman_sensitivity_gap"] = {f"{target:g}": {rule: within_cells(a["sensitivity"][:, t, ri], gap[:, t, ri],
+                                                                          ok[:, t, ri]) for ri, rule in enumerate(rules)}
+                                       for t, target in enumerate(targets)}
     # true vs random labels on the same images
     la = {k[6:]: v for k, v in a.items() if k.startswith("label_")}
     lgap = la["test_loss"] - la["train_loss"]                                  # [Bl, T, L, S]
+    lagap = 100 * (la["train_acc"] - la["test_acc"])                           # the error gap, in points
     lok = la["reached"].astype(bool)
     labels = r.summary["labels"]
-    out["labels"] = {"subset": cfg.label_subset, "max_epochs": cfg.label_max_epochs, "rows": [], "spearman": {}}
+    out["labels"] = {"subset": cfg.label_subset, "max_epochs": cfg.label_max_epochs, "rows": [], "spearman": {},
+                     "contrast": {}}
     for t, target in enumerate(targets):
         for li, lab in enumerate(labels):
             for b, batch_size in enumerate(la["batch_size"]):
@@ -198,13 +214,15 @@ def h_batch_sweep(r, cfg) -> dict:
                     "target": target, "labels": lab, "batch_size": int(batch_size), "reached": int(lok[sl].sum()),
                     "epochs": nonneg_ci(la["epochs"][sl]), "train_loss": nonneg_ci(la["train_loss"][sl]),
                     "test_acc": ci_reached(la["test_acc"][sl], lok[sl], acc_test_ci),
-                    "loss_gap": ci_reached(lgap[sl], lok[sl]),
+                    "loss_gap": ci_reached(lgap[sl], lok[sl]), "acc_gap": ci_reached(lagap[sl], lok[sl]),
                     "sensitivity": ci_reached(la["sensitivity"][sl], lok[sl], nonneg_ci)})
-        m = lok[:, t]
-        within = {lab: correlation(spearman_ci, la["sensitivity"][:, t, li][m[:, li]], lgap[:, t, li][m[:, li]])
-                  for li, lab in enumerate(labels)}
-        out["labels"]["spearman"][f"{target:g}"] = {**within, "across": correlation(
-            spearman_ci, la["sensitivity"][:, t][m], lgap[:, t][m])}
+        sens = la["sensitivity"][:, t]
+        out["labels"]["spearman"][f"{target:g}"] = {
+            lab: {"loss_gap": within_cells(sens[:, li], lgap[:, t, li], lok[:, t, li]),
+                  "acc_gap": within_cells(sens[:, li], lagap[:, t, li], lok[:, t, li])} for li, lab in enumerate(labels)}
+        # across the two conditions: two separated clusters, so a contrast (random - true), paired by batch and seed
+        out["labels"]["contrast"][f"{target:g}"] = label_contrast(sens, lgap[:, t], lagap[:, t], lok[:, t],
+                                                                   labels.index("random"), labels.index("true"))
     out["labels"]["per_seed"] = {f"{target:g}/{lab}": {
         "sensitivity": [[rnd(v) for v in row] for row in la["sensitivity"][:, t, li]],
         "loss_gap": [[rnd(v) for v in row] for row in lgap[:, t, li]],
@@ -212,6 +230,31 @@ def h_batch_sweep(r, cfg) -> dict:
         for t, target in enumerate(targets) for li, lab in enumerate(labels)}
     out["labels"]["batch_sizes"] = [int(b) for b in la["batch_size"]]
     return out
+
+
+def within_cells(x, y, ok) -> dict:
+    """Spearman of x and y [B, S] (batch sizes x seeds) after centring by batch size and by seed
+    (`stats.centred_spearman_ci`, seeds resampled), over the seeds that reached the target at every batch
+    size; undefined below 3 such seeds."""
+    full = np.asarray(ok, bool).all(0)
+    if full.sum() < 3:
+        return {"rho": None, "ci": [None, None], "n": int(full.sum()), "points": int(full.sum() * len(x))}
+    d = centred_spearman_ci(np.asarray(x)[:, full].T, np.asarray(y)[:, full].T)
+    return sp_round(d) | {"points": d["points"]}
+
+
+def label_contrast(sens, gap, agap, ok, rand: int, true: int) -> dict:
+    """Random against true labels, paired by batch size and seed ([B, L, S] arrays, where both reached):
+    per seed, the geometric mean over batch sizes of the sensitivity ratio and the mean differences of the
+    loss and error gaps; then their intervals over seeds."""
+    both = ok[:, rand] & ok[:, true]
+    seeds = both.any(0)
+    if seeds.sum() < 2:
+        return {"sensitivity_ratio": None, "loss_gap": None, "acc_gap": None, "n": int(seeds.sum())}
+    per = lambda v: np.array([v[both[:, s], s].mean() for s in np.flatnonzero(seeds)])
+    return {"sensitivity_ratio": rounded(geometric_ci(np.exp(per(np.log(sens[:, rand] / sens[:, true]))))),
+            "loss_gap": ci(per(gap[:, rand] - gap[:, true])), "acc_gap": ci(per(agap[:, rand] - agap[:, true])),
+            "n": int(seeds.sum())}
 
 
 def c_batch_sweep(r, cfg) -> dict[str, Check]:
@@ -260,34 +303,68 @@ def block_batch_sweep(h: dict) -> str:
         [k, _fmt_slope(v["sensitivity"]), _fmt_slope(v["loss_gap"], 4), _fmt_slope(v["acc_gap"])]
         for k, v in h["slopes"].items()])
     lab = h["labels"]
-    t3 = md_table(["target", "labels", "batch", "reached", "epochs", "test acc (%)", "loss gap", "sensitivity"], [
+    t3 = md_table(["target", "labels", "batch", "reached", "epochs", "test acc (%)", "loss gap", "error gap (points)",
+                   "sensitivity"], [
         [f"{row['target']:g}", row["labels"], row["batch_size"], f"{row['reached']}/{h['seeds']}", fmt_m(row["epochs"], 1),
-         fmt_m(row["test_acc"]), fmt_m(row["loss_gap"], 3), fmt_m(row["sensitivity"], 3)] for row in lab["rows"]])
-    t4 = md_table(["target", "Spearman(sensitivity, loss gap): true labels", "random labels", "across both"], [
-        [t, fmt_sp(s["true"]), fmt_sp(s["random"]), fmt_sp(s["across"])] for t, s in lab["spearman"].items()])
-    return (t1 + "\n\n" + t2 +
+         fmt_m(row["test_acc"]), fmt_m(row["loss_gap"], 3), fmt_m(row["acc_gap"]), fmt_m(row["sensitivity"], 3)]
+        for row in lab["rows"]])
+    t4 = md_table(["target", "labels", "Spearman(sensitivity, loss gap), centred", "Spearman(sensitivity, error gap), centred"],
+                  [[t, name, _fmt_within(v["loss_gap"]), _fmt_within(v["acc_gap"])]
+                   for t, s in lab["spearman"].items() for name, v in s.items()])
+    t5 = md_table(["target", "sensitivity, random / true", "loss gap, random - true", "error gap, random - true (points)"],
+                  [[t, fmt_m(c["sensitivity_ratio"]), fmt_m(c["loss_gap"], 3), fmt_m(c["acc_gap"])]
+                   for t, c in lab["contrast"].items()])
+    return (t1 + "\n\n" + t2 + law_table(h.get("law")) +
             f"\n\nEvery model kept the first time its training loss (whole training set) reached each target (at most "
             f"{h['max_epochs']} epochs; 'reached' counts the seeds that did; the others are left out of the slopes). "
             f"Learning rate {h['lr']:g}, fixed or scaled linearly with the batch from batch {h['ref_batch']}. "
             f"Over the seeds (of {h['seeds']}) that reached the target (epochs and training loss: over all), "
             f"{BOUNDED_INTERVALS}. Slopes: least squares per seed over the batch "
-            "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) among all models "
-            "that reached each target: " +
-            "; ".join(f"target {t}: {fmt_sp(v)}" for t, v in h["spearman_sensitivity_gap"].items()) +
+            "sizes it reached, then the t-interval over seeds. Spearman(sensitivity, loss gap) within each learning-rate "
+            "rule, after centring by batch size and by seed (the batch size moves both; so does the initialisation), "
+            "with a bootstrap that resamples seeds: " +
+            "; ".join(f"target {t}: " + ", ".join(f"{rule} lr {_fmt_within(v)}" for rule, v in d.items())
+                      for t, d in h["spearman_sensitivity_gap"].items()) +
             f".\n\nTrue vs random labels on the same {lab['subset']:,} training images (test labels true), "
-            f"learning rate {h['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 + "\n\n" + t4 +
+            f"learning rate {h['lr']:g}, at most {lab['max_epochs']} epochs:\n\n" + t3 +
+            "\n\nWithin each label condition, after centring by batch size and by seed (bootstrap over seeds; "
+            "only seeds that reached the target at every batch size):\n\n" + t4 +
+            "\n\nAcross the conditions the models form two separated clusters, so a correlation over both would "
+            "restate their difference; the difference itself, paired by batch size and seed (per seed: the geometric "
+            "mean over batch sizes of the ratio, the mean of the differences; then the interval over seeds):\n\n" + t5 +
             _novak_tests(h))
+
+
+def law_table(law: dict | None) -> str:
+    """The fitted rate-batch law ({target: {measure: rate_batch_law}}) as a table, or nothing."""
+    if not law:
+        return ""
+    where_ = lambda d: "undefined" if d["mean"] is None else sign_of(d)  # noqa: E731
+    return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over both learning-rate rules' cells (the "
+            "fixed rule alone gives a; the linear one, lr proportional to the batch, a + b), t-intervals over "
+            "seeds; only the ratio lr / batch matters if a + b = 0:\n\n" + md_table(
+                ["target", "measure", "a (batch)", "b (learning rate)", "a + b"],
+                [[t, m, _fmt_slope(v["a"]), _fmt_slope(v["b"]), where(_fmt_slope(v["a_plus_b"]), where_(v["a_plus_b"]))]
+                 for t, ms in law.items() for m, v in ms.items()]))
+
+
+def _fmt_within(d: dict) -> str:
+    return fmt_sp(d) + (f", {d['points']} points" if d.get("points") else "")
 
 
 def _novak_tests(h: dict) -> str:
     """What the numbers say about Novak et al.'s claim, per target (generated)."""
     lines = ["\n\n**What each comparison tests** (interval, and where it lies):\n"]
     for t, sp in h["labels"]["spearman"].items():
-        slopes = h["slopes"]
-        fixed, linear = slopes.get(f"fixed/{t}"), slopes.get(f"linear/{t}")
-        parts = [f"- training loss {t}: Spearman(sensitivity, loss gap) within true labels {where(fmt_sp(sp['true']), sign_of_rho(sp['true']))}"
-                 f", within random labels {where(fmt_sp(sp['random']), sign_of_rho(sp['random']))}"
-                 f", across both {where(fmt_sp(sp['across']), sign_of_rho(sp['across']))}"]
+        c = h["labels"]["contrast"][t]
+        ratio = c["sensitivity_ratio"]
+        parts = [f"- training loss {t}: within true labels, centred Spearman(sensitivity, loss gap) "
+                 f"{where(fmt_sp(sp['true']['loss_gap']), sign_of_rho(sp['true']['loss_gap']))}, within random labels "
+                 f"{where(fmt_sp(sp['random']['loss_gap']), sign_of_rho(sp['random']['loss_gap']))}; random against true "
+                 f"labels: sensitivity x {fmt_m(ratio)}"
+                 + ("" if ratio is None else f" ({'above 1' if ratio['lo'] > 1 else 'below 1' if ratio['hi'] < 1 else 'contains 1'})")
+                 + f", loss gap {where(fmt_m(c['loss_gap'], 3), sign_of(c['loss_gap']) if c['loss_gap'] else 'undefined')}"]
+        fixed, linear = h["slopes"].get(f"fixed/{t}"), h["slopes"].get(f"linear/{t}")
         if fixed and linear:
             parts.append(f"; sensitivity on batch size (log-log slope), fixed lr {where(_fmt_slope(fixed['sensitivity']), sign_of(fixed['sensitivity']))}"
                          f", linear lr {where(_fmt_slope(linear['sensitivity']), sign_of(linear['sensitivity']))}"
@@ -302,11 +379,13 @@ def _novak_tests(h: dict) -> str:
 
 def summary_batch_sweep(h: dict) -> str:
     t = f"{h['targets'][-1]:g}"
-    s = h["labels"]["spearman"][t]
+    s, c = h["labels"]["spearman"][t], h["labels"]["contrast"][t]
     return (f"at training loss {t}: log-log slope of sensitivity on batch, fixed lr "
             f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sensitivity'])}, linearly scaled lr "
-            f"{_fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; Spearman(sensitivity, gap) on one image set: "
-            f"true labels {fmt_sp(s['true'])}, random {fmt_sp(s['random'])}, across {fmt_sp(s['across'])}")
+            f"{_fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; on one image set, random against true labels: "
+            f"sensitivity x {fmt_m(c['sensitivity_ratio'])}, loss gap {fmt_m(c['loss_gap'], 3)}; Spearman(sensitivity, "
+            f"loss gap) within a condition, centred by batch and seed: true {fmt_sp(s['true']['loss_gap'])}, random "
+            f"{fmt_sp(s['random']['loss_gap'])}")
 
 
 BATCH_SWEEP = Experiment(

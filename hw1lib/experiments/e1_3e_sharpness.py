@@ -14,31 +14,22 @@ from ..curvature import FlatLoss, top_eigenvalues
 from ..errors import ConfigError
 from ..data import Split, load_mnist
 from ..ensemble import Ensemble
-from ..measures import ensemble_loss_fn, epsilon_sharpness, epsilon_sharpness_lbfgsb
-from ..models import F1_CHUNK, count_params, keskar_f1, mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_m, md_table,
-                        nonneg_ci, one_sample, pct, pct_ci, plural, rnd, seed_slopes, sign_of, vals, where)
+from ..measures import ensemble_loss_fn, epsilon_sharpness, lbfgsb_per_member
+from ..models import F1_CHUNK, bn_fed_layers, bn_rescaled, count_params, keskar_f1, linear_layers, mnist_mlp
+from ..stats import compare_log
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_m, md_table, sig2,
+                        nonneg_ci, one_sample, pct, pct_ci, plural, rate_batch_law, rnd, seed_slopes, sign_of, vals, where)
 from ..train import fit_to_targets
 from .common import Experiment, Unit, stack_units
-from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, _fmt_slope, model_units
-
-
-def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
-    """The trained models of one batch size of the sweep, from the cache: members
-    in the order (target, rule, seed); and that batch size's unit result."""
-    (unit,) = model_units(dataclasses.replace(cfg, batch_sizes=(batch_size,)))
-    part = unit(progress)
-    dev = torch.device(cfg.device)
-    ens = Ensemble.from_stacked(mnist_mlp(cfg.hidden), {k: v.to(dev) for k, v in part.weights.items()}, dev)
-    return ens, part
+from .e1_3d_flatness_sensitivity import (BATCH_SWEEP, BatchSweepConfig, _fmt_slope, batch_sweep_models, law_table,
+                                          rule_lr)
 
 
 @dataclass(frozen=True)
 class KeskarConfig:
-    """Keskar et al.'s (2017) MNIST setup: network F1, Adam (their rate, Keras's
-    default 1e-3), batch 256 against 10% of the training set, trained until the
-    training loss ceases to improve; and, as the controlled variation, our
-    1-3d MLP trained the same way. Both are also kept at 1-3d's lowest loss target."""
+    """Keskar et al.'s (2017) MNIST setup: network F1, Adam (their rate, Keras's default 1e-3), batch 256
+    against 10% of the training set, trained until the training loss ceases to improve; and, as the controlled
+    variation, our 1-3d MLP trained the same way. Both are also kept at 1-3d's lowest loss target."""
     networks: tuple[str, ...] = ("f1", "mlp")
     regimes: tuple[str, ...] = ("small", "large")
     small_batch: int = 256
@@ -51,6 +42,8 @@ class KeskarConfig:
     mlp_hidden: tuple[int, ...] = (64, 64)
     mlp_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     f1_width: int = 512                   # F1's hidden width (512: the paper's; smaller only in the smoke test)
+    rescale: tuple[float, ...] = (0.5, 2.0)   # the layers feeding F1's batch normalisations scaled by these (the
+                                          # function unchanged, the box eps (|x| + 1) not): sharpness again
     train_subset: int | None = None
     device: str = "auto"
 
@@ -90,17 +83,6 @@ SHARPNESS_PROFILES = {
 }
 
 
-def lbfgsb_per_member(build, ens: Ensemble, split: Split, eps: float, iters: int) -> np.ndarray:
-    """Keskar's L-BFGS-B sharpness of every member [N], each maximised on an
-    ensemble of that member alone (so that an evaluation computes one model's
-    loss, not the whole ensemble's)."""
-    out = np.zeros(len(ens))
-    for i in range(len(ens)):
-        one = Ensemble.from_stacked(build, {k: v[i:i + 1].detach() for k, v in ens.params.items()}, ens.device)
-        out[i] = epsilon_sharpness_lbfgsb(ensemble_loss_fn(one, split.x, split.y), one, eps, iters=iters)[0]
-    return out
-
-
 def _sharpness_of(cfg: SharpnessConfig, build, ens: Ensemble, split: Split, hess_split: Split,
                   progress: bool, desc: str) -> dict[str, np.ndarray]:
     """sharpness [E, N] (projected ascent), sharpness_lbfgsb [N] (first epsilon),
@@ -137,10 +119,11 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
 
 
 def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
-    """One network and regime of the Keskar comparison, its seeds in one
-    ensemble, kept at the matched loss and at the stopping rule (rows C = 2).
-    Arrays [C, S]: epochs, reached, {train,test}_{loss,acc}, sharpness_lbfgsb
-    (their epsilon, the first, and their maximiser, L-BFGS-B); loss_curve [E + 1, S]."""
+    """One network and regime of the Keskar comparison, its seeds in one ensemble, kept at the matched loss
+    and at the stopping rule (rows C = 2). Arrays [C, S]: epochs, reached, {train,test}_{loss,acc},
+    sharpness_lbfgsb (their epsilon, the first, and their maximiser, L-BFGS-B); loss_curve [E + 1, S];
+    weight_norms [C, S, layers]; sharpness_rescaled [len(rescale), S] (at the stopping rule; NaN: no
+    batch normalisation)."""
     k = cfg.keskar
     dev = torch.device(cfg.device)
     (net,), (regime,) = k.networks, k.regimes
@@ -156,10 +139,16 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
                                max_epochs=k.max_epochs, batch_size=batch_size, lr=k.lr, chunk=chunk, progress=progress,
                                desc=f"1-3e Keskar {net}, batch {batch_size}")
     loss_split = train.subset(cfg.loss_subset)
-    lbfgsb = [lbfgsb_per_member(build, Ensemble.from_stacked(build, {n: v[c] for n, v in states.items()}, dev),
-                                loss_split, cfg.epsilons[0], cfg.lbfgsb_iters) for c in range(2)]
+    kept = lambda c, w=states: Ensemble.from_stacked(build, {n: v[c] for n, v in w.items()}, dev)  # noqa: E731
     arrays = {k2: v for k2, v in h.items() if k2 not in ("steps", "acc_curve")}
-    arrays["sharpness_lbfgsb"] = np.stack(lbfgsb)
+    arrays["sharpness_lbfgsb"] = np.stack([lbfgsb_per_member(build, kept(c), loss_split, cfg.epsilons[0],
+                                                             cfg.lbfgsb_iters) for c in range(2)])
+    arrays["weight_norms"] = np.stack([[states[f"{i}.weight"][c, s].norm().item() for i in linear_layers(build)]
+                                       for c in range(2) for s in range(len(seeds))]).reshape(2, len(seeds), -1)
+    fed = bn_fed_layers(build)      # at the stopping rule (row 1), rescaled: the same function, another box
+    arrays["sharpness_rescaled"] = np.stack([
+        lbfgsb_per_member(build, kept(1, bn_rescaled(states, fed, c)), loss_split, cfg.epsilons[0], cfg.lbfgsb_iters)
+        if fed else np.full(len(seeds), np.nan) for c in k.rescale]) if k.rescale else np.zeros((0, len(seeds)))
     return cache.Result(arrays, {"network": net, "regime": regime, "batch_size": batch_size, "params": count_params(ens)})
 
 
@@ -233,6 +222,11 @@ def h_sharpness(r, cfg) -> dict:
                 i, j = list(bsz).index(small), list(bsz).index(large)
                 out["contrast"]["ratios"][key] = rnd(a["sharpness_lbfgsb"][j, t, ri].mean() /
                                                     a["sharpness_lbfgsb"][i, t, ri].mean())
+    # log S = c + a log B + b log lr over both rules' cells: the fixed rule gives a, the linear one a + b
+    lr = np.array([[rule_lr(sw, rule, int(b)) for rule in sw.lr_rules] for b in bsz])
+    out["law"] = {f"{target:g}": {m: rate_batch_law(bsz, lr, v[:, t], ok[:, t]) for m, v in (
+        ("sharpness_lbfgsb", a["sharpness_lbfgsb"]), (f"sharpness_eps{eps[0]:g}", a["sharpness"][:, 0]),
+        ("top_eig", a["top_eig"]))} for t, target in enumerate(sw.targets)}
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
     return out
 
@@ -254,6 +248,11 @@ def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
                          "test_acc": acc_test_ci(a[p + "test_acc"][c]),
                          "sharpness_lbfgsb": nonneg_ci(a[p + "sharpness_lbfgsb"][c]),
                          "per_seed_sharpness_lbfgsb": [rnd(v) for v in a[p + "sharpness_lbfgsb"][c]]}
+            if p + "weight_norms" in a:        # per layer, the mean over seeds of each Linear weight's norm
+                run[cond]["weight_norms"] = [rnd(v) for v in a[p + "weight_norms"][c].mean(0)]
+        run["rule_met"] = [bool(v) for v in a[p + "reached"][1]]      # per seed: did the stopping rule fire
+        if p + "sharpness_rescaled" in a and np.isfinite(a[p + "sharpness_rescaled"]).all():
+            run["rescaled"] = {f"{f:g}": nonneg_ci(v) for f, v in zip(k.rescale, a[p + "sharpness_rescaled"])}
         out["runs"][key] = run
     for net in sorted({key.split("_")[0] for key in runs}):   # sorted: a set's order varies between processes
         if f"{net}_small" in runs and f"{net}_large" in runs:
@@ -312,11 +311,12 @@ def block_sharpness(sh: dict) -> str:
     t3 = md_table(["network", "batch", "kept at", "rule met", "epochs", "train loss", "test acc (%)",
                    f"sharpness eps {eps[0]:g}, L-BFGS-B"], rows)
     pub = kf["published"]
-    ratios = "; ".join(f"{net_names.get(n, n)}: {r['stop']} at their stopping rule (or the cap), "
-                       + (f"{r['matched']} at loss {kf['target_loss']:g}" if r["matched"] is not None else
+    mech = _keskar_mechanism(kf)
+    ratios = "; ".join(f"{net_names.get(n, n)}: {sig2(r['stop'])} at their stopping rule (or the cap), "
+                       + (f"{sig2(r['matched'])} at loss {kf['target_loss']:g}" if r["matched"] is not None else
                           f"none at loss {kf['target_loss']:g} (a run missed it: not a matched comparison)")
                        for n, r in kf["ratios"].items() if n != "published")
-    return (t1 + "\n\n" + t2 +
+    return (t1 + "\n\n" + t2 + law_table(sh.get("law")) +
             f"\n\nThe models of 1-3d at each target and learning-rate rule; over the seeds that met the target, "
             f"{BOUNDED_INTERVALS} ('reached' counts them; the others are left out, here and in the slopes). Sharpness "
             "maximised by "
@@ -330,8 +330,30 @@ def block_sharpness(sh: dict) -> str:
             "way (the controlled variation):\n\n" + t3 +
             f"\n\nKeskar et al. report sharpness {pub['sharpness_small']} (small batch) vs {pub['sharpness_large']} "
             f"(large), a ratio of {kf['ratios']['published']}, and test accuracy {pub['test_acc_small']}% vs "
-            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}." +
+            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}." + mech +
             _keskar_tests(sh))
+
+
+def _keskar_mechanism(kf: dict) -> str:
+    """Ratios with their log-scale intervals, the runs that met the rule, sharpness with BN inputs rescaled."""
+    txt = "".join(f" {net_name}: ratio of geometric means at the stopping rule (or the cap) {g}." for net_name, g in (
+        (n.upper() if n == "f1" else n, _gmean_ratio(kf, n)) for n in kf["ratios"] if n != "published") if g)
+    met = [f"{key}: " + "".join("y" if m else "n" for m in run["rule_met"]) for key, run in kf["runs"].items()
+           if "rule_met" in run]
+    if met:
+        txt += " Stopping rule met, per seed (y/n): " + "; ".join(met) + "."
+    by_c = {key: sorted({**run["rescaled"], "1": run["stop"]["sharpness_lbfgsb"]}.items(), key=lambda kv: float(kv[0]))
+            for key, run in kf["runs"].items() if "rescaled" in run}
+    rows = [[key, *[fmt_m(v, 2) for _, v in cs], " / ".join(f"{w:.3g}" for w in kf["runs"][key]["stop"]["weight_norms"])]
+            for key, cs in by_c.items()]
+    if rows:
+        factors = [c for c, _ in next(iter(by_c.values()))]
+        txt += ("\n\n**The mechanism, without new training.** With batch normalisation the loss does not change "
+                "when the layers feeding it are scaled, but the box eps (|x| + 1) does: larger weights make the "
+                "absolute term relatively smaller. Sharpness at the stopping rule with those layers scaled by c "
+                "(c = 1: as trained), and each Linear layer's weight norm:\n\n" + md_table(
+                    ["run", *[f"c = {f}" for f in factors], "weight norms by layer (mean over seeds)"], rows))
+    return txt
 
 
 def _keskar_tests(sh: dict) -> str:
@@ -342,16 +364,21 @@ def _keskar_tests(sh: dict) -> str:
         lines.append(f"- sharpness (L-BFGS-B) on batch size, {rule} lr, training loss {t}: log-log slope "
                      f"{where(_fmt_slope(sl['sharpness_lbfgsb']), sign_of(sl['sharpness_lbfgsb']))}; top Hessian "
                      f"eigenvalue {where(_fmt_slope(sl['top_eig']), sign_of(sl['top_eig']))}.")
-    r = sh["keskar_f1"]["ratios"]
-    if "f1" in r and "mlp" in r:
-        m = lambda v: "n/a, not matched" if v is None else v  # noqa: E731
-        lines.append(f"- what separates F1's contrast from ours: the network, at their stopping rule or the cap "
-                     f"(F1 {r['f1']['stop']} vs ours {r['mlp']['stop']}) and at the matched loss "
-                     f"({m(r['f1']['matched'])} vs {m(r['mlp']['matched'])}); how long it trains, F1 "
-                     f"({r['f1']['stop']} at their rule or the cap vs {m(r['f1']['matched'])} at the matched loss) "
-                     f"and ours ({r['mlp']['stop']} vs {m(r['mlp']['matched'])}). Large/small ratios of mean "
-                     "sharpness (L-BFGS-B).")
+    for t, ms in (sh.get("law") or {}).items():
+        v = ms["sharpness_lbfgsb"]["a_plus_b"]
+        lines.append(f"- does only lr / batch matter (a + b = 0)? sharpness (L-BFGS-B), training loss {t}: a + b "
+                     f"{where(_fmt_slope(v), sign_of(v) if v['mean'] is not None else 'undefined')}.")
     return "\n".join(lines)
+
+
+def _gmean_ratio(kf: dict, net: str) -> str | None:
+    """Large/small sharpness at the stopping rule: ratio of geometric means, Welch's log interval (or None)."""
+    large, small = (kf["runs"][f"{net}_{r}"]["stop"]["per_seed_sharpness_lbfgsb"] for r in ("large", "small"))
+    if min(len(large), len(small)) < 2 or min(large + small) <= 0:
+        return None
+    g = compare_log(large, small)
+    return (f"{sig2(10 ** g['diff'])} [{sig2(10 ** g['lo'])}, {sig2(10 ** g['hi'])}] (Welch, log scale; "
+            f"n = {g['n'][0]}, {g['n'][1]}; p = {g['p']:.2g})")
 
 
 def summary_sharpness(h: dict) -> str:
@@ -361,8 +388,8 @@ def summary_sharpness(h: dict) -> str:
     return (f"log-log slope of sharpness (L-BFGS-B) on batch at loss {t}: fixed lr "
             f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sharpness_lbfgsb'])}, linear lr "
             f"{_fmt_slope(h['slopes'][f'linear/{t}']['sharpness_lbfgsb'])}; Keskar's F1, large/small sharpness "
-            f"{f1.get('stop')} after their training (stopping rule, or the epoch cap where it did not fire), "
-            f"published {kf['ratios']['published']}")
+            f"{_gmean_ratio(kf, 'f1') or f1.get('stop')} after their training (stopping rule, or the epoch cap where "
+            f"it did not fire), published {kf['ratios']['published']}")
 
 
 SHARPNESS = Experiment(
