@@ -108,6 +108,22 @@ def mean_spread(ax: plt.Axes | None, x: np.ndarray, runs: np.ndarray, *, label: 
     return ax
 
 
+def draw_interval(ax: plt.Axes, x: float, d: dict | None, *, label: str | None = None, **style) -> None:
+    """The interval a table prints, as an error bar at x: an interval dict from the headline (centre `gmean`
+    or `mean`, bounds `lo`/`hi`, or a half-width `ci95`), so a figure can never draw another interval than
+    its table's. Nothing where there is no interval (one run)."""
+    if d is None:
+        return
+    m = d.get("gmean", d.get("mean"))
+    lo, hi = (d.get("lo"), d.get("hi")) if "lo" in d else (
+        (None, None) if d.get("ci95") is None else (m - d["ci95"], m + d["ci95"]))
+    if m is None or lo is None or hi is None:
+        return
+    style = {"fmt": "s", "color": "k", "ms": 4, "capsize": 3} | style
+    ax.errorbar(x, m, [[m - lo], [hi - m]], label=label if label not in ax.get_legend_handles_labels()[1] else None,
+                **style)
+
+
 def twin_axis(ax: plt.Axes, ylabel: str, color: str) -> plt.Axes:
     """A second y axis on the right of `ax`, its label in the colour of what it
     shows, without a second grid."""
