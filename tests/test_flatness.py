@@ -238,3 +238,25 @@ def test_fit_to_targets_needs_a_condition(mnist):
     with pytest.raises(ValueError, match="target or a patience"):
         fit_to_targets(Ensemble(BUILD, [0], CPU), train, test, targets=(), max_epochs=1, batch_size=32, lr=1e-3)
     assert STOP == "stop"
+
+
+def test_scaling_the_layers_before_f1s_batch_norms_keeps_the_function_but_not_the_sharpness_box():
+    """F1's batch normalisation divides out the scale of the Linear layer before it: those five layers (not
+    the output layer) scaled by 2 give the same outputs on a batch (up to BN's epsilon), while Keskar's box
+    eps(|x| + 1) grows less than the weights, so the epsilon-sharpness of the same function falls."""
+    from hw1lib.measures import ensemble_loss_fn, epsilon_sharpness_lbfgsb
+    from hw1lib.models import bn_fed_layers, bn_rescaled, linear_layers
+
+    build = keskar_f1(32)
+    assert linear_layers(build) == [1, 4, 7, 10, 13, 16] and bn_fed_layers(build) == [1, 4, 7, 10, 13]
+    dev = torch.device("cpu")
+    ens = Ensemble(build, [0, 1], dev)
+    x = torch.randn(128, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (128,), generator=torch.Generator().manual_seed(1))
+    scaled = Ensemble.from_stacked(build, bn_rescaled({k: v.detach() for k, v in ens.params.items()},
+                                                      bn_fed_layers(build), 2.0), dev)
+    assert torch.equal(scaled.params["16.weight"], ens.params["16.weight"])
+    with torch.no_grad():
+        assert (scaled(x, shared=True) - ens(x, shared=True)).abs().max() < 1e-3     # BN eps: not exactly
+    s1, s2 = (epsilon_sharpness_lbfgsb(ensemble_loss_fn(e, x, y), e, 1e-3, iters=3) for e in (ens, scaled))
+    assert (s2 < s1).all(), (s1, s2)
