@@ -17,8 +17,9 @@ from ..ensemble import Ensemble
 from ..measures import ensemble_loss_fn, epsilon_sharpness, lbfgsb_per_member
 from ..models import F1_CHUNK, bn_fed_layers, bn_rescaled, count_params, keskar_f1, linear_layers, mnist_mlp
 from ..stats import compare_log
-from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_m, md_table, sig2,
-                        nonneg_ci, one_sample, pct, pct_ci, plural, rate_batch_law, rnd, seed_slopes, sign_of, vals, where)
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_interval, fmt_m,
+                        md_table, nonneg_ci, one_sample, pct, pct_ci, plural, rate_batch_law, rnd, seed_slopes, sig2,
+                        sign_of, vals, where)
 from ..train import fit_to_targets
 from .common import Experiment, Unit, stack_units
 from .e1_3d_flatness_sensitivity import (BATCH_SWEEP, BatchSweepConfig, _fmt_slope, batch_sweep_models, law_table,
@@ -338,13 +339,12 @@ def _keskar_mechanism(kf: dict) -> str:
     """Ratios with their log-scale intervals, the runs that met the rule, sharpness with BN inputs rescaled."""
     txt = "".join(f" {net_name}: ratio of geometric means at the stopping rule (or the cap) {g}." for net_name, g in (
         (n.upper() if n == "f1" else n, _gmean_ratio(kf, n)) for n in kf["ratios"] if n != "published") if g)
-    met = [f"{key}: " + "".join("y" if m else "n" for m in run["rule_met"]) for key, run in kf["runs"].items()
-           if "rule_met" in run]
-    if met:
-        txt += " Stopping rule met, per seed (y/n): " + "; ".join(met) + "."
+    met = "; ".join(f"{k}: " + "".join("yn"[not m] for m in r["rule_met"]) for k, r in kf["runs"].items() if "rule_met" in r)
+    txt += f" Stopping rule met, per seed (y/n): {met}." if met else ""
     by_c = {key: sorted({**run["rescaled"], "1": run["stop"]["sharpness_lbfgsb"]}.items(), key=lambda kv: float(kv[0]))
             for key, run in kf["runs"].items() if "rescaled" in run}
-    rows = [[key, *[fmt_m(v, 2) for _, v in cs], " / ".join(f"{w:.3g}" for w in kf["runs"][key]["stop"]["weight_norms"])]
+    rows = [[key, *[fmt_interval(v, 2, spec="g", n=False) for _, v in cs],
+             " / ".join(f"{w:.3g}" for w in kf["runs"][key]["stop"]["weight_norms"])]
             for key, cs in by_c.items()]
     if rows:
         factors = [c for c, _ in next(iter(by_c.values()))]
