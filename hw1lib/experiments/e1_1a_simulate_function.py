@@ -15,7 +15,7 @@ from .. import cache
 from ..ensemble import Ensemble
 from ..errors import ConfigError
 from ..functions import target
-from ..stats import compare_log, geometric_ci, plateaued
+from ..stats import compare_log, geometric_ci, holm, plateaued
 from ..headline import Check, fmt_interval, md_table, plural, rnd, rounded, vals
 from ..models import count_params, mlp, mlp_widths_for_params
 from ..train import fit_full_batch, polish_lbfgs
@@ -39,7 +39,8 @@ class FunctionFitConfig:
     depths: tuple[int, ...] = (1, 3, 6)   # hidden layers: shallow, medium, deep
     target_params: int = 571               # the classic choice; matched within 1%
     n_points: int = 1000                   # evenly spaced on [-1, 1]
-    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2)   # the sweep, per depth and function
+    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)   # the sweep, per depth and function (wide
+                                           # enough that no chosen rate sits at an edge: the headline counts them)
     sweep_seeds: tuple[int, ...] = (100, 101)
     seeds: tuple[int, ...] = tuple(range(10))
     epochs: int = 10_000                   # Adam steps (full batch), cosine-decayed ...
@@ -191,6 +192,8 @@ def h_function_fit(r, cfg) -> dict:
     out["comparisons"] = {f: {f"{models[p]['name']} vs {models[q]['name']}":
         rounded(compare_log(final[p, j], final[q, j])) if len(cfg.seeds) > 1 else None
         for p in range(len(models)) for q in range(p + 1, len(models))} for j, f in enumerate(cfg.functions)}
+    out["chosen_at_edge"] = int(sum(m["fits"][f]["chosen_lr"] in (min(cfg.lrs), max(cfg.lrs))
+                                    for m in out["models"] for f in cfg.functions))
     out["best"] = {f: {"expressivity": models[int(np.argmin(final[:, j].min(1)))]["name"],
                        "trainability": models[int(np.argmin(np.median(final[:, j], 1)))]["name"]}
                    for j, f in enumerate(cfg.functions)}
@@ -204,18 +207,27 @@ def c_function_fit(r, cfg) -> dict[str, Check]:
             for i, m in enumerate(function_fit_models(cfg)) for j, f in enumerate(cfg.functions)}
 
 
+def holm_adjusted(comparisons: dict) -> dict:
+    """Holm's adjusted p of every depth comparison ({function: {pair: compare_log or None}}), over the
+    whole family (every function and pair tested): {function: {pair: p}}."""
+    keys = [(f, k) for f, comps in comparisons.items() for k, c in comps.items() if c is not None]
+    adj = holm([comparisons[f][k]["p"] for f, k in keys]) if keys else []
+    return {f: {k: float(p) for (g, k), p in zip(keys, adj) if g == f} for f in comparisons}
+
+
 def _verdict(c: dict) -> str:
-    """A depth comparison in words: which is lower, by what factor, or what the test could not see."""
+    """A depth comparison in words: which is lower, by what factor (95% interval, unadjusted), or what the
+    test could not see; resolved only where Holm's adjusted p is below 0.05."""
     if c.get("p") is None:
         return "not tested (one run of each)"
-    if c["lo"] > 0 or c["hi"] < 0:
+    if c["p_holm"] < 0.05:
         first, second = c["pair"]
         # diff = mean log10 (first) - mean log10 (second): the factor by which the lower one is lower
         lower, (f, lo, hi) = ((second, (c["diff"], c["lo"], c["hi"])) if c["diff"] > 0
                               else (first, (-c["diff"], -c["hi"], -c["lo"])))
-        return f"{lower} lower, x{10 ** f:.3g} [{10 ** lo:.3g}, {10 ** hi:.3g}] (p = {c['p']:.2g})"
-    return (f"no difference detected (p = {c['p']:.2g}; the test would detect x{10 ** c['detectable']:.3g} with 80% "
-            "power)")
+        return f"{lower} lower, x{10 ** f:.3g} [{10 ** lo:.3g}, {10 ** hi:.3g}] (p = {c['p']:.2g}, Holm {c['p_holm']:.2g})"
+    return (f"no difference resolved (p = {c['p']:.2g}, Holm {c['p_holm']:.2g}; the test would detect "
+            f"x{10 ** c['detectable']:.3g} with 80% power)")
 
 
 def block_function_fit(ff: dict) -> str:
@@ -230,11 +242,12 @@ def block_function_fit(ff: dict) -> str:
             rows.append([m["name"], m["params"], " / ".join(f"{d['lr_sweep'][f'{lr:g}']:.1e}" for lr in lrs),
                          f"{d['chosen_lr']:g}", f"{d['best']:.2e}", f"{d['median']:.2e}", gm,
                          f"{d['converged']}/{ff['seeds']}"])
-        comps = ff["comparisons"][f]
+        comps, adj = ff["comparisons"][f], holm_adjusted(ff["comparisons"])[f]
         parts.append(f"**{f}**\n\n" + md_table(
             ["model", "params", f"sweep: median MSE at rate {' / '.join(f'{lr:g}' for lr in lrs)}", "rate",
              "best MSE", "median MSE", "geometric mean [95%]", "converged"], rows) + "\n\n" +
-            "; ".join(f"{k}: {_verdict({**(c or {}), 'pair': k.split(' vs ')})}" for k, c in comps.items()) + ".")
+            "; ".join(f"{k}: {_verdict({**(c or {}), 'pair': k.split(' vs ')} | ({'p_holm': adj[k]} if c else {}))}"
+                      for k, c in comps.items()) + ".")
     rule = ff["rule"]
     return "\n\n".join(parts) + (
         f"\n\nEach depth at its own rate: per function, the rate with the lowest median MSE after the Adam phase over "
@@ -247,17 +260,22 @@ def block_function_fit(ff: dict) -> str:
         f"less than {rule['plateau_rtol']:.0%}, gradient norm below {rule['grad_tol']:g}, and no Hessian eigenvalue "
         f"below -{rule['hess_rtol']:g} times the largest; a run stuck near a saddle or still descending is not "
         "converged. Depths share no weights, so seeds do not pair them: each comparison is Welch's t-test on "
-        "log10 MSE (factor between geometric means, 95% interval).")
+        "log10 MSE (factor between geometric means, 95% interval), resolved only where Holm's adjusted p over all "
+        f"{sum(c is not None for comps in ff['comparisons'].values() for c in comps.values())} comparisons is "
+        "below 0.05." + (f" Chosen rates at an edge of the sweep: {ff['chosen_at_edge']} of "
+                         f"{len(ff['models']) * len(fns)}." if "chosen_at_edge" in ff else ""))
 
 
 def summary_function_fit(h: dict) -> str:
     best = h["best"]
+    adj = holm_adjusted(h["comparisons"])
     resolved = [f"{f} {k}" for f, comps in h["comparisons"].items() for k, c in comps.items()
-                if c is not None and (c["lo"] > 0 or c["hi"] < 0)]
+                if c is not None and adj[f][k] < 0.05]
     return ("lowest best-of-seeds MSE (expressivity): " + ", ".join(f"{f} {best[f]['expressivity']}"
                                                                     for f in h["functions"]) +
             "; lowest median (trainability): " + ", ".join(f"{f} {best[f]['trainability']}" for f in h["functions"]) +
-            "; depth differences resolved by Welch's test: " + (", ".join(resolved) if resolved else "none"))
+            "; depth differences resolved by Welch's test, Holm-adjusted over all comparisons: "
+            + (", ".join(resolved) if resolved else "none"))
 
 
 FUNCTION_FIT = Experiment(
