@@ -78,7 +78,7 @@ SHARPNESS_PROFILES = {
                                       patience=1, train_subset=512, target_loss=1.5),
                   ascent_steps=3, loss_subset=256, hessian_subset=256),
     "quick": dict(keskar=KeskarConfig(f1_seeds=(0,), mlp_seeds=(0, 1), f1_width=64, max_epochs=10, patience=2,
-                                      train_subset=5_000, target_loss=0.15),
+                                      rescale=(2.0,), train_subset=5_000, target_loss=0.15),
                   ascent_steps=5, lbfgsb_iters=5, loss_subset=1_000, hessian_subset=1_000),
     "full": dict(),
 }
