@@ -75,7 +75,7 @@ class SharpnessConfig:
 
 SHARPNESS_PROFILES = {
     "smoke": dict(keskar=KeskarConfig(f1_seeds=(0,), mlp_seeds=(0,), mlp_hidden=(8,), f1_width=16, max_epochs=2,
-                                      patience=1, train_subset=512, target_loss=1.5),
+                                      patience=1, rescale=(2.0,), train_subset=512, target_loss=1.5),
                   ascent_steps=3, loss_subset=256, hessian_subset=256),
     "quick": dict(keskar=KeskarConfig(f1_seeds=(0,), mlp_seeds=(0, 1), f1_width=64, max_epochs=10, patience=2,
                                       rescale=(2.0,), train_subset=5_000, target_loss=0.15),
