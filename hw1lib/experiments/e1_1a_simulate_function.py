@@ -64,8 +64,8 @@ class FunctionFitConfig:
 FUNCTION_FIT_PROFILES = {
     "smoke": dict(depths=(1, 3), lrs=(1e-3, 1e-2), sweep_seeds=(100,), seeds=(0,), epochs=40, polish_iters=10,
                   check_every=10, n_points=64),
-    "quick": dict(lrs=(1e-3, 1e-2), sweep_seeds=(100,), seeds=(0, 1), epochs=1_000, polish_iters=100,
-                  check_every=500, n_points=256),
+    "quick": dict(lrs=(1e-3, 1e-2), sweep_seeds=(100,), seeds=(0, 1), epochs=600, polish_iters=60,
+                  check_every=300, n_points=256),
     "full": dict(),
 }
 

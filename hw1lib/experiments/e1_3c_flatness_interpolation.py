@@ -43,7 +43,7 @@ class InterpolationConfig:
 INTERPOLATION_PROFILES = {
     "smoke": dict(hidden=(8,), target_loss=1.5, max_epochs=1, pairs=2, alphas=7, barrier_points=5, line_subset=256,
                   init_points=5, slice_points=5, slice_directions=2, slice_subset=256, train_subset=512),
-    "quick": dict(target_loss=0.2, max_epochs=20, pairs=3, train_subset=5_000, line_subset=1_000,
+    "quick": dict(target_loss=0.2, max_epochs=20, pairs=3, alphas=31, train_subset=5_000, line_subset=1_000,
                   slice_directions=4, slice_subset=500),
     "full": dict(),
 }
