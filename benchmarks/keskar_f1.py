@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.e1_3e_sharpness import _compute_keskar, _gmean_ratio, _h_keskar, sharpness_units
+    from hw1lib.experiments.e1_3e_sharpness import (_compute_keskar, _gmean_ratio, _h_keskar, keskar_parts,
+                                                     sharpness_units)
 
     E = experiment("1-3e")
     cfg = E.make_config(args.profile, args.device, {"1-3e": {"keskar.networks": ["f1"],
@@ -35,12 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     units = [u for u in sharpness_units(cfg) if u.compute is _compute_keskar]
     parts = [u(progress=False) for u in units]
     seconds = time.perf_counter() - t0
-    arrays, runs = {}, {}
-    for part in parts:
-        n, r = part.summary["network"], part.summary["regime"]
-        arrays |= {f"keskar_{n}_{r}_{k}": v for k, v in part.arrays.items()}
-        runs[f"{n}_{r}"] = {"batch_size": part.summary["batch_size"], "params": part.summary["params"]}
-    kf = _h_keskar(arrays, runs, cfg.keskar)
+    kf = _h_keskar(*keskar_parts(parts), cfg.keskar)
     out = {"device": args.device, "profile": args.profile, "seeds": args.seeds, "max_epochs": args.max_epochs,
            "seconds": round(seconds, 1), "keskar_f1": kf, "ratio_at_stop": _gmean_ratio(kf, "f1")}
     with open(args.json, "w") as fh:

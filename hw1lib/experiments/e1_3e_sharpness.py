@@ -43,8 +43,7 @@ class KeskarConfig:
     mlp_hidden: tuple[int, ...] = (64, 64)
     mlp_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     f1_width: int = 512                   # F1's hidden width (512: the paper's; smaller only in the smoke test)
-    rescale: tuple[float, ...] = (0.5, 2.0)   # the layers feeding F1's batch normalisations scaled by these (the
-                                          # function unchanged, the box eps (|x| + 1) not): sharpness again
+    rescale: tuple[float, ...] = (0.5, 2.0)   # layers before F1's batch norms scaled by these: sharpness again
     train_subset: int | None = None
     device: str = "auto"
 
@@ -55,10 +54,6 @@ class KeskarConfig:
                 raise ConfigError(f"KeskarConfig.{field}: unknown {', '.join(bad)}; choose from {', '.join(allowed)}.")
         if self.large_percent > 100:
             raise ConfigError("KeskarConfig.large_percent: at most 100.")
-
-
-def keskar_batch(cfg: KeskarConfig, regime: str, n_train: int) -> int:
-    return cfg.small_batch if regime == "small" else max(1, n_train * cfg.large_percent // 100)
 
 
 @dataclass(frozen=True)
@@ -123,14 +118,13 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     """One network and regime of the Keskar comparison, its seeds in one ensemble, kept at the matched loss
     and at the stopping rule (rows C = 2). Arrays [C, S]: epochs, reached, {train,test}_{loss,acc},
     sharpness_lbfgsb (their epsilon, the first, and their maximiser, L-BFGS-B); loss_curve [E + 1, S];
-    weight_norms [C, S, layers]; sharpness_rescaled [len(rescale), S] (at the stopping rule; NaN: no
-    batch normalisation)."""
+    weight_norms [C, S, layers]; sharpness_rescaled [len(rescale), S] (at the rule; NaN: no batch norm)."""
     k = cfg.keskar
     dev = torch.device(cfg.device)
     (net,), (regime,) = k.networks, k.regimes
     data = load_mnist(dev)
     train = data.train.subset(k.train_subset)
-    batch_size = keskar_batch(k, regime, len(train))
+    batch_size = k.small_batch if regime == "small" else max(1, len(train) * k.large_percent // 100)
     if net == "f1":
         build, seeds, chunk = keskar_f1(k.f1_width), k.f1_seeds, F1_CHUNK
     else:
@@ -144,8 +138,8 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     arrays = {k2: v for k2, v in h.items() if k2 not in ("steps", "acc_curve")}
     arrays["sharpness_lbfgsb"] = np.stack([lbfgsb_per_member(build, kept(c), loss_split, cfg.epsilons[0],
                                                              cfg.lbfgsb_iters) for c in range(2)])
-    arrays["weight_norms"] = np.stack([[states[f"{i}.weight"][c, s].norm().item() for i in linear_layers(build)]
-                                       for c in range(2) for s in range(len(seeds))]).reshape(2, len(seeds), -1)
+    arrays["weight_norms"] = torch.stack([states[f"{i}.weight"].flatten(2).norm(dim=2) for i in linear_layers(build)],
+                                         -1).cpu().numpy()                          # [C, S, layers]
     fed = bn_fed_layers(build)      # at the stopping rule (row 1), rescaled: the same function, another box
     arrays["sharpness_rescaled"] = np.stack([
         lbfgsb_per_member(build, kept(1, bn_rescaled(states, fed, c)), loss_split, cfg.epsilons[0], cfg.lbfgsb_iters)
@@ -154,10 +148,8 @@ def _compute_keskar(cfg: SharpnessConfig, progress: bool) -> cache.Result:
 
 
 def sharpness_units(cfg: SharpnessConfig) -> list[Unit]:
-    """One unit per batch size of 1-3d (reading its cached models), then one per
-    network and regime of the Keskar comparison."""
-    # each unit's config holds only what it reads (the other part at its defaults), so that its cache
-    # entry does not change when the other part's settings do
+    """One unit per batch size of 1-3d (reading its cached models), then one per Keskar network and regime."""
+    # each unit's config holds only what it reads (the rest at its defaults): its entry ignores the rest's settings
     dev = cfg.device
     per_batch = [Unit("sharpness_batch", dataclasses.replace(
         cfg, sweep=dataclasses.replace(cfg.sweep, batch_sizes=(b,)), keskar=KeskarConfig(device=dev)),
@@ -176,12 +168,18 @@ def assemble_sharpness(cfg: SharpnessConfig, parts: list[cache.Result]) -> cache
     arrays = stack_units(parts[:B])
     arrays["batch_size"] = np.array(cfg.sweep.batch_sizes)
     arrays["epsilons"] = np.array(cfg.epsilons)
-    keskar = {}
-    for p in parts[B:]:
+    keskar_arrays, keskar = keskar_parts(parts[B:])
+    return cache.Result(arrays | keskar_arrays, {"keskar": keskar})
+
+
+def keskar_parts(parts: list[cache.Result]) -> tuple[dict, dict]:
+    """The Keskar units' arrays as keskar_{network}_{regime}_{metric}, and each run's batch size and size."""
+    arrays, runs = {}, {}
+    for p in parts:
         n, r = p.summary["network"], p.summary["regime"]
         arrays |= {f"keskar_{n}_{r}_{k}": v for k, v in p.arrays.items()}
-        keskar[f"{n}_{r}"] = {"batch_size": p.summary["batch_size"], "params": p.summary["params"]}
-    return cache.Result(arrays, {"keskar": keskar})
+        runs[f"{n}_{r}"] = {"batch_size": p.summary["batch_size"], "params": p.summary["params"]}
+    return arrays, runs
 
 
 KESKAR_PUBLISHED = {"sharpness_small": 1.23, "sharpness_large": 205.14, "test_acc_small": 98.03,
