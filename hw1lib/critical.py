@@ -479,7 +479,7 @@ def index_at_critical(res: dict, loss, params: int) -> dict:
             "index_median": rnd(np.median(index)) if len(index) else None,
             "index_max": int(index.max()) if len(index) else None,
             "near_zero_median": rnd(np.median(res["near_zero"])) if len(index) else None,
-            # a fraction of the resolved eigenvalues, over critical points: logit-scale interval, inside [0, 1]
+            # a fraction of the resolved eigenvalues, over critical points: mean and t-interval, inside [0, 1]
             "resolved_ratio": (rounded(proportion_ci(res["resolved_ratio"][np.isfinite(res["resolved_ratio"])],
                                                      params)) if np.isfinite(res["resolved_ratio"]).any() else None),
             "index_vs_loss": correlation(spearman_ci, index, loss_levels(loss))}

@@ -19,22 +19,25 @@ import math
 
 import numpy as np
 
-from .stats import mean_ci, positive_ci, proportion_ci
+from .stats import geometric_ci, mean_ci, proportion_ci
 
 TRAIN, TEST = 60_000, 10_000    # MNIST's splits
 DATASET_NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 
 
 # ------------------------------------------------------------------ numbers
-def fmt_interval(d: dict | None, digits: int = 2, scale: float = 1.0, key: str = "mean", spec: str = "f",
+def fmt_interval(d: dict | None, digits: int = 2, scale: float = 1.0, key: str | None = None, spec: str = "f",
                  n: bool = True) -> str:
     """'99.42 [98.10, 99.80] (n = 5)' from an interval dict ({mean or gmean,
-    lo, hi, n}: proportion_ci, positive_ci, geometric_ci, rounded or not),
+    lo, hi, n}: proportion_ci, pos_ci, geometric_ci, rounded or not; the
+    centre is `key`, by default the geometric mean where the dict has one),
     times `scale` (e.g. 100 for percent), in format `spec` ('f' or 'e'),
     without '(n = ...)' when `n` is False; just the value where there is no
     interval (a bound None or NaN); 'n/a' for no result."""
     if d is None:
         return "n/a"
+    key = key or ("gmean" if "gmean" in d else "mean")
+
     def f(v):
         return f"{v * scale:.{digits}{spec}}"
     tail = f" (n = {d['n']})" if n else ""
@@ -74,15 +77,17 @@ def pct_ci(p, n_items: int) -> dict:
 
 
 def pos_ci(x) -> dict:
-    """stats.positive_ci of positive values x [S] (losses, errors), rounded."""
-    return rounded(positive_ci(x))
+    """Positive values x [S] (losses, errors): their geometric mean and its log-scale interval
+    (stats.geometric_ci), rounded: {gmean, lo, hi, n}."""
+    return rounded(geometric_ci(np.ravel(np.asarray(x, dtype=float))))
 
 
 def nonneg_ci(x) -> dict:
     """Values that cannot be negative (losses, epochs, barriers, distances,
-    sharpness): `pos_ci` (the t-interval of their logarithms) when every value
-    is above 0; with a 0 among them, where no logarithm exists, the t-interval
-    with its lower end clipped at 0. Rounded, {mean, lo, hi, n}."""
+    sharpness): `pos_ci` (the geometric mean and the t-interval of the mean
+    logarithm) when every value is above 0, {gmean, lo, hi, n}; with a 0 among
+    them, where no logarithm exists, the mean and its t-interval with the lower
+    end clipped at 0, {mean, lo, hi, n}. Rounded."""
     x = np.asarray(x, dtype=float).ravel()
     if (x < 0).any():
         raise ValueError("nonneg_ci takes values >= 0.")
@@ -92,12 +97,12 @@ def nonneg_ci(x) -> dict:
     return {"mean": rnd(m), "lo": rnd(max(0.0, m - h)), "hi": rnd(m + h), "n": int(x.size)}
 
 
-# How every interval of a bounded quantity is formed (stats.proportion_ci, stats.positive_ci, nonneg_ci),
+# How every interval of a bounded quantity is formed (stats.proportion_ci, pos_ci, nonneg_ci),
 # for the blocks that mix them with signed ones.
-BOUNDED_INTERVALS = ("accuracies as mean [95% t-interval of their logits, inside 0-100]; quantities that cannot be "
-                     "negative (losses, epochs, barriers, distances, sensitivity, sharpness, eigenvalues) as mean [95% "
-                     "t-interval of their logarithms; clipped at 0 where a value is 0]; signed ones (gaps, rises, "
-                     "differences, slopes) as mean ± 95% t-interval")
+BOUNDED_INTERVALS = ("accuracies as mean [95% t-interval, cut at 0 and 100]; quantities that cannot be negative "
+                     "(losses, epochs, barriers, distances, sensitivity, sharpness, eigenvalues) as geometric mean [95% "
+                     "t-interval of the mean logarithm, mapped back; where a value is 0: mean [t-interval clipped at "
+                     "0]]; signed ones (gaps, rises, differences, slopes) as mean ± 95% t-interval")
 
 
 def sp_round(d: dict) -> dict:
@@ -244,7 +249,7 @@ def ci_finite(x, fn=ci) -> dict:
 
 
 def acc_test_ci(p) -> dict:
-    """Test accuracies p in [0, 1] (the whole test set) in percent, on the logit scale (pct_ci)."""
+    """Test accuracies p in [0, 1] (the whole test set) in percent, with their interval (pct_ci)."""
     return pct_ci(p, TEST)
 
 

@@ -47,22 +47,40 @@ from .device import describe, resolve_device
 from .cuda import on_stream, thread_stream
 from .experiments import experiment, select
 from .experiments.common import Unit
-from .paths import build_dir, shown, write_atomic
+from .calibration import calibrate
+from .paths import build_dir, repo_root, shown, write_atomic
 from .provenance import code_version, git_commit
 
 
-class InlineExecutor(cf.Executor):
-    """Runs each submitted call at once, in this process (what `--jobs 1` uses)."""
+class _Deferred(cf.Future):
+    """A call that runs, in this process, when a scheduler waits for it (`_wait_any`) or its result is asked."""
 
-    def submit(self, fn, /, *args, **kwargs):
-        fut: cf.Future = cf.Future()
+    def __init__(self, fn, args, kwargs):
+        super().__init__()
+        self.call = (fn, args, kwargs)
+
+    def run_now(self) -> None:
+        fn, args, kwargs = self.call
         try:
-            fut.set_result(fn(*args, **kwargs))
+            self.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # delivered through .result(), like any executor
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            fut.set_exception(exc)
-        return fut
+            self.set_exception(exc)
+
+    def result(self, timeout=None):
+        if not self.done():
+            self.run_now()
+        return super().result(timeout)
+
+
+class InlineExecutor(cf.Executor):
+    """Runs each submitted call in this process, one after another, when it is
+    waited for (what `--jobs 1` uses), so that the scheduler logs each unit's
+    progress as it ends."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        return _Deferred(fn, args, kwargs)
 
 
 def run_unit(unit: Unit, progress: bool = False, own_stream: bool = False) -> tuple[float, bool]:
@@ -129,10 +147,88 @@ def stop_workers(executor: cf.Executor, grace: float = 10.0) -> None:
             proc.kill()
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def past_timings(profile: str, device_type: str) -> tuple[dict[str, float], float | None, str]:
+    """Seconds per unit ("<key>/<config hash>", any code version) of the last timings file on this machine
+    (build/), else of the committed one (benchmarks/results/timings-<profile>-<device>.json); the calibration
+    total it recorded at its start; and where it came from."""
+    for path in (timings_path(profile, device_type),
+                 repo_root() / "benchmarks" / "results" / f"timings-{profile}-{device_type}.json"):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        units = {k.rsplit("-", 1)[0]: v for k, v in rec.get("units", {}).items() if v > 0}
+        if units:
+            return units, (rec.get("calibration") or {}).get("start", {}).get("total"), shown(path)
+    return {}, None, ""
+
+
+class Eta:
+    """Units done of units planned, per experiment and for the whole run, and the time left: the planned
+    units' seconds in the past timings (`past_timings`; a unit never timed counts as the mean of its
+    experiment's, or of all), scaled by this box's calibration against theirs, divided by the jobs, and
+    corrected by how the units done so far compared with their estimates. In a terminal one line that
+    updates; in a log a plain line per unit."""
+
+    def __init__(self, plan: dict[str, str], past: dict[str, float], scale: float, jobs: int, source: str,
+                 log: Callable[[str], None]):
+        self.plan, self.jobs, self.source, self.log = plan, max(1, jobs), source, log
+        self.t0, self.done_s, self.spent, self.expected_done = time.perf_counter(), {}, 0.0, 0.0
+        known = {k: past[k.rsplit("-", 1)[0]] * scale for k in plan if k.rsplit("-", 1)[0] in past}
+        mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
+        overall = mean(list(known.values()))
+        by_exp = {e: mean([v for k, v in known.items() if plan[k] == e]) for e in set(plan.values())}
+        self.expected = {k: known.get(k, by_exp[e] if by_exp[e] is not None else overall) for k, e in plan.items()}
+        self.tty = sys.stderr.isatty()
+
+    def unit_done(self, key: str, seconds: float) -> None:
+        if key in self.plan and key not in self.done_s:
+            self.done_s[key] = seconds
+            if self.expected[key] is not None:
+                self.spent, self.expected_done = self.spent + seconds, self.expected_done + self.expected[key]
+        self.show()
+
+    def left(self, keys: list[str]) -> float | None:
+        """Seconds left for these units (None: nothing to estimate from)."""
+        todo = [self.expected[k] for k in keys if k not in self.done_s]
+        if any(v is None for v in todo):
+            return None
+        speed = min(2.0, max(0.5, self.spent / self.expected_done)) if self.expected_done else 1.0
+        return speed * sum(todo) / self.jobs
+
+    def line(self) -> str:
+        exps: dict[str, list[str]] = {}
+        for k, e in self.plan.items():
+            exps.setdefault(e, []).append(k)
+        open_ = [(e, sum(k in self.done_s for k in ks), len(ks)) for e, ks in exps.items()]
+        open_ = [f"{e} {d}/{n}" for e, d, n in open_ if d < n][:4]
+        left = self.left(list(self.plan))
+        est = (f"about {_clock(left)} left" if left is not None else "time left unknown (no past timings)")
+        return (f"[eta] {len(self.done_s)}/{len(self.plan)} units" + (f" ({', '.join(open_)})" if open_ else "")
+                + f", {_clock(time.perf_counter() - self.t0)} elapsed, {est}")
+
+    def show(self) -> None:
+        if not self.plan:
+            return
+        if self.tty:
+            print("\r" + self.line() + "\033[K", end="", file=sys.stderr, flush=True)
+        else:
+            self.log(self.line())
+
+
 def _wait_any(futures: list) -> list:
     """Block until at least one future is done; return those that are:
     concurrent.futures ones through cf.wait, others (e.g. submitit jobs, which
-    have .done() and .result()) by polling."""
+    have .done() and .result()) by polling; an inline call not run yet runs now."""
+    waiting = [f for f in futures if isinstance(f, _Deferred) and not f.done()]
+    if waiting and not any(f.done() for f in futures):
+        waiting[0].run_now()
+        return [waiting[0]]
     if all(isinstance(f, cf.Future) for f in futures):
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         return [f for f in futures if f in done]      # in submission order
@@ -148,11 +244,24 @@ class Scheduler:
     starts as soon as what it reads (`after`) is done, a unit two experiments
     share is computed once, cached units are not submitted, and an experiment
     is assembled (and its line logged) when its last unit finishes. `record`
-    is the timings record at any moment."""
+    is the timings record at any moment.
+
+    With `slots` (the local executor's workers), at most that many units are
+    in flight and the next one is chosen when a worker frees: first the units
+    of experiments that others read (so that those can start), then the
+    longest by the past timings (`Eta`), so that no long unit is left to run
+    alone at the end. Without (another executor), every ready unit is
+    submitted at once, in order."""
 
     def __init__(self, selected: list, configs: dict, executor: Any, host_pool: Any = None,
-                 unit_progress: bool = False, own_stream: bool = False, log: Callable[[str], None] = print):
+                 unit_progress: bool = False, own_stream: bool = False, log: Callable[[str], None] = print,
+                 eta: Eta | None = None, slots: int | None = None):
         self.selected, self.configs, self.executor, self.host_pool = selected, configs, executor, host_pool
+        self.eta, self.slots = eta, slots
+        self.read_by_others = {a for e in selected for a in e.after}
+        self.queue: list[tuple[tuple, Unit]] = []    # ready units not submitted yet, by priority
+        self.in_flight = 0                           # of them, submitted and not done
+        self.host_futures: set = set()               # units of host experiments, in their own pool
         self.unit_progress, self.own_stream, self.log = unit_progress, own_stream, log
         self.seconds: dict[str, float] = {}          # per experiment: its units' time and its assembly
         self.unit_seconds: dict[str, float] = {}     # units computed (or failed) in this run
@@ -210,16 +319,32 @@ class Scheduler:
                 self.left[e.name] += 1
                 if self.host_pool is not None and e.host:
                     fut = self.host_pool.submit(run_unit, u, False, False)
+                    self.futures[fut] = u
+                    self.host_futures.add(fut)
                 else:
-                    fut = self.executor.submit(run_unit, u, self.unit_progress, self.own_stream)
-                self.futures[fut] = u
+                    expected = (self.eta.expected.get(key) if self.eta else None) or 0.0
+                    self.queue.append(((e.name not in self.read_by_others, -expected, len(self.futures)
+                                        + len(self.queue)), u))
             if self.left[e.name] == 0:
                 self.finish(e.name)
+        self.pump()
+
+    def pump(self) -> None:
+        """Submit queued units, best first, while a slot is free."""
+        self.queue.sort(key=lambda q: q[0])
+        while self.queue and (self.slots is None or self.in_flight < self.slots):
+            _, u = self.queue.pop(0)
+            self.futures[self.executor.submit(run_unit, u, self.unit_progress, self.own_stream)] = u
+            self.in_flight += 1
 
     def done(self, fut) -> None:
         """A submitted unit finished (or failed): count it for every experiment waiting for it."""
         u = self.futures.pop(fut)
         key = str(u)
+        if fut in self.host_futures:
+            self.host_futures.discard(fut)
+        else:
+            self.in_flight -= 1
         try:
             seconds, computed = fut.result()
             if computed:
@@ -230,10 +355,13 @@ class Scheduler:
             for name in self.waiting[key]:
                 self.failures[f"{name}:{u}"] = f"{type(exc).__name__}: {exc}"
             self.unit_seconds[key] = 0.0
+        if self.eta is not None:
+            self.eta.unit_done(key, self.unit_seconds.get(key, 0.0))
         for name in self.waiting.pop(key):
             self.left[name] -= 1
             if self.left[name] == 0:
                 self.finish(name)
+        self.pump()
 
     def keep_finished(self) -> None:
         """On an interruption: the units that finished but were not looked at yet count as done."""
@@ -248,13 +376,14 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
             executor: Any = None, progress: bool = True,
             log: Callable[[str], None] = print, threads: int | None = None,
             overrides: dict[str, dict[str, Any]] | None = None,
-            checkpoint: Callable[[dict], None] | None = None) -> dict:
+            checkpoint: Callable[[dict], None] | None = None, calibrate_box: bool = False) -> dict:
     """Fill the cache for the selected experiments of `profile` (and what they
     read); returns the timings record (also what `main` writes to the timings
     file). overrides: {experiment: {field: value}} on top of the profile
     (`--set`). checkpoint: called with the record so far (`complete` False)
     after every unit that finishes, so that an interrupted run keeps the
-    timings of what it did."""
+    timings of what it did. calibrate_box: time `calibration.calibrate` at the start and the end (what
+    the command line does; the record's `calibration`)."""
     dev = resolve_device(device)                 # the one place a run resolves its device
     exact.check_device(dev)
     threads = exact.check_threads(threads)
@@ -279,15 +408,28 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         from .data import load_mnist
 
         load_mnist(dev)
+    commit, t_start = git_commit(), time.perf_counter()
+    calibration = {"start": calibrate()} if calibrate_box else {}
+    plan = {}
+    for e in selected:
+        for u in e.units(configs[e.name]):
+            if str(u) not in plan and not u.is_cached():
+                plan[str(u)] = e.name
+    past, past_cal, source = past_timings(profile, dev.type)
+    now_cal = calibration.get("start", {}).get("total")
+    eta = Eta(plan, past, now_cal / past_cal if now_cal and past_cal else 1.0, jobs, source, log)
+    log(f"[eta] {len(plan)} units to compute" + (f"; calibration {now_cal:.0f} ms" if now_cal else "")
+        + (f"; time left estimated from {source}" + (f" (its calibration {past_cal:.0f} ms)" if past_cal else "")
+           if source else "; no past timings to estimate the time left from"))
     # tqdm bars inside the units: in this process, or from worker processes when
     # they share a terminal (never in a log file, which each update would add a line to)
     run = Scheduler(selected, configs, executor, pool, progress and (in_process or sys.stderr.isatty()),
-                    own_stream, log)
-    commit, t_start = git_commit(), time.perf_counter()
+                    own_stream, log, eta, slots=max(1, jobs) if own else None)
 
     def record(complete: bool) -> dict:
         return {"device": describe(dev), "device_type": dev.type, "torch": torch.__version__,
                 "mode": exact.mode(), "commit": commit, "profile": profile, "jobs": jobs, "complete": complete,
+                "calibration": calibration,
                 "experiments": dict(run.seconds), "total_seconds": round(time.perf_counter() - t_start, 2),
                 "units": dict(run.unit_seconds), "cached_units": len(run.cached_units),
                 "waited_units": list(run.waited_units),
@@ -310,6 +452,10 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         raise
     for ex in stop:
         ex.shutdown(wait=True)
+    if eta.tty and plan:
+        print(file=sys.stderr)
+    if calibrate_box:
+        calibration["end"] = calibrate()
     return record(True)
 
 
@@ -415,7 +561,7 @@ def _main(args) -> int:
 
         record = run_all(args.profile, args.device, only, args.jobs, progress=not args.no_progress,
                          log=lambda s: print(s, flush=True), threads=args.threads, overrides=overrides,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, calibrate_box=True)
     except Hw1libError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -81,12 +81,12 @@ def bootstrap_ci(stat: Callable[..., float], *samples, n_boot: int = 2000, level
 
 
 # ---------------------------------------------------------------- bounded quantities
-# One rule for the whole report: an interval over seeds is a Student-t interval on the scale where the
-# quantity is unbounded, mapped back. An accuracy (a proportion of n_items, in [0, 1]) uses the logit
-# scale; an error or loss (> 0) the log scale; anything else the plain scale (`mean_ci`). The centre
-# quoted is the plain mean over seeds; the interval is the mapped-back one, so it never leaves the
-# quantity's range (a t-interval on 99.4% with a spread of 1.6 points runs past 100%; this one cannot).
-# One measurement of one model (no seeds) gets Wilson's score interval for its n_items trials.
+# One rule for the whole report: the number quoted is the centre of the interval printed beside it.
+# An error or loss (> 0, spread over decades) is quoted as its geometric mean with the Student-t interval
+# of the mean logarithm, mapped back (`geometric_ci`): above 0 and wider upwards, as the spread of a loss
+# over seeds is. An accuracy (a proportion of n_items, in [0, 1]) is quoted as its mean with the
+# Student-t interval of that mean, cut at 0 and 1 (a handful of seeds near 100% can reach past it); one
+# measurement of one model (no seeds) gets Wilson's score interval for its n_items trials.
 
 def wilson_ci(k, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson's score interval for k successes in n trials (a proportion in
@@ -111,26 +111,12 @@ def _centre_and_half(t: np.ndarray, level: float) -> tuple[float, float]:
     return crossed_mean_ci(t, level) if t.ndim == 2 else mean_ci(t, level=level)
 
 
-def _t_interval_on(transformed: np.ndarray, back, mean: float, level: float) -> tuple[float, float]:
-    """Student-t interval of the mean of the `transformed` values (a table
-    [R, C] of crossed factors: `crossed_mean_ci`), mapped back, and widened
-    (never narrowed) to contain `mean`, the plain mean quoted beside it: a
-    skewed handful of seeds (one run far below the others) can otherwise leave
-    it outside."""
-    m, h = _centre_and_half(transformed, level)
-    return min(float(back(m - h)), mean), max(float(back(m + h)), mean)
-
-
 def proportion_ci(p, n_items: int | None = None, level: float = 0.95) -> dict:
     """Mean of proportions p [S] (one per seed, each a fraction of n_items), or
     of a table p [R, C] of crossed factors (labellings x seeds, see
-    `crossed_mean_ci`), and the t-interval of their logits mapped back to
-    [0, 1]. A proportion of 0 or 1 has no logit: it counts as half an item
-    from the bound (1 / (2 n_items); 1e-6 without n_items). One run: Wilson's
-    interval for its n_items trials (NaN bounds without n_items). Returns
-    {mean, lo, hi, n}."""
-    from scipy.special import expit, logit
-
+    `crossed_mean_ci`), and the t-interval of that mean cut at 0 and 1. One
+    run: Wilson's interval for its n_items trials (NaN bounds without
+    n_items). Returns {mean, lo, hi, n}."""
     p = _as_runs(p)
     if ((p < 0) | (p > 1)).any():
         raise ValueError("proportion_ci takes proportions in [0, 1] (an accuracy in percent: divide by 100).")
@@ -138,25 +124,13 @@ def proportion_ci(p, n_items: int | None = None, level: float = 0.95) -> dict:
     if p.size < 2:
         lo, hi = wilson_ci(round(p.ravel()[0] * n_items), n_items, level) if n_items else (float("nan"),) * 2
         return out | {"lo": lo, "hi": hi}
-    eps = 0.5 / n_items if n_items else 1e-6
-    lo, hi = _t_interval_on(logit(np.clip(p, eps, 1 - eps)), expit, out["mean"], level)
-    return out | {"lo": lo, "hi": hi}
-
-
-def positive_ci(x, level: float = 0.95) -> dict:
-    """Mean of positive values x [S] (errors, losses) and the t-interval of
-    their logarithms mapped back: above 0, wider upwards, as the spread of a
-    loss over seeds is. Returns {mean, lo, hi, n}."""
-    x = np.asarray(x, dtype=float).ravel()
-    if (x <= 0).any():
-        raise ValueError("positive_ci takes values above 0.")
-    lo, hi = _t_interval_on(np.log(x), np.exp, float(x.mean()), level) if len(x) > 1 else (float("nan"),) * 2
-    return {"mean": float(x.mean()), "lo": lo, "hi": hi, "n": int(len(x))}
+    m, h = _centre_and_half(p, level)
+    return out | {"lo": max(0.0, m - h), "hi": min(1.0, m + h)}
 
 
 def geometric_ci(x, level: float = 0.95) -> dict:
-    """Geometric mean of positive values (ratios, such as a slowdown) and the
-    Student-t interval of their mean logarithm, mapped back. x [n]: independent
+    """Geometric mean of positive values (losses, errors, ratios such as a
+    slowdown) and the Student-t interval of their mean logarithm, mapped back. x [n]: independent
     values; x [R, C]: a table of crossed factors (labellings x seeds, see
     `crossed_mean_ci`). Returns {gmean, lo, hi, n}; NaN bounds for one value."""
     x = _as_runs(x)

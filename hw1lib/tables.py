@@ -28,6 +28,16 @@ RESULTS_MD = Path("RESULTS.md")
 README = Path("README.md")
 
 
+def code_versions(profile: str = "full") -> dict[str, dict[str, str]]:
+    """{experiment: {cache key: the code version its units of `profile` are computed by}} (the default
+    mode's, `provenance.code_version`): what `figures/results.json` records, and a test compares with HEAD's."""
+    from . import experiments
+    from .provenance import code_version
+
+    return {e.name: {u.key: code_version(u.compute) for u in e.units(e.make_config(profile, "cpu"))}
+            for e in experiments.REGISTRY}
+
+
 def headlines(profile: str = "full", device: str = "auto") -> dict:
     """Headline numbers of every experiment of `profile`, from the cache (an
     experiment missing from the cache is computed)."""
@@ -37,7 +47,7 @@ def headlines(profile: str = "full", device: str = "auto") -> dict:
     from .verify import checks
 
     out = {"profile": profile, "commit": git_commit(), "device": describe(resolve_device(device)),
-           "experiments": {}}
+           "code_versions": code_versions(profile), "experiments": {}}
     for e in experiments.REGISTRY:
         out["experiments"][e.name] = e.headlines(e.make_config(profile, device))
     # every checked metric's per-seed values: what `python -m hw1lib.verify --profile full` compares with
@@ -131,6 +141,28 @@ def results_md(results: dict) -> str:
 
 
 EXACT_BENCH = Path("benchmarks") / "results" / "exact_mode-quick.json"
+TIMINGS_FULL = Path("benchmarks") / "results" / "timings-full-cpu.json"   # the run that computed results.json
+GPU_CHECK = Path("benchmarks") / "results" / "gpu_check-h200-2026-11-27-c23da91-jobs4.json"   # the last GPU run
+
+
+def cost_block() -> str:
+    """What `make report` costs, generated from the committed timings: the full profile's run from empty
+    on CPU cores (with its calibration) and the last GPU check's."""
+    from .verify import read_json
+
+    parts = []
+    t = read_json(TIMINGS_FULL)
+    if t.get("complete"):
+        cal = (t.get("calibration") or {}).get("start", {}).get("total")
+        parts.append(f"{t['total_seconds'] / 60:.0f} minutes of wall time from an empty cache on {t['device']} "
+                     f"(`--jobs {t['jobs']}`, commit `{t['commit']}`"
+                     + (f", calibration {cal:.0f} ms" if cal else "") + f"; `{TIMINGS_FULL}`)")
+    g = read_json(GPU_CHECK)
+    if (g.get("timings_full") or {}).get("total_seconds"):
+        parts.append(f"{g['timings_full']['total_seconds']:.0f} s on one {g['card']} at commit "
+                     f"`{g['timings_full']['commit'].split('+')[0]}` (a smaller full profile; not rerun on a GPU since)")
+    return ("The full profile (`make report`) costs " + " and ".join(parts) + "; `make report PROFILE=quick` is "
+            "the few-minute version (smaller models, fewer seeds: a check of the code, not the report's numbers).")
 EXACT_LIMIT = 1.3       # the cost below which the committed results would be computed in exact mode
 
 
@@ -183,7 +215,7 @@ def reproducible_block() -> str:
 def render(results: dict, readme: str) -> tuple[str, str]:
     """(README text, RESULTS.md text) generated from `results` (and the
     reproducibility measurements: reproducible_block)."""
-    return (apply_blocks(readme, {**blocks(results), "summary": summary_table(results),
+    return (apply_blocks(readme, {**blocks(results), "summary": summary_table(results), "cost": cost_block(),
                                   "reproducible": reproducible_block()}), results_md(results))
 
 

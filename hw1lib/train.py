@@ -293,12 +293,15 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
                    batch_size: int, lr: float | Sequence[float], record_steps: bool = False,
                    snapshot_every: int = 0, eval_every: int = 1, progress: bool = True,
                    desc: str = "train", graphs: bool | None = None,
-                   decay_to: float | None = None) -> dict[str, np.ndarray]:
+                   decay_to: float | None = None, curve_subset: int | None = None) -> dict[str, np.ndarray]:
     """Train every member with Adam and cross-entropy on `train`.
 
     Each member shuffles with its own generator (from its seed). After every
     `eval_every` epochs, before the first and after the last, all members are
-    evaluated on the whole of `train` and `test`. Returns numpy arrays:
+    evaluated on the whole of `train` and `test`; with `curve_subset` = n, the
+    training curve before the last epoch is measured on the first n images of
+    `train` (a fixed sample: a sixth of the evaluation work of a 60,000-image
+    epoch), the last epoch on all of it. Returns numpy arrays:
       train_loss, train_acc, test_loss, test_acc: [E, N] at eval_epochs [E]
         (with eval_every=1, E = epochs + 1 and row e is epoch e)
       step_loss, grad_norm: [steps, N] (when record_steps)
@@ -326,6 +329,8 @@ def fit_classifier(ens: Ensemble, train: Split, test: Split | None, *, epochs: i
             return
         eval_epochs.append(epoch)
         for k, split in splits.items():
+            if k == "train" and epoch != epochs:
+                split = split.subset(curve_subset)
             loss, acc = evaluate(ens, split)
             hist[f"{k}_loss"].append(loss)
             hist[f"{k}_acc"].append(acc)

@@ -291,6 +291,10 @@ def test_runner_fills_cache_and_second_run_computes_nothing(smoke_cache, smoke_r
     computes nothing and keeps the timings of the run that computed."""
     rec = json.loads((smoke_cache / "timings.json").read_text())
     assert set(rec) >= {"device", "torch", "commit", "experiments", "total_seconds"} and rec["complete"]
+    for when in ("start", "end"):                    # the box's calibration, timed in the same run
+        cal = rec["calibration"][when]
+        assert set(cal) == {"cnn_step", "mlp_step", "eigh", "total"} and all(v > 0 for v in cal.values())
+        assert cal["total"] == pytest.approx(cal["cnn_step"] + cal["mlp_step"] + cal["eigh"], abs=2e-3)
     assert list(rec["experiments"]) and set(rec["experiments"]) == {e.name for e in REGISTRY}
     assert rec["cached_units"] == 0 and rec["units"]
     for e in REGISTRY:  # every notebook's call is now a cache hit
@@ -583,6 +587,64 @@ def test_what_an_experiment_reads_is_computed_transitively(tmp_path, monkeypatch
     monkeypatch.setenv("HW1LIB_RESULTS", str(tmp_path))
     lines = []
     rec = run_all("smoke", "cpu", ["1-2d"], executor=InlineExecutor(), progress=False,
-                  log=lambda line: lines.append(line.split()[1]))
+                  log=lambda line: lines.append(line.split()[1]) if line.startswith("[run]") else None)
     assert not rec["failures"]
     assert lines == ["profile=smoke", "results:", "1-2b", "1-2a", "1-2d"]     # the header lines, then in order
+
+
+def test_the_scheduler_starts_what_others_read_first_then_the_longest_units(tmp_path, monkeypatch):
+    """With as many slots as workers, a free worker takes the ready unit of an experiment that another
+    reads (so that the reader can start), then the longest by the past timings; a unit with no past
+    timing counts as its experiment's mean. Stub experiments and units; a recording executor."""
+    from types import SimpleNamespace
+
+    from hw1lib.run import Eta, Scheduler
+
+    class Stub:
+        def __init__(self, key):
+            self.key = key
+
+        def __str__(self):
+            return self.key
+
+        def is_cached(self):
+            return False
+
+    def exp(name, keys, after=()):
+        return SimpleNamespace(name=name, after=after, host=False, units=lambda cfg: [Stub(k) for k in keys])
+
+    selected = [exp("a", ["a/1-v", "a/2-v"]), exp("b", ["b/1-v"]), exp("c", ["c/1-v"]), exp("d", ["d/1-v"], ("c",))]
+    submitted = []
+
+    class Recording(InlineExecutor):
+        def submit(self, fn, unit, *args):
+            submitted.append(str(unit))
+            return super().submit(lambda: (1.0, True))
+
+    plan = {str(u): e.name for e in selected for u in e.units(None)}
+    eta = Eta(plan, {"a/1": 10.0, "a/2": 30.0, "b/1": 20.0}, 1.0, 1, "past", lambda s: None)
+    assert eta.expected["c/1-v"] == 20.0                       # no past timing: the mean of all known
+    run = Scheduler(selected, {e.name: None for e in selected}, Recording(), eta=eta, slots=1,
+                    log=lambda s: None)
+    run.finish = lambda name: (run.finished.add(name), run.start_ready())   # no assembly for stubs
+    run.start_ready()
+    while run.futures:
+        for fut in list(run.futures):
+            fut.result()
+            run.done(fut)
+    assert submitted == ["c/1-v", "a/2-v", "b/1-v", "d/1-v", "a/1-v"]
+
+
+def test_the_eta_scales_past_timings_by_the_calibration_and_corrects_by_the_units_done():
+    """Known answer: past units of 10 s and 20 s, a third never timed (their mean, 15 s); this box's
+    calibration twice theirs (x2), two jobs: 45 s left. The first unit took 10 s against an estimate
+    of 20 s (speed 0.5): 0.5 x (40 + 30) / 2 = 17.5 s left."""
+    from hw1lib.run import Eta
+
+    lines = []
+    eta = Eta({"k/a-v": "x", "k/b-v": "x", "k/c-v": "y"}, {"k/a": 10.0, "k/b": 20.0}, 2.0, 2, "past", lines.append)
+    assert eta.left(list(eta.plan)) == pytest.approx(45.0)
+    eta.unit_done("k/a-v", 10.0)
+    assert eta.left(list(eta.plan)) == pytest.approx(17.5)
+    assert lines[-1].startswith("[eta] 1/3 units (x 1/2, y 0/1), 0:00:00 elapsed, about 0:00:18 left")
+    assert Eta({"k/a-v": "x"}, {}, 1.0, 1, "", lines.append).left(["k/a-v"]) is None   # nothing to estimate from

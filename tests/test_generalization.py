@@ -242,10 +242,11 @@ def test_1_3a_config_refuses_what_it_cannot_mean():
 
 
 def test_accuracy_intervals_stay_inside_their_bounds():
-    """One rule (stats.proportion_ci on the logits): made-up seeds at 99.9%,
-    99.2% and 97.5% accuracy, whose t-interval runs past 100%, give 1-3b and
-    1-1b intervals inside [0, 100] that contain the mean; losses get log-scale
-    intervals above 0; a run still rising at the end is not at a plateau."""
+    """One rule (stats.proportion_ci): made-up seeds at 99.9%, 99.2% and 97.5%
+    accuracy, whose t-interval runs past 100%, give 1-3b and 1-1b intervals
+    cut at 100 that contain the mean; losses are quoted as their geometric
+    mean with its log-scale interval, above 0; a run still rising at the end
+    is not at a plateau."""
     acc = np.array([0.999, 0.992, 0.975])
     m, h = acc.mean(), 4.303 * acc.std(ddof=1) / np.sqrt(3)
     assert m + h > 1                                          # what the plain t-interval would do
@@ -267,20 +268,21 @@ def test_accuracy_intervals_stay_inside_their_bounds():
     for k in ("train_acc", "test_acc"):
         assert 0 <= row[k]["lo"] <= row[k]["mean"] <= row[k]["hi"] <= 100, (k, row[k])
     assert row["test_acc"]["mean"] == pytest.approx(100 * m, abs=1e-2)
-    assert 0 < row["train_loss"]["lo"] <= row["train_loss"]["mean"] <= row["train_loss"]["hi"]
+    assert 0 < row["train_loss"]["lo"] <= row["train_loss"]["gmean"] <= row["train_loss"]["hi"]
     assert row["plateau"] == 0 and row["last_window_gain"]["min"] > 10     # still rising: not at a plateau
 
 
 def test_nonnegative_intervals_respect_their_bound():
-    """nonneg_ci: all values above 0 -> the log-scale interval (above 0, wider
-    upwards); a 0 among them -> the t-interval clipped at 0 (the plain one
-    would cross it); a negative value is refused."""
+    """nonneg_ci: all values above 0 -> the geometric mean and its log-scale
+    interval (above 0, wider upwards); a 0 among them -> the mean and its
+    t-interval clipped at 0 (the plain one would cross it); a negative value
+    is refused."""
     from hw1lib.headline import nonneg_ci
     x = np.array([0.005, 0.02, 0.05])
     m, h = x.mean(), 4.303 * x.std(ddof=1) / np.sqrt(3)
     assert m - h < 0                                           # what the plain t-interval would do
     d = nonneg_ci(x)
-    assert 0 < d["lo"] < d["mean"] < d["hi"] and d["hi"] - d["mean"] > d["mean"] - d["lo"]
+    assert 0 < d["lo"] < d["gmean"] < d["hi"] and d["hi"] - d["gmean"] > d["gmean"] - d["lo"]
     z = nonneg_ci(np.array([0.0, 0.02, 0.05]))
     assert z["lo"] == 0 and z["hi"] == pytest.approx(0.07 / 3 + 4.303 * np.std([0, 0.02, 0.05], ddof=1) / np.sqrt(3),
                                                       rel=1e-3)
@@ -314,6 +316,6 @@ def test_flatness_sweep_intervals_stay_inside_their_bounds():
     for c in h["cells"] + h["labels"]["rows"]:
         assert 0 <= c["test_acc"]["lo"] <= c["test_acc"]["mean"] <= c["test_acc"]["hi"] <= 100, c["test_acc"]
         for k in ("train_loss", "epochs", "sensitivity"):
-            assert 0 < c[k]["lo"] <= c[k]["mean"] <= c[k]["hi"], (k, c[k])
+            assert 0 < c[k]["lo"] <= c[k]["gmean"] <= c[k]["hi"], (k, c[k])
     assert "ci95" in h["cells"][1]["loss_gap"]                             # signed: mean ± t
     assert "[" in E.block(h).split("\n")[2]                                 # the table prints the bounded form

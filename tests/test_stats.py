@@ -19,18 +19,18 @@ def test_mean_ci_is_the_student_t_interval():
     assert np.isnan(stats.mean_ci([3.0])[1])                 # one seed: no interval
 
 
-def test_proportion_interval_stays_in_0_1_and_is_the_logit_t_interval():
-    """Oracle: scipy's t-interval of the logits, mapped back by the logistic
-    function. Where a t-interval on the plain scale runs past 100% (train
-    accuracies near 1), this one stays inside, at any spread."""
+def test_proportion_interval_is_the_t_interval_of_the_quoted_mean_cut_at_0_and_1():
+    """Oracle: scipy's t-interval of the mean, cut at 1 where a handful of seeds near 100% reaches past it:
+    the interval printed is the interval of the number quoted beside it (never a logit interval widened
+    to contain the plain mean)."""
     p = np.array([0.9990, 0.9700, 0.9995, 0.9980, 0.9999])
     out = stats.proportion_ci(p, n_items=60_000)
-    z = np.log(p / (1 - p))
-    lo, hi = sps.t.interval(0.95, len(z) - 1, loc=z.mean(), scale=sps.sem(z))
-    assert out["lo"] == pytest.approx(1 / (1 + np.exp(-lo))) and out["hi"] == pytest.approx(1 / (1 + np.exp(-hi)))
+    lo, hi = sps.t.interval(0.95, len(p) - 1, loc=p.mean(), scale=sps.sem(p))
+    assert hi > 1 and out["lo"] == pytest.approx(lo) and out["hi"] == 1.0      # cut at 1, not moved
     assert out["mean"] == pytest.approx(p.mean()) and out["n"] == 5
-    m, h = stats.mean_ci(p)
-    assert m + h > 1 and 0 < out["lo"] < out["mean"] < out["hi"] < 1     # the plain interval leaves [0, 1]
+    q = np.array([0.91, 0.93, 0.92, 0.95])
+    lo, hi = sps.t.interval(0.95, 3, loc=q.mean(), scale=sps.sem(q))
+    assert (stats.proportion_ci(q, 100)["lo"], stats.proportion_ci(q, 100)["hi"]) == pytest.approx((lo, hi))
     rng = np.random.default_rng(0)
     for _ in range(200):                                  # any spread, exact 0s and 1s included
         q = np.clip(rng.beta(0.3, 0.3, size=rng.integers(2, 8)).round(2), 0, 1)
@@ -40,20 +40,19 @@ def test_proportion_interval_stays_in_0_1_and_is_the_logit_t_interval():
         stats.proportion_ci([99.4, 98.0])
 
 
-def test_proportion_interval_covers_at_its_level():
-    """Seeds whose accuracies scatter as a logit-normal around a true value
-    near 1: the interval covers the mean of that distribution in about 95% of
-    repeats of a 5-seed experiment (Monte Carlo, 2,000 repeats; the t-interval
-    is exact on the logit scale, so this checks the mapping)."""
+def test_proportion_interval_covers_the_mean_at_its_level():
+    """Seeds whose accuracies scatter around 90% (logit-normal): the interval covers the distribution's
+    mean in about 95% of repeats of a 5-seed experiment (Monte Carlo, 2,000 repeats; the true mean from
+    10^6 draws)."""
     from scipy.special import expit
 
     rng = np.random.default_rng(3)
-    mu, sd = 4.0, 0.8                          # logit scale: accuracies around 98%
-    true_median = expit(mu)
+    mu, sd = 2.2, 0.3
+    true_mean = expit(rng.normal(mu, sd, 10**6)).mean()
     hits = 0
     for _ in range(2000):
         d = stats.proportion_ci(expit(rng.normal(mu, sd, 5)), n_items=10**9)
-        hits += d["lo"] <= true_median <= d["hi"]
+        hits += d["lo"] <= true_mean <= d["hi"]
     assert 0.93 <= hits / 2000 <= 0.97
 
 
@@ -66,26 +65,27 @@ def test_wilson_interval_is_scipys_and_one_seed_gets_it():
     assert np.isnan(stats.proportion_ci([0.5])["lo"])       # one seed and no item count: no interval
 
 
-def test_positive_interval_is_above_zero_and_skewed_upwards():
+def test_positive_quantities_are_quoted_as_the_geometric_mean_with_its_log_interval():
     x = np.array([2.8e-3, 2.9e-3, 3.1e-3, 5.7e-3, 2.83e-3])
-    d = stats.positive_ci(x)
+    d = headline.pos_ci(x)
     lo, hi = sps.t.interval(0.95, 4, loc=np.log(x).mean(), scale=sps.sem(np.log(x)))
-    assert d["lo"] == pytest.approx(min(np.exp(lo), x.mean())) and d["hi"] == pytest.approx(np.exp(hi))
-    assert 0 < d["lo"] < d["mean"] < d["hi"] and d["hi"] - d["mean"] > d["mean"] - d["lo"]
-    m, h = stats.mean_ci(x)
-    assert m - h < d["lo"]                                   # the plain interval reaches further down
+    assert d["gmean"] == pytest.approx(np.exp(np.log(x).mean()), rel=1e-3) and "mean" not in d
+    assert (d["lo"], d["hi"]) == pytest.approx((np.exp(lo), np.exp(hi)), rel=1e-3)
+    assert 0 < d["lo"] < d["gmean"] < d["hi"] and d["hi"] - d["gmean"] > d["gmean"] - d["lo"]
+    assert headline.fmt_interval(d, 2, spec="e").startswith(f"{d['gmean']:.2e} [")   # the centre printed is the gmean
     with pytest.raises(ValueError):
-        stats.positive_ci([1.0, 0.0])
+        headline.pos_ci([1.0, 0.0])
+    z = headline.nonneg_ci([0.0, 1.0, 2.0])                  # a 0: no logarithm, the mean and its t-interval
+    assert z["mean"] == 1.0 and z["lo"] == 0.0 and "gmean" not in z
     assert headline.fmt_interval(stats.proportion_ci([0.99, 0.98, 0.995], 10_000), scale=100).startswith("98.83 [")
     assert headline.fmt_interval({"mean": 0.5, "lo": float("nan"), "hi": float("nan"), "n": 1}) == "0.50 (n = 1)"
 
 
 def test_a_skewed_handful_of_seeds_keeps_the_mean_inside_its_interval():
-    """One run far below four near-perfect ones: the logit interval alone
-    would sit above the plain mean; it is widened to contain it."""
+    """One run far below four near-perfect ones: the t-interval of the mean, cut at 1, contains the mean."""
     p = np.array([0.5, 0.9999, 0.9999, 0.9999, 0.9999])
     d = stats.proportion_ci(p, n_items=10_000)
-    assert d["lo"] <= d["mean"] <= d["hi"] < 1
+    assert d["lo"] <= d["mean"] <= d["hi"] == 1.0
 
 
 def test_geometric_interval_is_the_t_interval_of_the_logs():
@@ -131,14 +131,12 @@ def test_crossed_interval_is_the_two_way_anova_one_and_covers_where_row_means_do
     assert 0.93 <= hits[0] / 1000 <= 0.98 and hits[1] / 1000 < 0.6
 
 
-def test_proportion_interval_of_a_crossed_table_is_the_crossed_logit_interval():
-    from scipy.special import expit, logit
-
+def test_proportion_interval_of_a_crossed_table_is_the_crossed_interval_of_its_mean():
     p = np.array([[0.10, 0.12, 0.09], [0.11, 0.08, 0.10]])
-    m, h = stats.crossed_mean_ci(logit(p))
+    m, h = stats.crossed_mean_ci(p)
     out = stats.proportion_ci(p, 10_000)
-    assert out["n"] == 6 and out["mean"] == pytest.approx(p.mean())
-    assert (out["lo"], out["hi"]) == pytest.approx((min(expit(m - h), p.mean()), max(expit(m + h), p.mean())))
+    assert out["n"] == 6 and out["mean"] == pytest.approx(p.mean()) == pytest.approx(m)
+    assert (out["lo"], out["hi"]) == pytest.approx((m - h, m + h))
 
 
 def test_crossing_interpolates_between_epochs():

@@ -110,7 +110,7 @@ def block_trajectory(t: dict) -> str:
     return (f"Explained variance of the joint PCA: whole model {t['explained_whole_model'][0]:.1f}% + "
                  f"{t['explained_whole_model'][1]:.1f}%, hidden-to-hidden layer {t['explained_small_layer'][0]:.1f}% + "
                  f"{t['explained_small_layer'][1]:.1f}%; final test accuracy "
-                 f"{fmt_interval(t['final_test_acc'], n=False)}% (mean, t-interval of the logits) over {t['runs']} runs.")
+                 f"{fmt_interval(t['final_test_acc'], n=False)}% (mean and its t-interval) over {t['runs']} runs.")
 
 
 def summary_trajectory(h: dict) -> str:

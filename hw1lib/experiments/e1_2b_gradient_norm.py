@@ -136,15 +136,15 @@ def block_grad_norm(g: dict) -> str:
          *[_fmt_pos(v[m]) for m in ("grad_norm_first10", "grad_norm_last10", "grad_norm_drop", "loss_first10",
                                    "loss_last10")]]
         for k, v in g.items() if k != "seeds"]) + \
-        f"\n\nEach run's median over its first and last 10% of iterations; mean and 95% interval over " \
-        f"{plural(g['seeds'], 'seed')} (one run per seed; a t-interval of the logarithms, above 0). The MNIST " \
+        f"\n\nEach run's median over its first and last 10% of iterations; geometric mean and 95% interval over " \
+        f"{plural(g['seeds'], 'seed')} (one run per seed; the t-interval of the mean logarithm, mapped back). The MNIST " \
         f"runs' full-batch gradient norm (whole training set) goes from " \
         f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][0])} at the start to " \
         f"{_fmt_pos(g['mnist']['full_batch_grad_norm_start_end'][1])} after the last epoch."
 
 
 def _fmt_pos(d: dict) -> str:
-    """A positive quantity's mean and interval (pos_ci) to 3 significant digits."""
+    """A positive quantity's geometric mean and interval (pos_ci) to 3 significant digits."""
     return fmt_interval(d, 3, spec="g", n=False)
 
 

@@ -341,7 +341,7 @@ def block_critical(c: dict) -> str:
             f"||grad L|| of {p2['grad_norm_median']:.1e}; their flatness ratio: {_fmt_flat(p2['flatness'])}")
     if p2["minimal_ratio_raw"]:
         txt += (f"; raw minimal ratio at those that reached it {fmt_interval(p2['minimal_ratio_raw'], 3, n=False)} "
-                "(mean, t-interval of the logits), Spearman with the "
+                "(mean and its t-interval), Spearman with the "
                 f"loss {fmt_sp(p2['spearman_ratio_loss_reached'])}")
     txt += (".\n\n**Resolution** (non-trivial critical points only). An eigenvalue is counted as negative or "
             "positive only when |lambda| > c ||grad L||. Near a non-degenerate critical point g ~ H d, so the "

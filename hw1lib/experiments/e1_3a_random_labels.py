@@ -206,8 +206,8 @@ def block_random_labels(rl: dict) -> str:
             f"intervals, over {plural(rl['seeds'], 'seed')} on the true labels; where labels are randomised, over "
             f"{plural(rl['label_draws'], 'random labelling')} x {plural(rl['seeds'], 'seed')} as crossed factors "
             "(every seed runs on every labelling; two-way random-effects ANOVA, Satterthwaite's degrees of "
-            "freedom), so the spread of labellings and of seeds both count. Accuracies: on the logit scale; epochs "
-            "and their ratio: on the log scale.")
+            "freedom), so the spread of labellings and of seeds both count. Accuracies: mean and its interval; epochs "
+            "and their ratio: geometric mean and the interval of the mean logarithm.")
     sd = rl.get("slowdown")
     if sd is not None:
         text += (f"\n\n**Slowdown** (epochs to fit random labels over true labels, paired by seed): "

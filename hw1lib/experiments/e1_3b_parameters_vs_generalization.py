@@ -101,7 +101,7 @@ def block_params_sweep(p: dict) -> str:
         [row["width"], f"{row['params']:,}", fmt_m(row[f"train_{what}"]), fmt_m(row[f"test_{what}"])]
         for row in p["rows"]]) + (
         f"\n\nLabel noise {p['label_noise']:.0%}, {plural(p['epochs'], 'epoch')}, mean and 95% interval over "
-        f"{plural(p['seeds'], 'seed')} (a t-interval of the logits, inside [0, 100]; one seed: Wilson's "
+        f"{plural(p['seeds'], 'seed')} (a t-interval, cut at 0 and 100; one seed: Wilson's "
         f"interval for the images evaluated). Lowest test error at {p['min_test_err_params']:,} parameters, "
         f"highest at {p['max_test_err_params']:,}; " + (
             "training error never reaches 1%." if p["interpolation_params"] is None else
