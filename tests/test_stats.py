@@ -183,6 +183,18 @@ def test_partial_spearman_removes_a_shared_driver():
     assert out["n"] == 400 and out["ci"][0] <= out["rho"] <= out["ci"][1]
 
 
+def test_results_json_names_the_code_versions_head_computes():
+    """figures/results.json records each experiment's code versions (tables.code_versions, the hash of what
+    its units' computations reach); HEAD must compute the same, so that `make report` at HEAD rebuilds the
+    file from the cache without recomputing. A change that re-keys a full-profile unit fails here until the
+    full profile is recomputed at one commit."""
+    recorded = json.loads((repo_root() / tables.RESULTS_JSON).read_text())["code_versions"]
+    here = tables.code_versions("full")
+    assert recorded.keys() == here.keys()
+    differ = {name: (recorded[name], v) for name, v in here.items() if recorded[name] != v}
+    assert not differ, f"recorded vs HEAD's code versions differ (recompute the full profile): {differ}"
+
+
 def test_readme_and_results_md_are_what_results_json_generates():
     """`python -m hw1lib.tables --check`: no number in the README's tables or
     RESULTS.md is typed by hand or left stale."""

@@ -39,7 +39,7 @@ class KeskarConfig:
     patience: int = 5                     # epochs without a lower training loss that stop a run
     max_epochs: int = 30                  # the cap, if the rule has not stopped it before
     target_loss: float = 0.05             # the matched-loss comparison (1-3d's lowest target)
-    f1_seeds: tuple[int, ...] = (0, 1)
+    f1_seeds: tuple[int, ...] = (0, 1, 2)
     mlp_hidden: tuple[int, ...] = (64, 64)
     mlp_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     f1_width: int = 512                   # F1's hidden width (512: the paper's; smaller only in the smoke test)
