@@ -20,6 +20,8 @@
 # The steps' limits add up to more than one 10-minute device call: GPU_CHECK_STEPS picks a subset per call
 # (e.g. GPU_CHECK_STEPS="keskar_f1 bench").
 # Everything (logs' tails, timings, bench rows, the card, torch) goes into RESULT.json.
+# On a CPU (how the script is tested): GPU_CHECK_DEVICE=cpu GPU_CHECK_PROFILE=smoke runs the chosen steps
+# there, on the smoke profile (tests/test_benchmarks.py runs the F1 step so).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULT=${1:?usage: bash benchmarks/gpu_check.sh RESULT.json [JOBS]}
@@ -35,10 +37,13 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 for gz in data/*/raw/*.gz; do
     [[ -e "$gz" && ! -e "${gz%.gz}" ]] && gunzip -k "$gz"
 done
-python3 - <<'EOF' || exit 1
-import torch
-assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine"
-print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+PROFILE=${GPU_CHECK_PROFILE:-full}
+python3 - "$DEVICE" <<'EOF' || exit 1
+import sys, torch
+if sys.argv[1] == "cuda":
+    assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine (GPU_CHECK_DEVICE=cpu tests it)"
+    print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
 EOF
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log and the exit code
@@ -54,15 +59,15 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log an
 STEPS=${GPU_CHECK_STEPS:-tests verify_quick full_profile bench keskar_f1}   # a subset, to rerun part of the check
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 want tests && step tests 100 python3 -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_train.py
-want verify_quick && step verify_quick 200 python3 -m hw1lib.verify --profile quick --device cuda --jobs "$JOBS" \
+want verify_quick && step verify_quick 200 python3 -m hw1lib.verify --profile quick --device "$DEVICE" --jobs "$JOBS" \
     --no-progress
 export HW1LIB_RESULTS="$WORK/results"   # empty cache: the full profile is timed from scratch
-want full_profile && step full_profile 360 python3 -m hw1lib.run --profile full --device cuda --jobs "$JOBS" --no-progress \
-    --out "$WORK/timings-full-cuda.json"
-cp "$WORK/timings-full-cuda.json" build/ 2>/dev/null || true
-want bench && step bench 110 python3 benchmarks/bench_training.py --device cuda --repeats 2 --json "$WORK/bench-cuda.json"
-want keskar_f1 && step keskar_f1 300 python3 benchmarks/keskar_f1.py --device cuda --seeds 5 --max-epochs 200 \
-    --json "$WORK/keskar-f1.json"
+want full_profile && step full_profile 360 python3 -m hw1lib.run --profile "$PROFILE" --device "$DEVICE" --jobs "$JOBS" \
+    --no-progress --out "$WORK/timings-full-cuda.json"
+[[ $DEVICE == cuda ]] && cp "$WORK/timings-full-cuda.json" build/ 2>/dev/null
+want bench && step bench 110 python3 benchmarks/bench_training.py --device "$DEVICE" --repeats 2 --json "$WORK/bench-cuda.json"
+want keskar_f1 && step keskar_f1 300 python3 benchmarks/keskar_f1.py --device "$DEVICE" --profile "$PROFILE" --seeds 5 \
+    --max-epochs "$([[ $PROFILE == full ]] && echo 200 || echo 2)" --json "$WORK/keskar-f1.json"
 
 python3 - "$WORK" "$RESULT" "$JOBS" <<'EOF'
 import json, pathlib, sys, torch
@@ -70,7 +75,8 @@ work, result, jobs = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 def read(name):
     p = work / name
     return json.loads(p.read_text()) if p.exists() else None
-out = {"card": torch.cuda.get_device_name(0), "torch": torch.__version__, "jobs": jobs,
+out = {"card": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
+       "jobs": jobs,
        "timings_full": read("timings-full-cuda.json"), "bench": read("bench-cuda.json"),
        "keskar_f1": read("keskar-f1.json"), "steps": {}}
 for name in ("tests", "verify_quick", "full_profile", "bench", "keskar_f1"):

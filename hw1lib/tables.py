@@ -48,6 +48,11 @@ def headlines(profile: str = "full", device: str = "auto") -> dict:
 
     out = {"profile": profile, "commit": git_commit(), "device": describe(resolve_device(device)),
            "code_versions": code_versions(profile), "experiments": {}}
+    if profile == "full":    # the run from empty that filled the cache (its commit computed these code versions)
+        from .verify import read_json
+
+        t = read_json(TIMINGS_FULL)
+        out["computed"] = {k: t.get(k) for k in ("commit", "complete", "device", "jobs", "total_seconds")}
     for e in experiments.REGISTRY:
         out["experiments"][e.name] = e.headlines(e.make_config(profile, device))
     # every checked metric's per-seed values: what `python -m hw1lib.verify --profile full` compares with

@@ -648,3 +648,30 @@ def test_the_eta_scales_past_timings_by_the_calibration_and_corrects_by_the_unit
     assert eta.left(list(eta.plan)) == pytest.approx(17.5)
     assert lines[-1].startswith("[eta] 1/3 units (x 1/2, y 0/1), 0:00:00 elapsed, about 0:00:18 left")
     assert Eta({"k/a-v": "x"}, {}, 1.0, 1, "", lines.append).left(["k/a-v"]) is None   # nothing to estimate from
+
+
+@pytest.mark.subprocess
+def test_gpu_check_runs_on_a_cpu_and_writes_one_json(tmp_path):
+    """benchmarks/gpu_check.sh as far as a CPU can take it: GPU_CHECK_DEVICE=cpu, the smoke profile, its
+    F1 step (benchmarks/keskar_f1.py: F1 to Keskar's stopping rule, 5 seeds per regime, the F1 arm the GPU
+    run adds to the full profile): one JSON with the step's exit code, seconds and log, and what F1 gave
+    (per regime whether the rule fired; the large/small ratio with its interval)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hw1lib.paths import repo_root
+
+    env = {**os.environ, "GPU_CHECK_DEVICE": "cpu", "GPU_CHECK_PROFILE": "smoke", "GPU_CHECK_STEPS": "keskar_f1",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    out = tmp_path / "gpu.json"
+    r = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(out), "2"], cwd=repo_root(), env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["card"] == "cpu" and d["steps"]["keskar_f1"]["rc"] == 0 and d["steps"]["full_profile"]["rc"] is None
+    kf = d["keskar_f1"]
+    assert kf["seeds"] == 5 and kf["max_epochs"] == 2 and kf["profile"] == "smoke"
+    assert set(kf["keskar_f1"]["runs"]) == {"f1_small", "f1_large"}
+    assert all(len(v["rule_met"]) == 5 for v in kf["keskar_f1"]["runs"].values())

@@ -188,8 +188,11 @@ def test_results_json_names_the_code_versions_head_computes():
     its units' computations reach); HEAD must compute the same, so that `make report` at HEAD rebuilds the
     file from the cache without recomputing. A change that re-keys a full-profile unit fails here until the
     full profile is recomputed at one commit."""
-    recorded = json.loads((repo_root() / tables.RESULTS_JSON).read_text())["code_versions"]
-    here = tables.code_versions("full")
+    results = json.loads((repo_root() / tables.RESULTS_JSON).read_text())
+    timings = json.loads((repo_root() / tables.TIMINGS_FULL).read_text())
+    assert timings["complete"] and timings["cached_units"] == 0 and not timings["failures"]   # one run from empty
+    assert results["computed"]["commit"] == timings["commit"] and results["profile"] == "full"
+    recorded, here = results["code_versions"], tables.code_versions("full")
     assert recorded.keys() == here.keys()
     differ = {name: (recorded[name], v) for name, v in here.items() if recorded[name] != v}
     assert not differ, f"recorded vs HEAD's code versions differ (recompute the full profile): {differ}"

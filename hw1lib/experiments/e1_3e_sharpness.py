@@ -219,8 +219,8 @@ def h_sharpness(r, cfg) -> dict:
                                     "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
             if small in bsz and small < large:
                 i, j = list(bsz).index(small), list(bsz).index(large)
-                out["contrast"]["ratios"][key] = rnd(a["sharpness_lbfgsb"][j, t, ri].mean() /
-                                                    a["sharpness_lbfgsb"][i, t, ri].mean())
+                out["contrast"]["ratios"][key] = rnd(np.exp(np.log(a["sharpness_lbfgsb"][j, t, ri]).mean()
+                                                            - np.log(a["sharpness_lbfgsb"][i, t, ri]).mean()))
     # log S = c + a log B + b log lr over both rules' cells: the fixed rule gives a, the linear one a + b
     lr = np.array([[rule_lr(sw, rule, int(b)) for rule in sw.lr_rules] for b in bsz])
     out["law"] = {f"{target:g}": {m: rate_batch_law(bsz, lr, v[:, t], ok[:, t]) for m, v in (
@@ -257,8 +257,8 @@ def _h_keskar(a, runs: dict, k: KeskarConfig) -> dict:
         if f"{net}_small" in runs and f"{net}_large" in runs:
             # at the matched loss the ratio is a matched comparison only if every run of both regimes got there
             met = (a[f"keskar_{net}_large_reached"][0].all() and a[f"keskar_{net}_small_reached"][0].all())
-            out["ratios"][net] = {cond: rnd(a[f"keskar_{net}_large_sharpness_lbfgsb"][c].mean() /
-                                            a[f"keskar_{net}_small_sharpness_lbfgsb"][c].mean())
+            out["ratios"][net] = {cond: rnd(np.exp(np.log(a[f"keskar_{net}_large_sharpness_lbfgsb"][c]).mean()
+                                                   - np.log(a[f"keskar_{net}_small_sharpness_lbfgsb"][c]).mean()))
                                   if cond == "stop" or met else None for c, cond in enumerate(conds)}
     out["ratios"]["published"] = rnd(KESKAR_PUBLISHED["sharpness_large"] / KESKAR_PUBLISHED["sharpness_small"])
     return out
@@ -294,7 +294,8 @@ def block_sharpness(sh: dict) -> str:
          fmt_m(c["sharpness_lbfgsb"]), fmt_m(c["top_eig"])] for c in sh["cells"]])
     keys = next(iter(sh["slopes"].values())).keys()
     small, large = sh["contrast"]["batch_sizes"]
-    t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys], f"L-BFGS-B sharpness, {large} / {small}"], [
+    t2 = md_table(["target / rule", *[f"log-log slope: {k}" for k in keys],
+                   f"L-BFGS-B sharpness, {large} / {small} (geometric means)"], [
         [k, *[_fmt_slope(v[m]) for m in keys], sh["contrast"]["ratios"].get(k, "n/a")] for k, v in sh["slopes"].items()])
     kf = sh["keskar_f1"]
     net_names = {"f1": "F1 (Keskar)", "mlp": "784-64-64-10 (1-3d)"}
@@ -329,7 +330,7 @@ def block_sharpness(sh: dict) -> str:
             "way (the controlled variation):\n\n" + t3 +
             f"\n\nKeskar et al. report sharpness {pub['sharpness_small']} (small batch) vs {pub['sharpness_large']} "
             f"(large), a ratio of {kf['ratios']['published']}, and test accuracy {pub['test_acc_small']}% vs "
-            f"{pub['test_acc_large']}%. Large/small ratio of mean L-BFGS-B sharpness here: {ratios}." + mech +
+            f"{pub['test_acc_large']}%. Large/small ratio of the geometric means of L-BFGS-B sharpness here: {ratios}." + mech +
             _keskar_tests(sh))
 
 
