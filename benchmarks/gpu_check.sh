@@ -39,12 +39,13 @@ for gz in data/*/raw/*.gz; do
 done
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 PROFILE=${GPU_CHECK_PROFILE:-full}
-python3 - "$DEVICE" <<'EOF' || exit 1
-import sys, torch
-if sys.argv[1] == "cuda":
-    assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine (GPU_CHECK_DEVICE=cpu tests it)"
-    print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
+if [[ $DEVICE == cuda ]]; then
+    python3 - <<'EOF' || exit 1
+import torch
+assert torch.cuda.is_available(), "no CUDA GPU here: gpu_check.sh is for a GPU machine (GPU_CHECK_DEVICE=cpu tests it)"
+print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
 EOF
+fi
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the log and the exit code
     local name=$1 limit=$2; shift 2
@@ -69,14 +70,18 @@ want bench && step bench 110 python3 benchmarks/bench_training.py --device "$DEV
 want keskar_f1 && step keskar_f1 300 python3 benchmarks/keskar_f1.py --device "$DEVICE" --profile "$PROFILE" --seeds 5 \
     --max-epochs "$([[ $PROFILE == full ]] && echo 200 || echo 2)" --json "$WORK/keskar-f1.json"
 
-python3 - "$WORK" "$RESULT" "$JOBS" <<'EOF'
-import json, pathlib, sys, torch
+python3 - "$WORK" "$RESULT" "$JOBS" "$DEVICE" <<'EOF'
+import json, pathlib, sys
 work, result, jobs = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if sys.argv[4] == "cuda":
+    import torch
+    card, version = torch.cuda.get_device_name(0), torch.__version__
+else:                      # the CPU test of this script: no torch import for the record
+    card, version = "cpu", None
 def read(name):
     p = work / name
     return json.loads(p.read_text()) if p.exists() else None
-out = {"card": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
-       "jobs": jobs,
+out = {"card": card, "torch": version, "jobs": jobs,
        "timings_full": read("timings-full-cuda.json"), "bench": read("bench-cuda.json"),
        "keskar_f1": read("keskar-f1.json"), "steps": {}}
 for name in ("tests", "verify_quick", "full_profile", "bench", "keskar_f1"):
