@@ -255,9 +255,9 @@ class Scheduler:
 
     def __init__(self, selected: list, configs: dict, executor: Any, host_pool: Any = None,
                  unit_progress: bool = False, own_stream: bool = False, log: Callable[[str], None] = print,
-                 eta: Eta | None = None, slots: int | None = None):
+                 eta: Eta | None = None, slots: int | None = None, known_cached: set[str] | None = None):
         self.selected, self.configs, self.executor, self.host_pool = selected, configs, executor, host_pool
-        self.eta, self.slots = eta, slots
+        self.eta, self.slots, self.known_cached = eta, slots, known_cached or set()
         self.read_by_others = {a for e in selected for a in e.after}
         self.queue: list[tuple[tuple, Unit]] = []    # ready units not submitted yet, by priority
         self.in_flight = 0                           # of them, submitted and not done
@@ -311,7 +311,7 @@ class Scheduler:
                     self.waiting[key].append(e.name)
                     self.left[e.name] += 1
                     continue
-                if u.is_cached():
+                if key in self.known_cached or u.is_cached():
                     self.cached_units.append(key)
                     continue
                 self.pending[e.name].append(u)
@@ -410,11 +410,14 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
         load_mnist(dev)
     commit, t_start = git_commit(), time.perf_counter()
     calibration = {"start": calibrate()} if calibrate_box else {}
-    plan = {}
+    plan, cached = {}, set()     # cached: checked once here (checksums read), not again when submitting
     for e in selected:
         for u in e.units(configs[e.name]):
-            if str(u) not in plan and not u.is_cached():
-                plan[str(u)] = e.name
+            if str(u) not in plan and str(u) not in cached:
+                if u.is_cached():
+                    cached.add(str(u))
+                else:
+                    plan[str(u)] = e.name
     past, past_cal, source = past_timings(profile, dev.type)
     now_cal = calibration.get("start", {}).get("total")
     eta = Eta(plan, past, now_cal / past_cal if now_cal and past_cal else 1.0, jobs, source, log)
@@ -424,7 +427,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
     # tqdm bars inside the units: in this process, or from worker processes when
     # they share a terminal (never in a log file, which each update would add a line to)
     run = Scheduler(selected, configs, executor, pool, progress and (in_process or sys.stderr.isatty()),
-                    own_stream, log, eta, slots=max(1, jobs) if own else None)
+                    own_stream, log, eta, slots=max(1, jobs) if own else None, known_cached=cached)
 
     def record(complete: bool) -> dict:
         return {"device": describe(dev), "device_type": dev.type, "torch": torch.__version__,
