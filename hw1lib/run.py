@@ -175,9 +175,9 @@ class Eta:
     corrected by how the units done so far compared with their estimates. In a terminal one line that
     updates; in a log a plain line per unit."""
 
-    def __init__(self, plan: dict[str, str], past: dict[str, float], scale: float, jobs: int, source: str,
+    def __init__(self, plan: dict[str, str], past: dict[str, float], scale: float, jobs: int,
                  log: Callable[[str], None]):
-        self.plan, self.jobs, self.source, self.log = plan, max(1, jobs), source, log
+        self.plan, self.jobs, self.log = plan, max(1, jobs), log
         self.t0, self.done_s, self.spent, self.expected_done = time.perf_counter(), {}, 0.0, 0.0
         known = {k: past[k.rsplit("-", 1)[0]] * scale for k in plan if k.rsplit("-", 1)[0] in past}
         mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
@@ -420,7 +420,7 @@ def run_all(profile: str, device: str = "auto", only: list[str] | None = None, j
                     plan[str(u)] = e.name
     past, past_cal, source = past_timings(profile, dev.type)
     now_cal = calibration.get("start", {}).get("total")
-    eta = Eta(plan, past, now_cal / past_cal if now_cal and past_cal else 1.0, jobs, source, log)
+    eta = Eta(plan, past, now_cal / past_cal if now_cal and past_cal else 1.0, jobs, log)
     log(f"[eta] {len(plan)} units to compute" + (f"; calibration {now_cal:.0f} ms" if now_cal else "")
         + (f"; time left estimated from {source}" + (f" (its calibration {past_cal:.0f} ms)" if past_cal else "")
            if source else "; no past timings to estimate the time left from"))

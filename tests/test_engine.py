@@ -622,7 +622,7 @@ def test_the_scheduler_starts_what_others_read_first_then_the_longest_units(tmp_
             return super().submit(lambda: (1.0, True))
 
     plan = {str(u): e.name for e in selected for u in e.units(None)}
-    eta = Eta(plan, {"a/1": 10.0, "a/2": 30.0, "b/1": 20.0}, 1.0, 1, "past", lambda s: None)
+    eta = Eta(plan, {"a/1": 10.0, "a/2": 30.0, "b/1": 20.0}, 1.0, 1, lambda s: None)
     assert eta.expected["c/1-v"] == 20.0                       # no past timing: the mean of all known
     run = Scheduler(selected, {e.name: None for e in selected}, Recording(), eta=eta, slots=1,
                     log=lambda s: None)
@@ -642,12 +642,12 @@ def test_the_eta_scales_past_timings_by_the_calibration_and_corrects_by_the_unit
     from hw1lib.run import Eta
 
     lines = []
-    eta = Eta({"k/a-v": "x", "k/b-v": "x", "k/c-v": "y"}, {"k/a": 10.0, "k/b": 20.0}, 2.0, 2, "past", lines.append)
+    eta = Eta({"k/a-v": "x", "k/b-v": "x", "k/c-v": "y"}, {"k/a": 10.0, "k/b": 20.0}, 2.0, 2, lines.append)
     assert eta.left(list(eta.plan)) == pytest.approx(45.0)
     eta.unit_done("k/a-v", 10.0)
     assert eta.left(list(eta.plan)) == pytest.approx(17.5)
     assert lines[-1].startswith("[eta] 1/3 units (x 1/2, y 0/1), 0:00:00 elapsed, about 0:00:18 left")
-    assert Eta({"k/a-v": "x"}, {}, 1.0, 1, "", lines.append).left(["k/a-v"]) is None   # nothing to estimate from
+    assert Eta({"k/a-v": "x"}, {}, 1.0, 1, lines.append).left(["k/a-v"]) is None   # nothing to estimate from
 
 
 @pytest.mark.subprocess
