@@ -218,20 +218,29 @@ def seed_slopes(x, y, ok=None, log_y: bool = True) -> np.ndarray:
 
 
 def rate_batch_law(batch, lr, y, ok) -> dict:
-    """log y = c + a log(batch) + b log(lr), fitted by least squares per seed over the cells it reached
-    (batch [B], lr [B, R]: each learning-rate rule's rate at each batch size; y, ok [B, R, S]), then a, b and
-    a + b with t-intervals over seeds. Only the ratio lr / batch matters (the noise scale of SGD, Smith and
-    Le 2018) if a = -b: a + b = 0. Two rules whose rates are not proportional identify both."""
+    """log y = c + a log(batch) + b log(lr), fitted by least squares per seed over the distinct (batch, lr)
+    cells it reached (batch [B], lr [B, R]: each learning-rate rule's rate at each batch size; y, ok [B, R, S];
+    two rules with one rate at a batch size are one model, counted once), then a, b and a + b with
+    t-intervals over seeds, and a + b's one-sample t-test p. Only the ratio lr / batch matters (the noise
+    scale of SGD, Smith and Le 2018) if a = -b: a + b = 0. cells: the most distinct cells of a seed."""
+    from scipy.stats import ttest_1samp    # here: scipy.stats takes half a second to import
     X = np.log(np.broadcast_to(np.asarray(batch, float)[:, None], np.shape(lr))).ravel()
     L = np.log(np.asarray(lr, float)).ravel()
     y, ok = np.asarray(y, float), np.asarray(ok, bool)
-    coef = np.full((y.shape[-1], 2), np.nan)
+    coef, cells = np.full((y.shape[-1], 2), np.nan), 0
     for s in range(y.shape[-1]):
-        m = ok[..., s].ravel() & np.isfinite(y[..., s].ravel()) & (y[..., s].ravel() > 0)
-        A = np.column_stack([np.ones(m.sum()), X[m], L[m]])
-        if m.sum() >= 4 and np.linalg.matrix_rank(A) == 3:
-            coef[s] = np.linalg.lstsq(A, np.log(y[..., s].ravel()[m]), rcond=None)[0][1:]
-    return {"a": ci_finite(coef[:, 0]), "b": ci_finite(coef[:, 1]), "a_plus_b": ci_finite(coef.sum(1))}
+        ys = y[..., s].ravel()
+        idx = np.flatnonzero(ok[..., s].ravel() & np.isfinite(ys) & (ys > 0))
+        _, first = np.unique(np.round(np.column_stack([X[idx], L[idx]]), 9), axis=0, return_index=True)
+        idx = idx[np.sort(first)]
+        cells = max(cells, idx.size)
+        A = np.column_stack([np.ones(idx.size), X[idx], L[idx]])
+        if idx.size >= 4 and np.linalg.matrix_rank(A) == 3:
+            coef[s] = np.linalg.lstsq(A, np.log(ys[idx]), rcond=None)[0][1:]
+    both = coef.sum(1)[np.isfinite(coef.sum(1))]
+    p = float(ttest_1samp(both, 0.0).pvalue) if both.size >= 2 else None
+    return {"a": ci_finite(coef[:, 0]), "b": ci_finite(coef[:, 1]),
+            "a_plus_b": ci_finite(coef.sum(1)) | {"p": None if p is None else rnd(p, 2)}, "cells": int(cells)}
 
 
 def ci_reached(x, ok, fn=ci) -> dict:

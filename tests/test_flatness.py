@@ -231,6 +231,10 @@ def test_the_factorial_configs_refuse_what_they_cannot_mean():
         experiment("1-3d").make_config("smoke", "cpu", lr_rules=("sqrt",))
     with pytest.raises(ConfigError, match="highest loss to the lowest"):
         experiment("1-3d").make_config("smoke", "cpu", targets=(0.05, 0.1))
+    with pytest.raises(ConfigError, match="grid_batch_sizes: 64 not among batch_sizes"):
+        experiment("1-3d").make_config("smoke", "cpu", grid_batch_sizes=(16, 64))
+    # without the grid rules the grid's batch sizes mean nothing, and are not checked
+    experiment("1-3d").make_config("smoke", "cpu", lr_rules=("fixed", "linear"), grid_batch_sizes=(16, 64))
 
 
 def test_fit_to_targets_needs_a_condition(mnist):

@@ -336,3 +336,33 @@ def test_rate_batch_law_recovers_known_exponents_from_two_rules():
     ratio = (lr[..., None] / B[:, None, None]) ** -0.5 * np.exp(0.02 * rng.normal(size=(5, 2, 6)))
     lr_only = rate_batch_law(B, lr, ratio, np.ones(ratio.shape, bool))["a_plus_b"]
     assert abs(lr_only["mean"]) <= lr_only["ci95"]
+
+
+def test_rate_batch_law_on_1_3d_grid_counts_each_model_once():
+    """1-3d's four rules at three batch sizes: a 3 x 3 grid of rates, where two rules sharing a rate are one
+    model (the same values in two rows). The fit counts each (batch, lr) cell once: 9 cells, a = 0.3 and
+    b = -0.5 recovered, and a + b's t-test rejects 0; `law_fits` on the full sweep adds the other batch
+    sizes' cells (13) and keeps the grid's fit beside it, while a sweep that is all grid is fitted once."""
+    from hw1lib.experiments import experiment
+    from hw1lib.experiments.e1_3d_flatness_sensitivity import law_fits, rule_lr, trained_cells
+
+    cfg = experiment("1-3d").make_config("full", "cpu")
+    B = np.array(cfg.batch_sizes)
+    lr = np.array([[rule_lr(cfg, r, int(b)) for r in cfg.lr_rules] for b in B])
+    rng = np.random.default_rng(3)
+    S = len(cfg.seeds)
+    y = B[:, None, None] ** 0.3 * lr[..., None] ** -0.5 * np.exp(0.01 * rng.normal(size=(len(B), 1, S)))
+    y = np.broadcast_to(y, (len(B), len(cfg.lr_rules), S)).copy()
+    for b in range(len(B)):                # one model per (batch, lr): duplicate rules carry its value
+        for r in range(len(cfg.lr_rules)):
+            first = min(q for q in range(len(cfg.lr_rules)) if lr[b, q] == lr[b, r])
+            y[b, r] = y[b, first]
+    ok = trained_cells(cfg, B)[..., None] & np.ones(S, bool)
+    fits = law_fits(cfg, B, lr, np.where(ok, y, np.nan), ok)
+    assert fits["grid"]["cells"] == 9 and fits["all"]["cells"] == 13
+    for fit in fits.values():
+        assert fit["a"]["mean"] == pytest.approx(0.3, abs=0.02) and fit["b"]["mean"] == pytest.approx(-0.5, abs=0.02)
+        assert fit["a_plus_b"]["p"] < 0.01
+    g = np.isin(B, cfg.grid_batch_sizes)
+    grid_only = law_fits(cfg, B[g], lr[g], y[g], ok[g])
+    assert list(grid_only) == ["grid"] and grid_only["grid"]["cells"] == 9

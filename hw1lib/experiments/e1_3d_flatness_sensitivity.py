@@ -25,8 +25,11 @@ from .common import Experiment, Unit, split_units, stack_units
 class BatchSweepConfig:
     hidden: tuple[int, ...] = (64, 64)
     batch_sizes: tuple[int, ...] = (16, 64, 256, 1024, 4096)
-    lr_rules: tuple[str, ...] = ("fixed", "linear")   # lr, or lr * batch / ref_batch (Goyal et al. 2017)
+    # lr, lr * batch / ref_batch (Goyal et al. 2017), lr / 4 and 4 lr; the last two train only at
+    # grid_batch_sizes, where with the fixed rule they make a grid of 3 rates x 3 batch sizes (the rate-batch law)
+    lr_rules: tuple[str, ...] = ("fixed", "linear", "quarter", "fourfold")
     ref_batch: int = 256
+    grid_batch_sizes: tuple[int, ...] = (64, 256, 1024)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     targets: tuple[float, ...] = (0.1, 0.05)    # each model is kept the first time its full training loss <= each
     max_epochs: int = 150                   # ... or after this many epochs (then reported as not reached)
@@ -45,21 +48,37 @@ class BatchSweepConfig:
                               f"{', '.join(LR_RULES)}.")
         if list(self.targets) != sorted(self.targets, reverse=True):
             raise ConfigError("BatchSweepConfig.targets: give them from the highest loss to the lowest.")
+        off = sorted(set(self.grid_batch_sizes) - set(self.batch_sizes))
+        if off and set(GRID_RULES) & set(self.lr_rules):
+            raise ConfigError(f"BatchSweepConfig.grid_batch_sizes: {', '.join(map(str, off))} not among batch_sizes "
+                              f"({', '.join(map(str, self.batch_sizes))}); the grid rules train only where both have them.")
 
 
-LR_RULES = ("fixed", "linear")
+LR_FACTORS = {"fixed": 1.0, "quarter": 0.25, "fourfold": 4.0}   # the rules that scale lr by a constant
+LR_RULES = ("fixed", "linear", "quarter", "fourfold")
+GRID_RULES = ("quarter", "fourfold")      # trained only at grid_batch_sizes
 
 
 LABELS = ("true", "random")
 
 
 def rule_lr(cfg: BatchSweepConfig, rule: str, batch_size: int) -> float:
-    """The learning rate of `rule` at `batch_size`: fixed, or scaled linearly with it from ref_batch."""
-    return cfg.lr if rule == "fixed" else cfg.lr * batch_size / cfg.ref_batch
+    """The learning rate of `rule` at `batch_size`: lr scaled linearly with it from ref_batch, or by a constant."""
+    return cfg.lr * batch_size / cfg.ref_batch if rule == "linear" else cfg.lr * LR_FACTORS[rule]
+
+
+def rule_trained(cfg: BatchSweepConfig, rule: str, batch_size: int) -> bool:
+    """Whether `rule` trains at `batch_size` (the grid rules only at grid_batch_sizes)."""
+    return rule not in GRID_RULES or batch_size in cfg.grid_batch_sizes
+
+
+def trained_cells(cfg: BatchSweepConfig, batch_sizes) -> np.ndarray:
+    """[B, R]: whether each rule trains at each batch size."""
+    return np.array([[rule_trained(cfg, r, int(b)) for r in cfg.lr_rules] for b in batch_sizes])
 
 
 BATCH_SWEEP_PROFILES = {
-    "smoke": dict(hidden=(8,), batch_sizes=(16, 256), seeds=(0,), targets=(1.8, 1.5), max_epochs=2,
+    "smoke": dict(hidden=(8,), batch_sizes=(16, 256), grid_batch_sizes=(16, 256), seeds=(0,), targets=(1.8, 1.5), max_epochs=2,
                   train_subset=512, sensitivity_subset=64, label_subset=128, label_batch_sizes=(16,),
                   label_max_epochs=2),
     "quick": dict(batch_sizes=(64, 256, 1024), seeds=(0, 1), targets=(0.2, 0.15), max_epochs=60, train_subset=5_000,
@@ -69,28 +88,41 @@ BATCH_SWEEP_PROFILES = {
 
 
 def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
-    """One batch size, every learning-rate rule and seed in one ensemble (rules
-    that give the same rate here train once). Arrays [T, R, S]; weights
-    [T * R * S, ...] in that order."""
+    """One batch size, every learning-rate rule that trains here and every seed in
+    one ensemble (rules that give the same rate train once: M distinct models).
+    Arrays [T, R, S] (NaN, and reached False, for a rule that does not train
+    here); member [R, S]: each row's model (-1: none); weights [T * M, ...]."""
     dev = torch.device(cfg.device)
     (batch_size,) = cfg.batch_sizes
     data = load_mnist(dev)
     train = data.train.subset(cfg.train_subset)
-    lrs = sorted({rule_lr(cfg, r, batch_size) for r in cfg.lr_rules})
+    rules = [r for r in cfg.lr_rules if rule_trained(cfg, r, batch_size)]
+    lrs = sorted({rule_lr(cfg, r, batch_size) for r in rules})
     members = [(lr, s) for lr in lrs for s in cfg.seeds]
     ens = Ensemble(mnist_mlp(cfg.hidden), [s for _, s in members], dev)
     h, states = fit_to_targets(ens, train, data.test, targets=cfg.targets, max_epochs=cfg.max_epochs, batch_size=batch_size,
                                lr=tuple(lr for lr, _ in members), progress=progress,
                                desc=f"1-3d batch {batch_size}, lr {', '.join(f'{v:g}' for v in lrs)}")
     h["sensitivity"] = _sensitivities(mnist_mlp(cfg.hidden), states, data.test.subset(cfg.sensitivity_subset).x, dev)
-    # member (lr, seed) -> rows (rule, seed)
-    rows = [members.index((rule_lr(cfg, r, batch_size), s)) for r in cfg.lr_rules for s in cfg.seeds]
-    R, S, T = len(cfg.lr_rules), len(cfg.seeds), len(cfg.targets)
-    arrays = {k: v[:, rows].reshape(T, R, S, *v.shape[2:]) for k, v in h.items() if not k.endswith("_curve")}
-    arrays["loss_curve"] = h["loss_curve"][:, rows].reshape(-1, R, S)
-    weights = {k: v[:, rows].reshape(T * R * S, *v.shape[2:]) for k, v in states.items()}
-    return cache.Result(arrays, {"batch_size": batch_size, "lr": {r: rule_lr(cfg, r, batch_size) for r in cfg.lr_rules}},
+    member = np.array([[members.index((rule_lr(cfg, r, batch_size), s)) if r in rules else -1 for s in cfg.seeds]
+                       for r in cfg.lr_rules])
+    arrays = {k: by_rule(v, member) for k, v in h.items() if not k.endswith("_curve")}
+    arrays["loss_curve"] = by_rule(h["loss_curve"], member)
+    arrays["member"] = member
+    weights = {k: v.reshape(-1, *v.shape[2:]) for k, v in states.items()}
+    return cache.Result(arrays, {"batch_size": batch_size, "lr": {r: rule_lr(cfg, r, batch_size) for r in rules}},
                         weights=weights)
+
+
+def by_rule(v: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Per-model values v [C, M, ...] as rows [C, R, S, ...] (member [R, S]); a row without a
+    model (-1) is NaN, or False for a flag."""
+    v = np.asarray(v)
+    has = member >= 0
+    out = np.full((v.shape[0], *member.shape, *v.shape[2:]), False if v.dtype == bool else np.nan,
+                  dtype=bool if v.dtype == bool else float)
+    out[:, has] = v[:, member[has]]
+    return out
 
 
 def _sensitivities(build, states: dict[str, torch.Tensor], x: torch.Tensor, dev: torch.device) -> np.ndarray:
@@ -137,7 +169,8 @@ def model_units(cfg: BatchSweepConfig) -> list[Unit]:
 
 def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = True) -> tuple[Ensemble, cache.Result]:
     """The trained models of one batch size of the sweep, from the cache: members
-    in the order (target, rule, seed); and that batch size's unit result."""
+    in the order (target, model), its array `member` mapping rows (rule, seed)
+    to models; and that batch size's unit result."""
     (unit,) = model_units(dataclasses.replace(cfg, batch_sizes=(batch_size,)))
     part = unit(progress)
     dev = torch.device(cfg.device)
@@ -146,7 +179,8 @@ def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = 
 
 
 def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
-    """Arrays: batch_size [B]; lr [B, R]; train_loss, train_acc, test_loss,
+    """Arrays: batch_size [B]; lr, trained [B, R] (each rule's rate, and whether it trains, at each batch
+    size); train_loss, train_acc, test_loss,
     test_acc, sensitivity, epochs, steps, reached [B, T, R, S] (targets T, rules
     R, seeds S; at each matched training loss, see `train.fit_to_targets`;
     sensitivity = mean over the test images of the per-image Frobenius norm of
@@ -159,6 +193,7 @@ def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> ca
     arrays["batch_size"] = np.array(cfg.batch_sizes)
     arrays["label_batch_size"] = np.array(cfg.label_batch_sizes)
     arrays["lr"] = np.array([[rule_lr(cfg, r, b) for r in cfg.lr_rules] for b in cfg.batch_sizes])
+    arrays["trained"] = trained_cells(cfg, cfg.batch_sizes)
     return cache.Result(arrays, {"lr_rules": list(cfg.lr_rules), "targets": list(cfg.targets),
                                  "labels": list(LABELS)})
 
@@ -169,6 +204,7 @@ def h_batch_sweep(r, cfg) -> dict:
     gap = a["test_loss"] - a["train_loss"]                                     # [B, T, R, S]
     agap = 100 * (a["train_acc"] - a["test_acc"])
     ok = a["reached"].astype(bool)
+    trained = trained_cells(cfg, a["batch_size"])
     out = {"targets": targets, "lr_rules": rules, "ref_batch": cfg.ref_batch, "lr": cfg.lr,
            "max_epochs": cfg.max_epochs, "seeds": len(cfg.seeds), "cells": [], "per_seed": {}, "slopes": {}}
     for t, target in enumerate(targets):
@@ -176,6 +212,8 @@ def h_batch_sweep(r, cfg) -> dict:
             key = f"{rule}/{target:g}"
             for b, batch_size in enumerate(a["batch_size"]):
                 sl = (b, t, ri)
+                if not trained[b, ri]:
+                    continue
                 out["cells"].append({
                     "target": target, "rule": rule, "batch_size": int(batch_size), "lr": rnd(a["lr"][b, ri]),
                     "reached": int(ok[sl].sum()), "epochs": nonneg_ci(a["epochs"][sl]),
@@ -192,12 +230,12 @@ def h_batch_sweep(r, cfg) -> dict:
                 # the gaps can be negative: per doubling of the batch, on a linear scale
                 "loss_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], gap[:, t, ri], o, log_y=False)),
                 "acc_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], agap[:, t, ri], o, log_y=False))}
-    out["law"] = {f"{target:g}": {"sensitivity": rate_batch_law(a["batch_size"], a["lr"], a["sensitivity"][:, t],
-                                                                ok[:, t])} for t, target in enumerate(targets)}
-    # within each rule, after centring by batch size and by seed (the design's factors move both)
-    out["spearman_sensitivity_gap"] = {f"{target:g}": {rule: within_cells(a["sensitivity"][:, t, ri], gap[:, t, ri],
-                                                                          ok[:, t, ri]) for ri, rule in enumerate(rules)}
-                                       for t, target in enumerate(targets)}
+    out["law"] = {f"{target:g}": {"sensitivity": law_fits(cfg, a["batch_size"], a["lr"], a["sensitivity"][:, t],
+                                                          ok[:, t])} for t, target in enumerate(targets)}
+    # within each rule (at the batch sizes it trains at), after centring by batch size and by seed (the
+    # design's factors move both)
+    out["spearman_sensitivity_gap"] = {f"{target:g}": {rule: within_cells(*(v[trained[:, ri], t, ri] for v in (
+        a["sensitivity"], gap, ok))) for ri, rule in enumerate(rules)} for t, target in enumerate(targets)}
     # true vs random labels on the same images
     la = {k[6:]: v for k, v in a.items() if k.startswith("label_")}
     lgap = la["test_loss"] - la["train_loss"]                                  # [Bl, T, L, S]
@@ -263,6 +301,8 @@ def c_batch_sweep(r, cfg) -> dict[str, Check]:
     for t, target in enumerate(cfg.targets):
         for ri, rule in enumerate(cfg.lr_rules):
             for b, batch_size in enumerate(a["batch_size"]):
+                if not rule_trained(cfg, rule, int(batch_size)):
+                    continue
                 where = f"[{rule},target={target:g},batch_size={int(batch_size)}]"
                 out[f"test_acc{where}"] = Check("1-3d/test_acc", "lin", pct(a["test_acc"][b, t, ri]),
                                                 one_sample(None, TEST))
@@ -335,17 +375,28 @@ def block_batch_sweep(h: dict) -> str:
             _novak_tests(h))
 
 
+def law_fits(cfg: BatchSweepConfig, batch, lr, y, ok) -> dict:
+    """`rate_batch_law` over every distinct (batch, lr) cell, and over the grid alone (grid_batch_sizes,
+    where every rule trains: 3 rates x 3 batch sizes by default); y, ok [B, R, S]."""
+    g = np.isin(np.asarray(batch), cfg.grid_batch_sizes)
+    grid = {"grid": rate_batch_law(np.asarray(batch)[g], np.asarray(lr)[g], np.asarray(y)[g], np.asarray(ok)[g])}
+    return grid if g.all() else {"all": rate_batch_law(batch, lr, y, ok)} | grid    # (all = grid: once)
+
+
 def law_table(law: dict | None) -> str:
-    """The fitted rate-batch law ({target: {measure: rate_batch_law}}) as a table, or nothing."""
+    """The fitted rate-batch law ({target: {measure: law_fits}}) as a table, or nothing."""
     if not law:
         return ""
     where_ = lambda d: "undefined" if d["mean"] is None else sign_of(d)  # noqa: E731
-    return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over both learning-rate rules' cells (the "
-            "fixed rule alone gives a; the linear one, lr proportional to the batch, a + b), t-intervals over "
-            "seeds; only the ratio lr / batch matters if a + b = 0:\n\n" + md_table(
-                ["target", "measure", "a (batch)", "b (learning rate)", "a + b"],
-                [[t, m, _fmt_slope(v["a"]), _fmt_slope(v["b"]), where(_fmt_slope(v["a_plus_b"]), where_(v["a_plus_b"]))]
-                 for t, ms in law.items() for m, v in ms.items()]))
+    p = lambda d: "" if d.get("p") is None else f", p = {d['p']:.2g}"  # noqa: E731
+    return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over the distinct (batch, lr) cells it "
+            "reached ('all': both rules at every batch size and the grid; 'grid': the batch sizes where every rate "
+            "trains), t-intervals over seeds; only the ratio lr / batch matters if a + b = 0 (p: one-sample t-test "
+            "over seeds):\n\n" + md_table(
+                ["target", "measure", "cells", "a (batch)", "b (learning rate)", "a + b"],
+                [[t, m, f"{k} ({v['cells']})", _fmt_slope(v["a"]), _fmt_slope(v["b"]),
+                  where(_fmt_slope(v["a_plus_b"]) + p(v["a_plus_b"]), where_(v["a_plus_b"]))]
+                 for t, ms in law.items() for m, fits in ms.items() for k, v in fits.items()]))
 
 
 def _fmt_within(d: dict) -> str:

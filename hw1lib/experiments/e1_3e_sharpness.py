@@ -18,12 +18,12 @@ from ..measures import ensemble_loss_fn, epsilon_sharpness, lbfgsb_per_member
 from ..models import F1_CHUNK, bn_fed_layers, bn_rescaled, count_params, keskar_f1, linear_layers, mnist_mlp
 from ..stats import compare_log
 from ..headline import (BOUNDED_INTERVALS, Check, TEST, TRAIN, acc_test_ci, ci_finite, ci_reached, fmt_interval, fmt_m,
-                        md_table, nonneg_ci, one_sample, pct, pct_ci, plural, rate_batch_law, rnd, seed_slopes, sig2,
+                        md_table, nonneg_ci, one_sample, pct, pct_ci, plural, rnd, seed_slopes, sig2,
                         sign_of, vals, where)
 from ..train import fit_to_targets
 from .common import Experiment, Unit, stack_units
-from .e1_3d_flatness_sensitivity import (BATCH_SWEEP, BatchSweepConfig, _fmt_slope, batch_sweep_models, law_table,
-                                          rule_lr)
+from .e1_3d_flatness_sensitivity import (BATCH_SWEEP, BatchSweepConfig, _fmt_slope, batch_sweep_models, by_rule,
+                                          law_fits, law_table, rule_lr, rule_trained)
 
 
 @dataclass(frozen=True)
@@ -101,15 +101,17 @@ def _compute_sharpness(cfg: SharpnessConfig, progress: bool) -> cache.Result:
     """One batch size of 1-3d: arrays sharpness [E, T, R, S] (Keskar
     epsilon-sharpness for each epsilon), sharpness_lbfgsb [T, R, S], top_eig
     [T, R, S] (largest Hessian eigenvalue of the training loss on the subset,
-    from Hessian-vector products), reached [T, R, S] (the model met its target)."""
+    from Hessian-vector products), reached [T, R, S] (the model met its target);
+    each distinct model measured once (NaN: a rule that does not train here)."""
     dev = torch.device(cfg.device)
     (batch_size,) = cfg.sweep.batch_sizes
     data = load_mnist(dev)
     ens, part = batch_sweep_models(cfg.sweep, batch_size, progress)
-    shape = (len(cfg.sweep.targets), len(cfg.sweep.lr_rules), len(cfg.sweep.seeds))
     out = _sharpness_of(cfg, mnist_mlp(cfg.sweep.hidden), ens, data.train.subset(cfg.loss_subset),
                         data.train.subset(cfg.hessian_subset), progress, f"1-3e batch {batch_size}")
-    arrays = {k: v.reshape(*v.shape[:-1], *shape) for k, v in out.items()}
+    T, member = len(cfg.sweep.targets), part.arrays["member"]
+    arrays = {k: np.stack([by_rule(x, member) for x in v.reshape(-1, T, v.shape[-1] // T)]).reshape(
+        *v.shape[:-1], T, *member.shape) for k, v in out.items()}
     arrays["reached"] = part.arrays["reached"]          # whether each model met its target (1-3d's flag)
     return cache.Result(arrays, {"batch_size": batch_size})
 
@@ -195,6 +197,7 @@ def h_sharpness(r, cfg) -> dict:
            "per_seed": {}}
     ok = a["reached"].astype(bool)                        # [B, T, R, S]: whether each model met its target
     bsz = a["batch_size"]
+    trained = lambda rule, b: rule_trained(sw, rule, int(b))  # noqa: E731
     # Keskar's small batch against the sweep's largest, where the sweep has both
     small, large = cfg.keskar.small_batch, int(bsz.max())
     out["contrast"] = {"batch_sizes": [small, large], "ratios": {}}
@@ -202,6 +205,8 @@ def h_sharpness(r, cfg) -> dict:
         for ri, rule in enumerate(sw.lr_rules):
             key = f"{rule}/{target:g}"
             for b, batch_size in enumerate(bsz):
+                if not trained(rule, batch_size):
+                    continue
                 out["cells"].append({"target": target, "rule": rule, "batch_size": int(batch_size), "reached": int(ok[b, t, ri].sum()),
                                      "n": int(ok.shape[-1]),
                                      "sharpness": [ci_reached(a["sharpness"][b, e, t, ri], ok[b, t, ri], nonneg_ci)
@@ -217,13 +222,13 @@ def h_sharpness(r, cfg) -> dict:
             out["per_seed"][key] = {"sharpness": [[rnd(v) for v in row] for row in a["sharpness"][:, 0, t, ri]],
                                     "sharpness_lbfgsb": [[rnd(v) for v in row] for row in a["sharpness_lbfgsb"][:, t, ri]],
                                     "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
-            if small in bsz and small < large:
+            if small in bsz and small < large and trained(rule, small) and trained(rule, large):
                 i, j = list(bsz).index(small), list(bsz).index(large)
                 out["contrast"]["ratios"][key] = rnd(np.exp(np.log(a["sharpness_lbfgsb"][j, t, ri]).mean()
                                                             - np.log(a["sharpness_lbfgsb"][i, t, ri]).mean()))
     # log S = c + a log B + b log lr over both rules' cells: the fixed rule gives a, the linear one a + b
     lr = np.array([[rule_lr(sw, rule, int(b)) for rule in sw.lr_rules] for b in bsz])
-    out["law"] = {f"{target:g}": {m: rate_batch_law(bsz, lr, v[:, t], ok[:, t]) for m, v in (
+    out["law"] = {f"{target:g}": {m: law_fits(sw, bsz, lr, v[:, t], ok[:, t]) for m, v in (
         ("sharpness_lbfgsb", a["sharpness_lbfgsb"]), (f"sharpness_eps{eps[0]:g}", a["sharpness"][:, 0]),
         ("top_eig", a["top_eig"]))} for t, target in enumerate(sw.targets)}
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
@@ -270,6 +275,8 @@ def c_sharpness(r, cfg) -> dict[str, Check]:
     for t, target in enumerate(cfg.sweep.targets):
         for ri, rule in enumerate(cfg.sweep.lr_rules):
             for b, batch_size in enumerate(a["batch_size"]):
+                if not rule_trained(cfg.sweep, rule, int(batch_size)):
+                    continue
                 where = f"{rule},target={target:g},batch_size={int(batch_size)}"
                 for e, eps in enumerate(a["epsilons"]):
                     out[f"sharpness[eps={eps:g},{where}]"] = Check("1-3e/sharpness", "log", vals(a["sharpness"][b, e, t, ri]))
@@ -364,9 +371,11 @@ def _keskar_tests(sh: dict) -> str:
                      f"{where(_fmt_slope(sl['sharpness_lbfgsb']), sign_of(sl['sharpness_lbfgsb']))}; top Hessian "
                      f"eigenvalue {where(_fmt_slope(sl['top_eig']), sign_of(sl['top_eig']))}.")
     for t, ms in (sh.get("law") or {}).items():
-        v = ms["sharpness_lbfgsb"]["a_plus_b"]
-        lines.append(f"- does only lr / batch matter (a + b = 0)? sharpness (L-BFGS-B), training loss {t}: a + b "
-                     f"{where(_fmt_slope(v), sign_of(v) if v['mean'] is not None else 'undefined')}.")
+        for m in ("sharpness_lbfgsb", "top_eig"):
+            fits = "; ".join(f"{k} ({f['cells']} cells) " + where(_fmt_slope(v := f["a_plus_b"]), sign_of(v) if v["mean"]
+                                                                  is not None else "undefined")
+                             for k, f in ms[m].items())
+            lines.append(f"- does only lr / batch matter (a + b = 0)? {m}, training loss {t}: a + b {fits}.")
     return "\n".join(lines)
 
 
