@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.e1_3e_sharpness import (_compute_keskar, _gmean_ratio, _h_keskar, keskar_parts,
-                                                     sharpness_units)
+    from hw1lib.experiments.e1_3e_keskar import _gmean_ratio, _h_keskar, keskar_parts
+    from hw1lib.experiments.e1_3e_sharpness import _compute_keskar, sharpness_units
 
     E = experiment("1-3e")
     cfg = E.make_config(args.profile, args.device, {"1-3e": {"keskar.networks": ["f1"],

@@ -12,6 +12,7 @@ import copy
 import threading
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -268,3 +269,14 @@ def seeded_ensemble(build: Callable[[], nn.Module], init_seeds: Sequence[int], o
         for k, v in ens.params.items():
             v.copy_(init.params[k])
     return ens
+
+
+def by_rule(v: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Per-model values v [C, M, ...] as rows [C, R, S, ...] (member [R, S]); a row without a
+    model (-1) is NaN, or False for a flag."""
+    v = np.asarray(v)
+    has = member >= 0
+    out = np.full((v.shape[0], *member.shape, *v.shape[2:]), False if v.dtype == bool else np.nan,
+                  dtype=bool if v.dtype == bool else float)
+    out[:, has] = v[:, member[has]]
+    return out

@@ -243,6 +243,42 @@ def rate_batch_law(batch, lr, y, ok) -> dict:
             "a_plus_b": ci_finite(coef.sum(1)) | {"p": None if p is None else rnd(p, 2)}, "cells": int(cells)}
 
 
+def law_fits(grid_batch_sizes, batch, lr, y, ok) -> dict:
+    """`rate_batch_law` over every distinct (batch, lr) cell, and over the grid alone (the batch sizes
+    where every rate trains: 1-3d's 3 rates x 3 batch sizes); y, ok [B, R, S]."""
+    g = np.isin(np.asarray(batch), grid_batch_sizes)
+    grid = {"grid": rate_batch_law(np.asarray(batch)[g], np.asarray(lr)[g], np.asarray(y)[g], np.asarray(ok)[g])}
+    return grid if g.all() else {"all": rate_batch_law(batch, lr, y, ok)} | grid    # (all = grid: once)
+
+
+def law_table(law: dict | None) -> str:
+    """The fitted rate-batch law ({target: {measure: law_fits}}) as a table, or nothing."""
+    if not law:
+        return ""
+    where_ = lambda d: "undefined" if d["mean"] is None else sign_of(d)  # noqa: E731
+    p = lambda d: "" if d.get("p") is None else f", p = {d['p']:.2g}"  # noqa: E731
+    return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over the distinct (batch, lr) cells it "
+            "reached ('all': both rules at every batch size and the grid; 'grid': the batch sizes where every rate "
+            "trains), t-intervals over seeds; only the ratio lr / batch matters if a + b = 0 (p: one-sample t-test "
+            "over seeds):\n\n" + md_table(
+                ["target", "measure", "cells", "a (batch)", "b (learning rate)", "a + b"],
+                [[t, m, f"{k} ({v['cells']})", fmt_slope(v["a"]), fmt_slope(v["b"]),
+                  where(fmt_slope(v["a_plus_b"]) + p(v["a_plus_b"]), where_(v["a_plus_b"]))]
+                 for t, ms in law.items() for m, fits in ms.items() for k, v in fits.items()]))
+
+
+def sign_of_rho(d: dict) -> str:
+    """The same for a rank correlation's bootstrap interval."""
+    if d.get("rho") is None:
+        return "undefined"
+    lo, hi = d["ci"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
+
+
+def fmt_slope(d: dict, digits: int = 2) -> str:
+    return "n/a" if d["mean"] is None else f"{fmt_m(d, digits)} (n={d['n']})"
+
+
 def ci_reached(x, ok, fn=ci) -> dict:
     """fn (ci, or a bounded interval: acc_test_ci, nonneg_ci) over the models that
     reached their target (ok), the others left out of a matched comparison; n

@@ -383,6 +383,27 @@ def test_code_version_survives_a_move_and_follows_a_change(tmp_path, monkeypatch
         "b.py": TOY["b.py"].replace("import math", "import numpy as math")})) != base   # what an import binds
 
 
+def test_no_computation_hides_in_a_module_the_code_version_does_not_follow():
+    """A move is free only between modules the version follows: a helper of a unit's computation moved into
+    a NOT_COMPUTE module (the cache, the runner, the headline, experiments.common) would drop out of the hash,
+    and editing it would recompute nothing. What the units reach there is the result container, the errors
+    they raise, the data directory and the unit plumbing: nothing else."""
+    from hw1lib import provenance as P
+    from hw1lib.experiments import REGISTRY
+
+    allowed = {("hw1lib.cache", "Result"), ("hw1lib.paths", "data_dir"), ("hw1lib.experiments.common", "Unit"),
+               ("hw1lib.experiments.common", "split_units")}
+    hidden, fns = set(), {u.compute for E in REGISTRY for u in E.units(E.make_config("full", "cpu"))}
+    for fn in fns:
+        for dep in P.dependencies(fn):
+            mod, name = dep.rsplit(":", 1)
+            if name == "*" or P.module_file(mod) is None:
+                continue
+            hidden |= {(m, n, f"{mod}:{name}") for m, n in P._reached(mod, P._top(mod)[0][name])
+                       if m in P.NOT_COMPUTE and (m, n) not in allowed and m != "hw1lib.errors"}
+    assert not hidden, f"computation in modules the code version does not follow (name, module, used by): {hidden}"
+
+
 def test_code_version_ignores_docstrings_and_layout_but_not_code():
     import ast
 

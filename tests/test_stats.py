@@ -344,7 +344,8 @@ def test_rate_batch_law_on_1_3d_grid_counts_each_model_once():
     b = -0.5 recovered, and a + b's t-test rejects 0; `law_fits` on the full sweep adds the other batch
     sizes' cells (13) and keeps the grid's fit beside it, while a sweep that is all grid is fitted once."""
     from hw1lib.experiments import experiment
-    from hw1lib.experiments.e1_3d_flatness_sensitivity import law_fits, rule_lr, trained_cells
+    from hw1lib.experiments.e1_3d_flatness_sensitivity import rule_lr, trained_cells
+    from hw1lib.headline import law_fits
 
     cfg = experiment("1-3d").make_config("full", "cpu")
     B = np.array(cfg.batch_sizes)
@@ -358,11 +359,11 @@ def test_rate_batch_law_on_1_3d_grid_counts_each_model_once():
             first = min(q for q in range(len(cfg.lr_rules)) if lr[b, q] == lr[b, r])
             y[b, r] = y[b, first]
     ok = trained_cells(cfg, B)[..., None] & np.ones(S, bool)
-    fits = law_fits(cfg, B, lr, np.where(ok, y, np.nan), ok)
+    fits = law_fits(cfg.grid_batch_sizes, B, lr, np.where(ok, y, np.nan), ok)
     assert fits["grid"]["cells"] == 9 and fits["all"]["cells"] == 13
     for fit in fits.values():
         assert fit["a"]["mean"] == pytest.approx(0.3, abs=0.02) and fit["b"]["mean"] == pytest.approx(-0.5, abs=0.02)
         assert fit["a_plus_b"]["p"] < 0.01
     g = np.isin(B, cfg.grid_batch_sizes)
-    grid_only = law_fits(cfg, B[g], lr[g], y[g], ok[g])
+    grid_only = law_fits(cfg.grid_batch_sizes, B[g], lr[g], y[g], ok[g])
     assert list(grid_only) == ["grid"] and grid_only["grid"]["cells"] == 9

@@ -18,7 +18,7 @@ from ..curvature import FlatLoss, loss_and_grad, minimal_ratio
 from ..ensemble import Ensemble
 from ..functions import target
 from ..models import count_params, mlp
-from ..headline import Check, correlation, fmt_interval, fmt_sp, md_table, pct, plural, rnd, rounded, vals
+from ..headline import Check, correlation, fmt_interval, fmt_sp, md_table, pct, rnd, rounded, vals
 from ..stats import proportion_ci, spearman_ci
 from .common import Experiment, Unit
 

@@ -10,12 +10,12 @@ import torch
 from .. import cache
 from ..errors import ConfigError
 from ..data import Split, load_mnist, random_labels
-from ..ensemble import Ensemble
+from ..ensemble import Ensemble, by_rule
 from ..measures import sensitivity
 from ..models import mnist_mlp
-from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci, ci_finite, ci_reached, fmt_m, fmt_sp,
-                        md_table, nonneg_ci, one_count, one_sample, pct, rate_batch_law, rnd, rounded, seed_slopes, sign_of, sp_round,
-                        vals, where)
+from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci, ci_finite, ci_reached, fmt_m, fmt_slope,
+                        fmt_sp, law_fits, law_table, md_table, nonneg_ci, one_count, one_sample, pct, rnd, rounded,
+                        seed_slopes, sign_of, sign_of_rho, sp_round, vals, where)
 from ..stats import centred_spearman_ci, geometric_ci
 from ..train import fit_to_targets
 from .common import Experiment, Unit, split_units, stack_units
@@ -112,17 +112,6 @@ def _train_batch(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
     weights = {k: v.reshape(-1, *v.shape[2:]) for k, v in states.items()}
     return cache.Result(arrays, {"batch_size": batch_size, "lr": {r: rule_lr(cfg, r, batch_size) for r in rules}},
                         weights=weights)
-
-
-def by_rule(v: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """Per-model values v [C, M, ...] as rows [C, R, S, ...] (member [R, S]); a row without a
-    model (-1) is NaN, or False for a flag."""
-    v = np.asarray(v)
-    has = member >= 0
-    out = np.full((v.shape[0], *member.shape, *v.shape[2:]), False if v.dtype == bool else np.nan,
-                  dtype=bool if v.dtype == bool else float)
-    out[:, has] = v[:, member[has]]
-    return out
 
 
 def _sensitivities(build, states: dict[str, torch.Tensor], x: torch.Tensor, dev: torch.device) -> np.ndarray:
@@ -230,7 +219,7 @@ def h_batch_sweep(r, cfg) -> dict:
                 # the gaps can be negative: per doubling of the batch, on a linear scale
                 "loss_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], gap[:, t, ri], o, log_y=False)),
                 "acc_gap": ci_finite(np.log(2) * seed_slopes(a["batch_size"], agap[:, t, ri], o, log_y=False))}
-    out["law"] = {f"{target:g}": {"sensitivity": law_fits(cfg, a["batch_size"], a["lr"], a["sensitivity"][:, t],
+    out["law"] = {f"{target:g}": {"sensitivity": law_fits(cfg.grid_batch_sizes, a["batch_size"], a["lr"], a["sensitivity"][:, t],
                                                           ok[:, t])} for t, target in enumerate(targets)}
     # within each rule (at the batch sizes it trains at), after centring by batch size and by seed (the
     # design's factors move both)
@@ -318,18 +307,6 @@ def c_batch_sweep(r, cfg) -> dict[str, Check]:
     return out
 
 
-def sign_of_rho(d: dict) -> str:
-    """The same for a rank correlation's bootstrap interval."""
-    if d.get("rho") is None:
-        return "undefined"
-    lo, hi = d["ci"]
-    return "above 0" if lo > 0 else "below 0" if hi < 0 else "contains 0"
-
-
-def _fmt_slope(d: dict, digits: int = 2) -> str:
-    return "n/a" if d["mean"] is None else f"{fmt_m(d, digits)} (n={d['n']})"
-
-
 def block_batch_sweep(h: dict) -> str:
     """Its generated markdown, from its headline numbers."""
     head = ["target", "lr rule", "batch", "lr", "reached", "epochs", "test acc (%)", "loss gap", "acc gap (points)",
@@ -340,7 +317,7 @@ def block_batch_sweep(h: dict) -> str:
          fmt_m(c["sensitivity"], 3)] for c in h["cells"]])
     t2 = md_table(["target / rule", "slope of log sensitivity on log batch", "loss gap per doubling of batch",
                    "acc gap per doubling (points)"], [
-        [k, _fmt_slope(v["sensitivity"]), _fmt_slope(v["loss_gap"], 4), _fmt_slope(v["acc_gap"])]
+        [k, fmt_slope(v["sensitivity"]), fmt_slope(v["loss_gap"], 4), fmt_slope(v["acc_gap"])]
         for k, v in h["slopes"].items()])
     lab = h["labels"]
     t3 = md_table(["target", "labels", "batch", "reached", "epochs", "test acc (%)", "loss gap", "error gap (points)",
@@ -375,30 +352,6 @@ def block_batch_sweep(h: dict) -> str:
             _novak_tests(h))
 
 
-def law_fits(cfg: BatchSweepConfig, batch, lr, y, ok) -> dict:
-    """`rate_batch_law` over every distinct (batch, lr) cell, and over the grid alone (grid_batch_sizes,
-    where every rule trains: 3 rates x 3 batch sizes by default); y, ok [B, R, S]."""
-    g = np.isin(np.asarray(batch), cfg.grid_batch_sizes)
-    grid = {"grid": rate_batch_law(np.asarray(batch)[g], np.asarray(lr)[g], np.asarray(y)[g], np.asarray(ok)[g])}
-    return grid if g.all() else {"all": rate_batch_law(batch, lr, y, ok)} | grid    # (all = grid: once)
-
-
-def law_table(law: dict | None) -> str:
-    """The fitted rate-batch law ({target: {measure: law_fits}}) as a table, or nothing."""
-    if not law:
-        return ""
-    where_ = lambda d: "undefined" if d["mean"] is None else sign_of(d)  # noqa: E731
-    p = lambda d: "" if d.get("p") is None else f", p = {d['p']:.2g}"  # noqa: E731
-    return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over the distinct (batch, lr) cells it "
-            "reached ('all': both rules at every batch size and the grid; 'grid': the batch sizes where every rate "
-            "trains), t-intervals over seeds; only the ratio lr / batch matters if a + b = 0 (p: one-sample t-test "
-            "over seeds):\n\n" + md_table(
-                ["target", "measure", "cells", "a (batch)", "b (learning rate)", "a + b"],
-                [[t, m, f"{k} ({v['cells']})", _fmt_slope(v["a"]), _fmt_slope(v["b"]),
-                  where(_fmt_slope(v["a_plus_b"]) + p(v["a_plus_b"]), where_(v["a_plus_b"]))]
-                 for t, ms in law.items() for m, fits in ms.items() for k, v in fits.items()]))
-
-
 def _fmt_within(d: dict) -> str:
     return fmt_sp(d) + (f", {d['points']} points" if d.get("points") else "")
 
@@ -417,13 +370,13 @@ def _novak_tests(h: dict) -> str:
                  + f", loss gap {where(fmt_m(c['loss_gap'], 3), sign_of(c['loss_gap']) if c['loss_gap'] else 'undefined')}"]
         fixed, linear = h["slopes"].get(f"fixed/{t}"), h["slopes"].get(f"linear/{t}")
         if fixed and linear:
-            parts.append(f"; sensitivity on batch size (log-log slope), fixed lr {where(_fmt_slope(fixed['sensitivity']), sign_of(fixed['sensitivity']))}"
-                         f", linear lr {where(_fmt_slope(linear['sensitivity']), sign_of(linear['sensitivity']))}"
+            parts.append(f"; sensitivity on batch size (log-log slope), fixed lr {where(fmt_slope(fixed['sensitivity']), sign_of(fixed['sensitivity']))}"
+                         f", linear lr {where(fmt_slope(linear['sensitivity']), sign_of(linear['sensitivity']))}"
                          f"; loss gap per doubling, fixed lr "
-                         f"{where(_fmt_slope(fixed['loss_gap'], 4), sign_of(fixed['loss_gap']))}, linear lr "
-                         f"{where(_fmt_slope(linear['loss_gap'], 4), sign_of(linear['loss_gap']))}; accuracy gap per "
-                         f"doubling, fixed lr {where(_fmt_slope(fixed['acc_gap']), sign_of(fixed['acc_gap']))}, linear lr "
-                         f"{where(_fmt_slope(linear['acc_gap']), sign_of(linear['acc_gap']))}")
+                         f"{where(fmt_slope(fixed['loss_gap'], 4), sign_of(fixed['loss_gap']))}, linear lr "
+                         f"{where(fmt_slope(linear['loss_gap'], 4), sign_of(linear['loss_gap']))}; accuracy gap per "
+                         f"doubling, fixed lr {where(fmt_slope(fixed['acc_gap']), sign_of(fixed['acc_gap']))}, linear lr "
+                         f"{where(fmt_slope(linear['acc_gap']), sign_of(linear['acc_gap']))}")
         lines.append("".join(parts) + ".")
     return "\n".join(lines)
 
@@ -432,8 +385,8 @@ def summary_batch_sweep(h: dict) -> str:
     t = f"{h['targets'][-1]:g}"
     s, c = h["labels"]["spearman"][t], h["labels"]["contrast"][t]
     return (f"at training loss {t}: log-log slope of sensitivity on batch, fixed lr "
-            f"{_fmt_slope(h['slopes'][f'fixed/{t}']['sensitivity'])}, linearly scaled lr "
-            f"{_fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; on one image set, random against true labels: "
+            f"{fmt_slope(h['slopes'][f'fixed/{t}']['sensitivity'])}, linearly scaled lr "
+            f"{fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; on one image set, random against true labels: "
             f"sensitivity x {fmt_m(c['sensitivity_ratio'])}, loss gap {fmt_m(c['loss_gap'], 3)}; Spearman(sensitivity, "
             f"loss gap) within a condition, centred by batch and seed: true {fmt_sp(s['true']['loss_gap'])}, random "
             f"{fmt_sp(s['random']['loss_gap'])}")
