@@ -67,14 +67,18 @@ def test_an_experiment_that_reads_another_takes_its_config_and_its_sets():
     """1-3e's sweep is 1-3d's config, not a copy: a --set of 1-3d reaches 1-3e
     (the issue-35 bug: 1-3e trained 1-3d models for the default batch sizes);
     a nested --set works where the field is 1-3e's own and is refused, naming
-    where to set it, where it is 1-3d's."""
-    sets = ex.overrides(["1-3d.batch_sizes=16,64", "1-3e.keskar.f1_seeds=3"], "smoke", "cpu")
+    where to set it, where it is 1-3d's. 1-3d's grid rules train at grid_batch_sizes, so a sweep of other
+    batch sizes names them too (a sweep that left the grid out would be refused, naming its field)."""
+    sets = ex.overrides(["1-3d.batch_sizes=16,64", "1-3d.grid_batch_sizes=16,64", "1-3e.keskar.f1_seeds=3"],
+                        "smoke", "cpu")
     d, e = ex.experiment("1-3d"), ex.experiment("1-3e")
     cfg = e.make_config("smoke", "cpu", sets)
     assert cfg.sweep == d.make_config("smoke", "cpu", sets) and cfg.sweep.batch_sizes == (16, 64)
     assert cfg.keskar.f1_seeds == (3,) and cfg.keskar.f1_width == e.make_config("smoke", "cpu").keskar.f1_width
     assert [u.config.sweep.batch_sizes for u in e.units(cfg) if u.key == "sharpness_batch"] == [(16,), (64,)]
     assert "1-3d" in e.after and "1-2a" in ex.experiment("1-2d").after
+    with pytest.raises(ConfigError, match=r"grid_batch_sizes: 256 not among batch_sizes \(16, 64\)"):
+        ex.overrides(["1-3d.batch_sizes=16,64"], "smoke", "cpu")
     with pytest.raises(ConfigError, match=r"1-3e's sweep is 1-3d's config .* --set 1-3d.seeds=VALUE"):
         ex.overrides(["1-3e.sweep.seeds=0,1"], "smoke", "cpu")
     with pytest.raises(ConfigError, match="Unknown KeskarConfig key"):
