@@ -279,6 +279,11 @@ def fmt_slope(d: dict, digits: int = 2) -> str:
     return "n/a" if d["mean"] is None else f"{fmt_m(d, digits)} (n={d['n']})"
 
 
+def slope_of(slopes: dict, key: str, measure: str) -> str:
+    """fmt_slope of slopes[key][measure] ("rule/target"), or "n/a" where the design has no such rule."""
+    return fmt_slope(slopes[key][measure]) if key in slopes else "n/a"
+
+
 def ci_reached(x, ok, fn=ci) -> dict:
     """fn (ci, or a bounded interval: acc_test_ci, nonneg_ci) over the models that
     reached their target (ok), the others left out of a matched comparison; n

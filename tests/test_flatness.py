@@ -264,3 +264,21 @@ def test_scaling_the_layers_before_f1s_batch_norms_keeps_the_function_but_not_th
         assert (scaled(x, shared=True) - ens(x, shared=True)).abs().max() < 1e-3     # BN eps: not exactly
     s1, s2 = (epsilon_sharpness_lbfgsb(ensemble_loss_fn(e, x, y), e, 1e-3, iters=3) for e in (ens, scaled))
     assert (s2 < s1).all(), (s1, s2)
+
+
+def test_1_3d_and_1_3e_tell_their_numbers_for_a_design_without_the_linear_rule_or_f1():
+    """The one-line summaries and texts name what the design has and say n/a for what it left out (a rule,
+    a network), instead of failing on the full profile's keys: smoke, the fixed rule and its quarter only,
+    our network only in the Keskar comparison."""
+    from hw1lib.experiments import experiment
+
+    sets = {"1-3d": {"lr_rules": ["fixed", "quarter"]}, "1-3e": {"keskar.networks": ["mlp"]}}
+    for name in ("1-3d", "1-3e"):
+        E = experiment(name)
+        cfg = E.make_config("smoke", "cpu", sets)
+        r = E.run(cfg, progress=False)
+        h = E.headlines(cfg, r)
+        assert "linearly scaled lr n/a" in E.summary(h) or "linear lr n/a" in E.summary(h)
+        assert E.text(cfg, r)
+        assert list(h["law"][f"{cfg.targets[-1] if name == '1-3d' else cfg.sweep.targets[-1]:g}"].values())[0]["grid"]
+    assert "large/small sharpness n/a (no F1 in the design)" in E.summary(h)

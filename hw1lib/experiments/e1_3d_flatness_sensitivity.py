@@ -15,7 +15,7 @@ from ..measures import sensitivity
 from ..models import mnist_mlp
 from ..headline import (BOUNDED_INTERVALS, Check, TEST, acc_test_ci, ci, ci_finite, ci_reached, fmt_m, fmt_slope,
                         fmt_sp, law_fits, law_table, md_table, nonneg_ci, one_count, one_sample, pct, rnd, rounded,
-                        seed_slopes, sign_of, sign_of_rho, sp_round, vals, where)
+                        seed_slopes, sign_of, sign_of_rho, slope_of, sp_round, vals, where)
 from ..stats import centred_spearman_ci, geometric_ci
 from ..train import fit_to_targets
 from .common import Experiment, Unit, split_units, stack_units
@@ -385,8 +385,8 @@ def summary_batch_sweep(h: dict) -> str:
     t = f"{h['targets'][-1]:g}"
     s, c = h["labels"]["spearman"][t], h["labels"]["contrast"][t]
     return (f"at training loss {t}: log-log slope of sensitivity on batch, fixed lr "
-            f"{fmt_slope(h['slopes'][f'fixed/{t}']['sensitivity'])}, linearly scaled lr "
-            f"{fmt_slope(h['slopes'][f'linear/{t}']['sensitivity'])}; on one image set, random against true labels: "
+            f"{slope_of(h['slopes'], f'fixed/{t}', 'sensitivity')}, linearly scaled lr "
+            f"{slope_of(h['slopes'], f'linear/{t}', 'sensitivity')}; on one image set, random against true labels: "
             f"sensitivity x {fmt_m(c['sensitivity_ratio'])}, loss gap {fmt_m(c['loss_gap'], 3)}; Spearman(sensitivity, "
             f"loss gap) within a condition, centred by batch and seed: true {fmt_sp(s['true']['loss_gap'])}, random "
             f"{fmt_sp(s['random']['loss_gap'])}")

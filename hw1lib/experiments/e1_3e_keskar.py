@@ -156,7 +156,10 @@ def _keskar_mechanism(kf: dict) -> str:
 
 
 def _gmean_ratio(kf: dict, net: str) -> str | None:
-    """Large/small sharpness at the stopping rule: ratio of geometric means, Welch's log interval (or None)."""
+    """Large/small sharpness at the stopping rule: ratio of geometric means, Welch's log interval (or None,
+    also where the design left out either regime of `net`)."""
+    if f"{net}_large" not in kf["runs"] or f"{net}_small" not in kf["runs"]:
+        return None
     large, small = (kf["runs"][f"{net}_{r}"]["stop"]["per_seed_sharpness_lbfgsb"] for r in ("large", "small"))
     if min(len(large), len(small)) < 2 or min(large + small) <= 0:
         return None

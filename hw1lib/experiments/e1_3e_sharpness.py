@@ -15,7 +15,7 @@ from ..curvature import FlatLoss, top_eigenvalues
 from ..data import Split, load_mnist
 from ..ensemble import Ensemble, by_rule
 from ..headline import (BOUNDED_INTERVALS, Check, ci_finite, ci_reached, fmt_m, fmt_slope, law_fits, law_table,
-                        md_table, nonneg_ci, rnd, seed_slopes, sign_of, vals, where)
+                        md_table, nonneg_ci, rnd, seed_slopes, sign_of, slope_of, vals, where)
 from ..measures import ensemble_loss_fn, epsilon_sharpness, lbfgsb_per_member
 from ..models import F1_CHUNK, bn_fed_layers, bn_rescaled, count_params, keskar_f1, linear_layers, mnist_mlp
 from ..train import fit_to_targets
@@ -250,11 +250,11 @@ def summary_sharpness(h: dict) -> str:
     f1 = kf["ratios"].get("f1", {})
     law = h["law"][t]["sharpness_lbfgsb"]["grid"]
     return (f"log-log slope of sharpness (L-BFGS-B) on batch at loss {t}: fixed lr "
-            f"{fmt_slope(h['slopes'][f'fixed/{t}']['sharpness_lbfgsb'])}, linear lr "
-            f"{fmt_slope(h['slopes'][f'linear/{t}']['sharpness_lbfgsb'])}; on the grid of rates x batch sizes "
+            f"{slope_of(h['slopes'], f'fixed/{t}', 'sharpness_lbfgsb')}, linear lr "
+            f"{slope_of(h['slopes'], f'linear/{t}', 'sharpness_lbfgsb')}; on the grid of rates x batch sizes "
             f"({law['cells']} cells reached), log S = a log B + b log lr: a {fmt_slope(law['a'])}, b {fmt_slope(law['b'])}, a + b "
             f"{fmt_slope(law['a_plus_b'])}; Keskar's F1, large/small sharpness "
-            f"{_gmean_ratio(kf, 'f1') or f1.get('stop')} after their training (stopping rule, or the epoch cap where "
+            f"{_gmean_ratio(kf, 'f1') or f1.get('stop') or 'n/a (no F1 in the design)'} after their training (stopping rule, or the epoch cap where "
             f"it did not fire), published {kf['ratios']['published']}")
 
 
