@@ -255,7 +255,6 @@ def law_table(law: dict | None) -> str:
     """The fitted rate-batch law ({target: {measure: law_fits}}) as a table, or nothing."""
     if not law:
         return ""
-    where_ = lambda d: "undefined" if d["mean"] is None else sign_of(d)  # noqa: E731
     p = lambda d: "" if d.get("p") is None else f", p = {d['p']:.2g}"  # noqa: E731
     return ("\n\nlog y = c + a log(batch) + b log(lr), fitted per seed over the distinct (batch, lr) cells it "
             "reached ('all': both rules at every batch size and the grid; 'grid': the batch sizes where every rate "
@@ -263,7 +262,7 @@ def law_table(law: dict | None) -> str:
             "over seeds):\n\n" + md_table(
                 ["target", "measure", "cells", "a (batch)", "b (learning rate)", "a + b"],
                 [[t, m, f"{k} ({v['cells']})", fmt_slope(v["a"]), fmt_slope(v["b"]),
-                  where(fmt_slope(v["a_plus_b"]) + p(v["a_plus_b"]), where_(v["a_plus_b"]))]
+                  where(fmt_slope(v["a_plus_b"]) + p(v["a_plus_b"]), sign_of(v["a_plus_b"]))]
                  for t, ms in law.items() for m, fits in ms.items() for k, v in fits.items()]))
 
 

@@ -77,6 +77,11 @@ def trained_cells(cfg: BatchSweepConfig, batch_sizes) -> np.ndarray:
     return np.array([[rule_trained(cfg, r, int(b)) for r in cfg.lr_rules] for b in batch_sizes])
 
 
+def rule_lrs(cfg: BatchSweepConfig, batch_sizes) -> np.ndarray:
+    """[B, R]: each rule's learning rate at each batch size."""
+    return np.array([[rule_lr(cfg, r, int(b)) for r in cfg.lr_rules] for b in batch_sizes])
+
+
 BATCH_SWEEP_PROFILES = {
     "smoke": dict(hidden=(8,), batch_sizes=(16, 256), grid_batch_sizes=(16, 256), seeds=(0,), targets=(1.8, 1.5), max_epochs=2,
                   train_subset=512, sensitivity_subset=64, label_subset=128, label_batch_sizes=(16,),
@@ -181,7 +186,7 @@ def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> ca
     arrays |= {f"label_{k}": v for k, v in stack_units(parts[B:], metrics).items()}
     arrays["batch_size"] = np.array(cfg.batch_sizes)
     arrays["label_batch_size"] = np.array(cfg.label_batch_sizes)
-    arrays["lr"] = np.array([[rule_lr(cfg, r, b) for r in cfg.lr_rules] for b in cfg.batch_sizes])
+    arrays["lr"] = rule_lrs(cfg, cfg.batch_sizes)
     arrays["trained"] = trained_cells(cfg, cfg.batch_sizes)
     return cache.Result(arrays, {"lr_rules": list(cfg.lr_rules), "targets": list(cfg.targets),
                                  "labels": list(LABELS)})
@@ -286,11 +291,11 @@ def label_contrast(sens, gap, agap, ok, rand: int, true: int) -> dict:
 
 def c_batch_sweep(r, cfg) -> dict[str, Check]:
     a = r.arrays
-    out = {}
+    out, trained = {}, trained_cells(cfg, a["batch_size"])
     for t, target in enumerate(cfg.targets):
         for ri, rule in enumerate(cfg.lr_rules):
             for b, batch_size in enumerate(a["batch_size"]):
-                if not rule_trained(cfg, rule, int(batch_size)):
+                if not trained[b, ri]:
                     continue
                 where = f"[{rule},target={target:g},batch_size={int(batch_size)}]"
                 out[f"test_acc{where}"] = Check("1-3d/test_acc", "lin", pct(a["test_acc"][b, t, ri]),

@@ -20,7 +20,7 @@ from ..measures import ensemble_loss_fn, epsilon_sharpness, lbfgsb_per_member
 from ..models import F1_CHUNK, bn_fed_layers, bn_rescaled, count_params, keskar_f1, linear_layers, mnist_mlp
 from ..train import fit_to_targets
 from .common import Experiment, Unit, stack_units
-from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, batch_sweep_models, rule_lr, rule_trained
+from .e1_3d_flatness_sensitivity import BATCH_SWEEP, BatchSweepConfig, batch_sweep_models, rule_lrs, trained_cells
 from .e1_3e_keskar import KeskarConfig, _gmean_ratio, _h_keskar, block_keskar, c_keskar, keskar_parts
 
 
@@ -151,7 +151,7 @@ def h_sharpness(r, cfg) -> dict:
            "per_seed": {}}
     ok = a["reached"].astype(bool)                        # [B, T, R, S]: whether each model met its target
     bsz = a["batch_size"]
-    trained = lambda rule, b: rule_trained(sw, rule, int(b))  # noqa: E731
+    trained = trained_cells(sw, bsz)                      # [B, R]: whether each rule trains at each batch size
     # Keskar's small batch against the sweep's largest, where the sweep has both
     small, large = cfg.keskar.small_batch, int(bsz.max())
     out["contrast"] = {"batch_sizes": [small, large], "ratios": {}}
@@ -159,7 +159,7 @@ def h_sharpness(r, cfg) -> dict:
         for ri, rule in enumerate(sw.lr_rules):
             key = f"{rule}/{target:g}"
             for b, batch_size in enumerate(bsz):
-                if not trained(rule, batch_size):
+                if not trained[b, ri]:
                     continue
                 out["cells"].append({"target": target, "rule": rule, "batch_size": int(batch_size), "reached": int(ok[b, t, ri].sum()),
                                      "n": int(ok.shape[-1]),
@@ -176,13 +176,12 @@ def h_sharpness(r, cfg) -> dict:
             out["per_seed"][key] = {"sharpness": [[rnd(v) for v in row] for row in a["sharpness"][:, 0, t, ri]],
                                     "sharpness_lbfgsb": [[rnd(v) for v in row] for row in a["sharpness_lbfgsb"][:, t, ri]],
                                     "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
-            if small in bsz and small < large and trained(rule, small) and trained(rule, large):
-                i, j = list(bsz).index(small), list(bsz).index(large)
+            i, j = list(bsz).index(small) if small in bsz else None, list(bsz).index(large)
+            if i is not None and small < large and trained[i, ri] and trained[j, ri]:
                 out["contrast"]["ratios"][key] = rnd(np.exp(np.log(a["sharpness_lbfgsb"][j, t, ri]).mean()
                                                             - np.log(a["sharpness_lbfgsb"][i, t, ri]).mean()))
-    # log S = c + a log B + b log lr over both rules' cells: the fixed rule gives a, the linear one a + b
-    lr = np.array([[rule_lr(sw, rule, int(b)) for rule in sw.lr_rules] for b in bsz])
-    out["law"] = {f"{target:g}": {m: law_fits(sw.grid_batch_sizes, bsz, lr, v[:, t], ok[:, t]) for m, v in (
+    # log S = c + a log B + b log lr, on the grid and over every cell
+    out["law"] = {f"{target:g}": {m: law_fits(sw.grid_batch_sizes, bsz, rule_lrs(sw, bsz), v[:, t], ok[:, t]) for m, v in (
         ("sharpness_lbfgsb", a["sharpness_lbfgsb"]), (f"sharpness_eps{eps[0]:g}", a["sharpness"][:, 0]),
         ("top_eig", a["top_eig"]))} for t, target in enumerate(sw.targets)}
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
@@ -191,11 +190,11 @@ def h_sharpness(r, cfg) -> dict:
 
 def c_sharpness(r, cfg) -> dict[str, Check]:
     a = r.arrays
-    out = {}
+    out, trained = {}, trained_cells(cfg.sweep, a["batch_size"])
     for t, target in enumerate(cfg.sweep.targets):
         for ri, rule in enumerate(cfg.sweep.lr_rules):
             for b, batch_size in enumerate(a["batch_size"]):
-                if not rule_trained(cfg.sweep, rule, int(batch_size)):
+                if not trained[b, ri]:
                     continue
                 where = f"{rule},target={target:g},batch_size={int(batch_size)}"
                 for e, eps in enumerate(a["epsilons"]):
@@ -237,8 +236,7 @@ def _keskar_tests(sh: dict) -> str:
                      f"eigenvalue {where(fmt_slope(sl['top_eig']), sign_of(sl['top_eig']))}.")
     for t, ms in (sh.get("law") or {}).items():
         for m in ("sharpness_lbfgsb", "top_eig"):
-            fits = "; ".join(f"{k} ({f['cells']} cells) " + where(fmt_slope(v := f["a_plus_b"]), sign_of(v) if v["mean"]
-                                                                  is not None else "undefined")
+            fits = "; ".join(f"{k} ({f['cells']} cells) " + where(fmt_slope(f["a_plus_b"]), sign_of(f["a_plus_b"]))
                              for k, f in ms[m].items())
             lines.append(f"- does only lr / batch matter (a + b = 0)? {m}, training loss {t}: a + b {fits}.")
     return "\n".join(lines)
