@@ -60,7 +60,7 @@ $(STAMP): $(LOCK) pyproject.toml
 ## supported Python and platform at once).
 lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet uv==0.13.9
+	$(PY) -m pip install --quiet --require-hashes -r tools/uv.txt
 	$(PY) tools/lock.py
 
 data: setup

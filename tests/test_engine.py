@@ -194,6 +194,16 @@ def test_registry_is_the_list_of_notebooks():
             assert units and pickle.loads(pickle.dumps(units[0])).config == units[0].config
 
 
+def test_each_experiment_has_a_module_of_its_own_under_400_lines():
+    """One module per experiment, named like its notebook (a length or noise control beside its parent), read
+    top to bottom: none grows past 400 lines."""
+    for e in REGISTRY:
+        module = "hw1lib.experiments.e" + e.notebook.removesuffix(".ipynb").replace("-", "_")
+        assert e.config.__module__ == e.headline.__module__ == module, (e.name, e.config.__module__)
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "hw1lib" / "experiments").glob("e1_*.py")}
+    assert sizes and max(sizes.values()) <= 400, {k: v for k, v in sizes.items() if v > 400}
+
+
 def test_host_experiments_compute_on_the_cpu_whatever_the_device():
     hosts = [e for e in REGISTRY if e.host]
     assert [e.name for e in hosts] == ["1-2c"]

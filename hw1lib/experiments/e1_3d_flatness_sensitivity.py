@@ -57,8 +57,6 @@ class BatchSweepConfig:
 LR_FACTORS = {"fixed": 1.0, "quarter": 0.25, "fourfold": 4.0}   # the rules that scale lr by a constant
 LR_RULES = ("fixed", "linear", "quarter", "fourfold")
 GRID_RULES = ("quarter", "fourfold")      # trained only at grid_batch_sizes
-
-
 LABELS = ("true", "random")
 
 
@@ -150,14 +148,12 @@ def _train_labels(cfg: BatchSweepConfig, progress: bool) -> cache.Result:
 
 
 def batch_sweep_units(cfg: BatchSweepConfig) -> list[Unit]:
-    """One unit per batch size (its rules and seeds train as one ensemble), then
-    one per batch size of the label comparison."""
+    """The model units (`model_units`), then one per batch size of the label comparison."""
     return model_units(cfg) + split_units("batch_sweep_labels", cfg, ("label_batch_sizes",), _train_labels)
 
 
 def model_units(cfg: BatchSweepConfig) -> list[Unit]:
-    """One unit per batch size, its rules and seeds trained as one ensemble
-    (1-3e reads their models)."""
+    """One unit per batch size, its rules and seeds trained as one ensemble (1-3e reads their models)."""
     return split_units("batch_sweep_unit", cfg, ("batch_sizes",), _train_batch)
 
 
@@ -174,12 +170,10 @@ def batch_sweep_models(cfg: BatchSweepConfig, batch_size: int, progress: bool = 
 
 def assemble_batch_sweep(cfg: BatchSweepConfig, parts: list[cache.Result]) -> cache.Result:
     """Arrays: batch_size [B]; lr, trained [B, R] (each rule's rate, and whether it trains, at each batch
-    size); train_loss, train_acc, test_loss,
-    test_acc, sensitivity, epochs, steps, reached [B, T, R, S] (targets T, rules
-    R, seeds S; at each matched training loss, see `train.fit_to_targets`;
-    sensitivity = mean over the test images of the per-image Frobenius norm of
-    d softmax / d input); loss_curve [B] objects; label_batch_size [Bl] and
-    label_{metric} [Bl, T, L, S] for the label comparison (true, random)."""
+    size); train_loss, train_acc, test_loss, test_acc, sensitivity, epochs, steps, reached [B, T, R, S]
+    (targets T, rules R, seeds S; at each matched training loss, see `train.fit_to_targets`; sensitivity =
+    mean over the test images of the per-image Frobenius norm of d softmax / d input); loss_curve [B]
+    objects; label_batch_size [Bl] and label_{metric} [Bl, T, L, S] for the label comparison (true, random)."""
     B = len(cfg.batch_sizes)
     metrics = ("train_loss", "train_acc", "test_loss", "test_acc", "sensitivity", "epochs", "steps", "reached")
     arrays = stack_units(parts[:B], metrics)
