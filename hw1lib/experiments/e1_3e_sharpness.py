@@ -154,6 +154,8 @@ def h_sharpness(r, cfg) -> dict:
     trained = trained_cells(sw, bsz)                      # [B, R]: whether each rule trains at each batch size
     # Keskar's small batch against the sweep's largest, where the sweep has both
     small, large = cfg.keskar.small_batch, int(bsz.max())
+    si = list(bsz).index(small) if small in bsz and small < large else None     # their rows
+    li = list(bsz).index(large)
     out["contrast"] = {"batch_sizes": [small, large], "ratios": {}}
     for t, target in enumerate(sw.targets):
         for ri, rule in enumerate(sw.lr_rules):
@@ -176,12 +178,12 @@ def h_sharpness(r, cfg) -> dict:
             out["per_seed"][key] = {"sharpness": [[rnd(v) for v in row] for row in a["sharpness"][:, 0, t, ri]],
                                     "sharpness_lbfgsb": [[rnd(v) for v in row] for row in a["sharpness_lbfgsb"][:, t, ri]],
                                     "top_eig": [[rnd(v) for v in row] for row in a["top_eig"][:, t, ri]]}
-            i, j = list(bsz).index(small) if small in bsz else None, list(bsz).index(large)
-            if i is not None and small < large and trained[i, ri] and trained[j, ri]:
-                out["contrast"]["ratios"][key] = rnd(np.exp(np.log(a["sharpness_lbfgsb"][j, t, ri]).mean()
-                                                            - np.log(a["sharpness_lbfgsb"][i, t, ri]).mean()))
+            if si is not None and trained[si, ri] and trained[li, ri]:
+                out["contrast"]["ratios"][key] = rnd(np.exp(np.log(a["sharpness_lbfgsb"][li, t, ri]).mean()
+                                                            - np.log(a["sharpness_lbfgsb"][si, t, ri]).mean()))
     # log S = c + a log B + b log lr, on the grid and over every cell
-    out["law"] = {f"{target:g}": {m: law_fits(sw.grid_batch_sizes, bsz, rule_lrs(sw, bsz), v[:, t], ok[:, t]) for m, v in (
+    lrs = rule_lrs(sw, bsz)                               # [B, R]
+    out["law"] = {f"{target:g}": {m: law_fits(sw.grid_batch_sizes, bsz, lrs, v[:, t], ok[:, t]) for m, v in (
         ("sharpness_lbfgsb", a["sharpness_lbfgsb"]), (f"sharpness_eps{eps[0]:g}", a["sharpness"][:, 0]),
         ("top_eig", a["top_eig"]))} for t, target in enumerate(sw.targets)}
     out["keskar_f1"] = _h_keskar(a, r.summary["keskar"], cfg.keskar)
